@@ -1,0 +1,2 @@
+export { PeerTransport } from "./peer-transport";
+export type { PeerTransportOptions, PeerStats } from "./peer-transport";
