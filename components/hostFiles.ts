@@ -1,0 +1,153 @@
+/**
+ * Files placed on hosts, rendered as text: the member's systemd unit, the env files that point
+ * etcdctl-style tools at the cluster, and the framing that carries certificates and keys to a
+ * host through a command's stdin (so keys never appear in a command line, a log or a file
+ * left behind by the transfer). Pure: no Pulumi, no I/O.
+ */
+import { certPaths, renderMemberFlags, TopologyError, type MemberEndpoint } from "./topology";
+import type { JoinPlan } from "./membership";
+
+/** Where everything lives on a host. The same on masters and workers. */
+export const HOST = {
+  user: "raftkv",
+  optDir: "/opt/raftkv",
+  memberBundle: "/opt/raftkv/raftkv.cjs",
+  ctlBundle: "/opt/raftkv/raftkvctl.cjs",
+  ctlWrapper: "/usr/local/bin/raftkvctl",
+  configDir: "/etc/raftkv",
+  certDir: "/etc/raftkv/pki",
+  envFile: "/etc/raftkv/raftkv.env",
+  unitName: "raftkv.service",
+  unitPath: "/etc/systemd/system/raftkv.service",
+  stateDir: "/var/lib/raftkv",
+  dataDir: "/var/lib/raftkv/data",
+  nodePath: "/usr/bin/node",
+} as const;
+
+/** File names (inside HOST.certDir) of a worker's or admin's client credentials. */
+export const CLIENT_CERT_FILE = "client.crt";
+export const CLIENT_KEY_FILE = "client.key";
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** The names, inside the cert dir, of the files a member needs, as the runtime expects them. */
+export function memberCertFileNames(): { ca: string; serverCert: string; serverKey: string; peerCert: string; peerKey: string } {
+  const p = certPaths(HOST.certDir);
+  return {
+    ca: baseName(p.ca),
+    serverCert: baseName(p.serverCert),
+    serverKey: baseName(p.serverKey),
+    peerCert: baseName(p.peerCert),
+    peerKey: baseName(p.peerKey),
+  };
+}
+
+export const FILE_HEADER_PREFIX = "--- raftkv-file ";
+const FILE_NAME_RE = /^[a-z0-9][a-z0-9.-]*$/;
+
+/**
+ * Several files in one stdin stream: each file is a header line `--- raftkv-file <name>`
+ * followed by its content. PEM text never starts a line with `---` followed by a space, so the
+ * header cannot be confused with content; we check anyway.
+ */
+export function renderFileBundle(files: ReadonlyArray<{ name: string; content: string }>): string {
+  return files
+    .map(({ name, content }) => {
+      if (!FILE_NAME_RE.test(name)) throw new TopologyError(`invalid bundled file name ${JSON.stringify(name)}`);
+      if (content.split("\n").some((line) => line.startsWith(FILE_HEADER_PREFIX.trimEnd()))) {
+        throw new TopologyError(`content of ${name} contains a line that looks like a file header`);
+      }
+      const body = content.endsWith("\n") ? content : `${content}\n`;
+      return `${FILE_HEADER_PREFIX}${name}\n${body}`;
+    })
+    .join("");
+}
+
+/** Systemd treats `%` as a specifier and `$` as a variable, and splits on spaces: refuse them. */
+function unitArg(arg: string): string {
+  if (!/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) || arg.includes("%")) {
+    throw new TopologyError(`cannot place ${JSON.stringify(arg)} on a systemd ExecStart line`);
+  }
+  return arg;
+}
+
+export interface MemberRuntimeOptions {
+  clusterToken: string;
+  /** Where the unit finds node; Debian's `nodejs` package puts it at /usr/bin/node. */
+  nodePath?: string;
+}
+
+/** The flags a member starts with: exactly what the shared plan renders for its join plan. */
+export function memberFlags(join: JoinPlan, opts: MemberRuntimeOptions): string[] {
+  return renderMemberFlags(join.member, join.initialCluster, {
+    dataDir: HOST.dataDir,
+    certDir: HOST.certDir,
+    clusterToken: opts.clusterToken,
+    clusterState: join.clusterState,
+    listenHost: "0.0.0.0",
+  });
+}
+
+/**
+ * The member's unit. Flags live on the ExecStart line (they are the contract with the runtime);
+ * ExecReload sends SIGHUP, on which the member re-reads its certificates without a restart.
+ */
+export function renderMemberUnit(join: JoinPlan, opts: MemberRuntimeOptions): string {
+  const nodePath = opts.nodePath ?? HOST.nodePath;
+  const args = [nodePath, HOST.memberBundle, ...memberFlags(join, opts)].map(unitArg);
+  return [
+    "[Unit]",
+    `Description=raftkv member ${join.member.name}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=simple",
+    `User=${HOST.user}`,
+    `Group=${HOST.user}`,
+    `ExecStart=${args.join(" \\\n    ")}`,
+    "ExecReload=/bin/kill -HUP $MAINPID",
+    "Restart=on-failure",
+    "RestartSec=5",
+    "TimeoutStopSec=30",
+    "LimitNOFILE=65536",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    `ReadWritePaths=${HOST.stateDir}`,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** ETCDCTL_* settings, in the form both etcdctl and raftkvctl read, for tools on a host. */
+export function renderClientEnv(endpoints: readonly string[], certFile: string, keyFile: string): string {
+  if (endpoints.length === 0) throw new TopologyError("a client env file needs at least one endpoint");
+  for (const e of endpoints) {
+    if (!/^https:\/\/[A-Za-z0-9.-]+:\d+$/.test(e)) throw new TopologyError(`invalid client endpoint ${JSON.stringify(e)}`);
+  }
+  return [
+    `ETCDCTL_API=3`,
+    `ETCDCTL_ENDPOINTS=${endpoints.join(",")}`,
+    `ETCDCTL_CACERT=${HOST.certDir}/${memberCertFileNames().ca}`,
+    `ETCDCTL_CERT=${HOST.certDir}/${certFile}`,
+    `ETCDCTL_KEY=${HOST.certDir}/${keyFile}`,
+    "",
+  ].join("\n");
+}
+
+/** A member's own env file: tools on a master talk to the local member with its peer cert. */
+export function renderMemberEnv(member: MemberEndpoint): string {
+  const names = memberCertFileNames();
+  return renderClientEnv([`https://127.0.0.1:${member.clientPort}`], names.peerCert, names.peerKey);
+}
+
+/** `raftkvctl` on a host: the bundled CLI with the host's env file loaded. */
+export function renderCtlWrapper(nodePath: string = HOST.nodePath): string {
+  return ["#!/bin/sh", "set -a", `. ${HOST.envFile}`, "set +a", `exec ${nodePath} ${HOST.ctlBundle} "$@"`, ""].join("\n");
+}
