@@ -1,11 +1,10 @@
-// Entry point of the member process. The server wiring lands with the server issue; until then
-// the executable only reports what it is.
-import { version } from "../../package.json";
+// The `raftkv` member process (bundled into dist/raftkv.cjs by `npm run build`).
+import { main } from "../server/main";
 
-const args = process.argv.slice(2);
-if (args.includes("--version")) {
-  console.log(`raftkv ${version}`);
-} else {
-  console.error("raftkv: the member process is not assembled yet (see README: status)");
-  process.exitCode = 2;
-}
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`raftkv: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(70);
+  },
+);

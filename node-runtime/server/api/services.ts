@@ -1,0 +1,298 @@
+/**
+ * The etcd v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance) on top of one Member.
+ *
+ * Handlers validate, turn wire shapes into state-machine requests, and either replicate them
+ * (writes) or read locally after a read barrier (linearizable reads; serializable ones skip it).
+ * Every response carries etcd's header, every error etcd's status code and message.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { createHash, randomBytes } from "node:crypto";
+import { encodeCommand, type KvCommand } from "../../kv";
+import type * as kvt from "../../kv/types";
+import type * as wire from "../etcd-types";
+import { Errors, EtcdError } from "../errors";
+import { memberIdFor } from "../identity";
+import type { Member } from "../member";
+import type { MemberInfo } from "../membership";
+import { compactReq, deleteReq, putReq, rangeReq, toId, toNumber, txnReq } from "./convert";
+import { serveWatch } from "./watch";
+
+/** The etcd release whose API we implement; reported by Maintenance/Status as clients expect. */
+export const ETCD_API_VERSION = "3.4.0";
+
+type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+
+export interface ServiceContext {
+  member: Member;
+  maxRequestBytes: number;
+}
+
+export function header(m: Member, revision?: number): wire.ResponseHeader {
+  return {
+    cluster_id: String(m.clusterId),
+    member_id: String(m.id),
+    revision: String(revision ?? m.kv.revision),
+    raft_term: String(m.status().term),
+  };
+}
+
+/** Wraps an async handler: errors become etcd statuses; duration and outcome are recorded. */
+function unary<Req, Res>(ctx: ServiceContext, service: string, method: string, f: (req: Req) => Promise<Res>): Unary<Req, Res> {
+  const { metrics } = ctx.member;
+  return (call, cb) => {
+    const end = metrics.requestDuration.startTimer({ grpc_type: "unary", grpc_service: service, grpc_method: method });
+    f(call.request).then(
+      (res) => {
+        end();
+        metrics.requestsHandled.inc({ grpc_type: "unary", grpc_service: service, grpc_method: method, grpc_code: "OK" });
+        cb(null, res);
+      },
+      (err: unknown) => {
+        end();
+        const e = Errors.toEtcd(err);
+        metrics.requestsHandled.inc({ grpc_type: "unary", grpc_service: service, grpc_method: method, grpc_code: grpc.status[e.code] ?? "UNKNOWN" });
+        if (e.code === grpc.status.INTERNAL) ctx.member.log.error({ err, method }, "request failed");
+        cb({ code: e.code, details: e.message, message: e.message } as grpc.ServiceError, null);
+      },
+    );
+  };
+}
+
+async function replicate(ctx: ServiceContext, cmd: KvCommand): Promise<unknown> {
+  if (encodeCommand(cmd).length > ctx.maxRequestBytes) throw Errors.requestTooLarge();
+  return ctx.member.proposeKv(cmd);
+}
+
+function withHeader<T extends { header: unknown }>(m: Member, res: T): T {
+  const rev = (res.header as { revision?: number } | undefined)?.revision;
+  return { ...res, header: header(m, rev) };
+}
+
+function hasWrites(ops: readonly kvt.RequestOp[]): boolean {
+  return ops.some((o) => o.request_put !== undefined || o.request_delete_range !== undefined || (o.request_txn !== undefined && txnHasWrites(o.request_txn)));
+}
+
+function txnHasWrites(t: kvt.TxnRequest): boolean {
+  return hasWrites(t.success ?? []) || hasWrites(t.failure ?? []);
+}
+
+export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  const m = ctx.member;
+  return {
+    Range: unary(ctx, "etcdserverpb.KV", "Range", async (req: wire.RangeRequest) => {
+      const r = rangeReq(req);
+      if (!r.serializable) await m.readBarrier();
+      return withHeader(m, m.kv.range(r));
+    }),
+    Put: unary(ctx, "etcdserverpb.KV", "Put", async (req: wire.PutRequest) => {
+      const r = putReq(req);
+      m.kv.validate({ type: "put", req: r });
+      return withHeader(m, (await replicate(ctx, { type: "put", req: r })) as kvt.PutResponse);
+    }),
+    DeleteRange: unary(ctx, "etcdserverpb.KV", "DeleteRange", async (req: wire.DeleteRangeRequest) => {
+      const r = deleteReq(req);
+      m.kv.validate({ type: "deleteRange", req: r });
+      return withHeader(m, (await replicate(ctx, { type: "deleteRange", req: r })) as kvt.DeleteRangeResponse);
+    }),
+    Txn: unary(ctx, "etcdserverpb.KV", "Txn", async (req: wire.TxnRequest) => {
+      const r = txnReq(req);
+      m.kv.validate({ type: "txn", req: r });
+      if (!txnHasWrites(r)) {
+        // A read-only txn needs no log entry: a read barrier gives it the same linearizability.
+        await m.readBarrier();
+        return withHeader(m, m.kv.readOnlyTxn(r));
+      }
+      return withHeader(m, (await replicate(ctx, { type: "txn", req: r })) as kvt.TxnResponse);
+    }),
+    Compact: unary(ctx, "etcdserverpb.KV", "Compact", async (req: wire.CompactionRequest) => {
+      const r = compactReq(req);
+      m.kv.validate({ type: "compact", req: r });
+      return withHeader(m, (await replicate(ctx, { type: "compact", req: r })) as kvt.CompactionResponse);
+    }),
+  };
+}
+
+function newLeaseId(): string {
+  // Positive int63, like etcd's lease IDs.
+  return (randomBytes(8).readBigUInt64BE() >> 1n).toString();
+}
+
+export function leaseService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  const m = ctx.member;
+  return {
+    LeaseGrant: unary(ctx, "etcdserverpb.Lease", "LeaseGrant", async (req: wire.LeaseGrantRequest) => {
+      const id = toId(req.ID) === "0" ? newLeaseId() : toId(req.ID);
+      const cmd: KvCommand = { type: "leaseGrant", req: { ID: id, TTL: toNumber(req.TTL) } };
+      m.kv.validate(cmd);
+      return withHeader(m, (await replicate(ctx, cmd)) as kvt.LeaseGrantResponse);
+    }),
+    LeaseRevoke: unary(ctx, "etcdserverpb.Lease", "LeaseRevoke", async (req: wire.LeaseRevokeRequest) => {
+      return withHeader(m, (await replicate(ctx, { type: "leaseRevoke", req: { ID: toId(req.ID) } })) as kvt.LeaseRevokeResponse);
+    }),
+    LeaseTimeToLive: unary(ctx, "etcdserverpb.Lease", "LeaseTimeToLive", async (req: wire.LeaseTimeToLiveRequest) => {
+      await m.readBarrier();
+      const id = toId(req.ID);
+      const res = m.kv.timeToLive(id, req.keys);
+      if (res.TTL === -1) return withHeader(m, res);
+      let remaining = res.TTL;
+      try {
+        remaining = await m.leaseRemaining(id);
+      } catch (e) {
+        if (!(e instanceof EtcdError) || e.code !== grpc.status.NOT_FOUND) throw e;
+        return withHeader(m, { ...res, TTL: -1, grantedTTL: 0, keys: [] });
+      }
+      return withHeader(m, { ...res, TTL: remaining });
+    }),
+    LeaseLeases: unary(ctx, "etcdserverpb.Lease", "LeaseLeases", async () => {
+      await m.readBarrier();
+      return withHeader(m, m.kv.leaseList());
+    }),
+    LeaseKeepAlive: (call: grpc.ServerDuplexStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>) => {
+      call.on("data", (req: wire.LeaseKeepAliveRequest) => {
+        const id = toId(req.ID);
+        m.leaseKeepAlive(id).then(
+          (ttl) => call.write({ header: header(m), ID: id, TTL: String(ttl) }),
+          (err: unknown) => {
+            const e = Errors.toEtcd(err);
+            // etcd answers a keep-alive for an unknown lease with TTL 0, not with an error.
+            if (e.code === grpc.status.NOT_FOUND) call.write({ header: header(m), ID: id, TTL: "0" });
+            else call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
+          },
+        );
+      });
+      call.on("end", () => call.end());
+      call.on("error", () => undefined);
+    },
+  };
+}
+
+function wireMember(x: MemberInfo): wire.Member {
+  return { ID: String(x.id), name: x.name, peerURLs: x.peerURLs, clientURLs: x.clientURLs, isLearner: x.isLearner };
+}
+
+function validPeerUrls(urls: readonly string[]): boolean {
+  return urls.length > 0 && urls.every((u) => /^https?:\/\/[^/\s]+:\d+$/.test(u));
+}
+
+export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  const m = ctx.member;
+  const token = m.cfg.initialClusterToken;
+  return {
+    MemberAdd: unary(ctx, "etcdserverpb.Cluster", "MemberAdd", async (req: wire.MemberAddRequest) => {
+      if (!validPeerUrls(req.peerURLs)) throw Errors.memberBadUrls();
+      for (const url of req.peerURLs) if (m.membership.findByPeerUrl(url)) throw Errors.peerUrlExists();
+      const id = memberIdFor(req.peerURLs, token);
+      const members = await m.proposeMemberChange(req.isLearner ? "addLearner" : "addNode", id, { name: "", peerURLs: req.peerURLs });
+      const added = members.find((x) => x.id === id);
+      return {
+        header: header(m),
+        member: added ? wireMember(added) : { ID: String(id), name: "", peerURLs: req.peerURLs, clientURLs: [], isLearner: req.isLearner },
+        members: members.map(wireMember),
+      };
+    }),
+    MemberRemove: unary(ctx, "etcdserverpb.Cluster", "MemberRemove", async (req: wire.MemberRemoveRequest) => {
+      const id = Number(toId(req.ID));
+      if (!m.membership.has(id)) throw Errors.memberNotFound();
+      const members = await m.proposeMemberChange("removeNode", id, undefined);
+      return { header: header(m), members: members.map(wireMember) };
+    }),
+    MemberUpdate: unary(ctx, "etcdserverpb.Cluster", "MemberUpdate", async (req: wire.MemberUpdateRequest) => {
+      const id = Number(toId(req.ID));
+      const cur = m.membership.get(id);
+      if (!cur) throw Errors.memberNotFound();
+      if (!validPeerUrls(req.peerURLs)) throw Errors.memberBadUrls();
+      const members = await m.proposeMemberChange("updateNode", id, { name: cur.name, peerURLs: req.peerURLs });
+      return { header: header(m), members: members.map(wireMember) };
+    }),
+    MemberList: unary(ctx, "etcdserverpb.Cluster", "MemberList", async () => {
+      return { header: header(m), members: m.membership.list().map(wireMember) };
+    }),
+    MemberPromote: unary(ctx, "etcdserverpb.Cluster", "MemberPromote", async (req: wire.MemberPromoteRequest) => {
+      const id = Number(toId(req.ID));
+      const cur = m.membership.get(id);
+      if (!cur) throw Errors.memberNotFound();
+      if (!cur.isLearner) throw Errors.memberNotLearner();
+      if (!(await m.learnerReady(id))) throw Errors.learnerNotReady();
+      const members = await m.proposeMemberChange("promote", id, undefined);
+      return { header: header(m), members: members.map(wireMember) };
+    }),
+  };
+}
+
+/** etcdctl accepts a snapshot stream only if its size is 512-aligned data followed by its SHA-256. */
+export function snapshotBlob(data: Uint8Array): Buffer {
+  const padded = Buffer.alloc(Math.ceil((data.length + 8) / 512) * 512);
+  // The first 8 bytes record the real length so the padding can be stripped on restore.
+  padded.writeBigUInt64LE(BigInt(data.length), 0);
+  padded.set(data, 8);
+  const sum = createHash("sha256").update(padded).digest();
+  return Buffer.concat([padded, sum]);
+}
+
+export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  const m = ctx.member;
+  return {
+    Status: unary(ctx, "etcdserverpb.Maintenance", "Status", async () => {
+      const st = m.status();
+      return {
+        header: header(m),
+        version: ETCD_API_VERSION,
+        dbSize: String(st.dbSize),
+        leader: String(st.leader),
+        raftIndex: String(st.commitIndex),
+        raftTerm: String(st.term),
+        raftAppliedIndex: String(st.appliedIndex),
+        errors: m.kv.alarmList().length > 0 ? m.kv.alarmList().map((a) => `memberID:${a.memberID} alarm:${a.alarm}`) : [],
+        dbSizeInUse: String(st.dbSize),
+        isLearner: st.isLearner,
+      };
+    }),
+    Alarm: unary(ctx, "etcdserverpb.Maintenance", "Alarm", async (req: wire.AlarmRequest) => {
+      if (req.action === "GET") return { header: header(m), alarms: m.kv.alarmList() };
+      const res = (await replicate(ctx, {
+        type: "alarm",
+        req: { action: req.action, memberID: toId(req.memberID), alarm: req.alarm },
+      })) as kvt.AlarmResponse;
+      return withHeader(m, res);
+    }),
+    Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async () => ({ header: header(m), hash: m.kv.hash() })),
+    HashKV: unary(ctx, "etcdserverpb.Maintenance", "HashKV", async (req: wire.HashKVRequest) => {
+      return withHeader(m, m.kv.hashKV(toNumber(req.revision)));
+    }),
+    Defragment: unary(ctx, "etcdserverpb.Maintenance", "Defragment", async () => ({ header: header(m) })),
+    MoveLeader: unary(ctx, "etcdserverpb.Maintenance", "MoveLeader", async (req: { targetID: string }) => {
+      await m.moveLeader(Number(toId(req.targetID)));
+      return { header: header(m) };
+    }),
+    Snapshot: (call: grpc.ServerWritableStream<unknown, wire.SnapshotResponse>) => {
+      const blob = snapshotBlob(m.currentSnapshotBytes());
+      const chunk = 32 * 1024;
+      let off = 0;
+      const pump = () => {
+        while (off < blob.length) {
+          const end = Math.min(off + chunk, blob.length);
+          const ok = call.write({ header: header(m), remaining_bytes: String(blob.length - end), blob: blob.subarray(off, end) });
+          off = end;
+          if (!ok) return void call.once("drain", pump);
+        }
+        call.end();
+      };
+      pump();
+    },
+  };
+}
+
+export function watchService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  return { Watch: (call: grpc.ServerDuplexStream<wire.WatchRequest, wire.WatchResponse>) => serveWatch(ctx.member, call) };
+}
+
+export function authService(): grpc.UntypedServiceImplementation {
+  // Authentication is by client certificate; the Auth RPCs say so rather than pretend.
+  const notCapable: Unary<unknown, unknown> = (_call, cb) =>
+    cb({ code: grpc.status.UNAVAILABLE, details: "etcdserver: not capable" } as grpc.ServiceError, null);
+  const methods = [
+    "AuthEnable", "AuthDisable", "Authenticate", "UserAdd", "UserGet", "UserList", "UserDelete", "UserChangePassword",
+    "UserGrantRole", "UserRevokeRole", "RoleAdd", "RoleGet", "RoleList", "RoleDelete", "RoleGrantPermission", "RoleRevokePermission",
+  ];
+  return Object.fromEntries(methods.map((k) => [k, notCapable]));
+}

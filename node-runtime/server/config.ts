@@ -1,0 +1,261 @@
+/**
+ * The member's configuration: etcd-named flags, each also settable as RAFTKV_<FLAG> env, parsed
+ * and validated into one typed value. Every problem becomes a ConfigError whose message is the
+ * single line the process prints before exiting.
+ */
+import { Command, Option, CommanderError } from "commander";
+import { parseInitialCluster, parsePeerUrl, TopologyError, type InitialClusterMember } from "../../components/topology";
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export interface ListenUrl {
+  scheme: "http" | "https";
+  host: string;
+  port: number;
+  url: string;
+}
+
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  listenPeer: ListenUrl;
+  listenClient: ListenUrl[];
+  listenMetrics: ListenUrl[];
+  advertisePeerUrls: string[];
+  advertiseClientUrls: string[];
+  initialCluster: InitialClusterMember[];
+  initialClusterState: "new" | "existing";
+  initialClusterToken: string;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  snapshotCount: number;
+  certFile?: string;
+  keyFile?: string;
+  trustedCaFile?: string;
+  clientCertAuth: boolean;
+  peerCertFile: string;
+  peerKeyFile: string;
+  peerTrustedCaFile: string;
+  peerClientCertAuth: boolean;
+  maxRequestBytes: number;
+  quotaBackendBytes: number;
+  maxTxnOps: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+interface FlagSpec {
+  flag: string;
+  description: string;
+  default?: string;
+}
+
+const FLAGS: FlagSpec[] = [
+  { flag: "name", description: "human-readable name of this member", default: "default" },
+  { flag: "data-dir", description: "path to the data directory (default: <name>.raftkv)" },
+  { flag: "listen-peer-urls", description: "URL to listen on for peer traffic (https only)", default: "https://localhost:2380" },
+  { flag: "listen-client-urls", description: "comma-separated URLs to listen on for client traffic", default: "https://localhost:2379" },
+  { flag: "listen-metrics-urls", description: "comma-separated plain-HTTP URLs serving /health and /metrics", default: "" },
+  { flag: "initial-advertise-peer-urls", description: "this member's peer URLs to advertise to the rest of the cluster", default: "https://localhost:2380" },
+  { flag: "advertise-client-urls", description: "this member's client URLs to advertise to clients", default: "https://localhost:2379" },
+  { flag: "initial-cluster", description: "initial cluster configuration for bootstrapping: name=url,...", default: "default=https://localhost:2380" },
+  { flag: "initial-cluster-state", description: "'new' for a new cluster, 'existing' to join one", default: "new" },
+  { flag: "initial-cluster-token", description: "initial cluster token, unique per cluster", default: "raftkv-cluster" },
+  { flag: "heartbeat-interval", description: "time (ms) of a heartbeat interval", default: "100" },
+  { flag: "election-timeout", description: "time (ms) for an election to timeout", default: "1000" },
+  { flag: "snapshot-count", description: "number of committed entries that trigger a snapshot", default: "10000" },
+  { flag: "cert-file", description: "path to the client server TLS cert file" },
+  { flag: "key-file", description: "path to the client server TLS key file" },
+  { flag: "trusted-ca-file", description: "path to the client server TLS trusted CA file (may hold several CAs)" },
+  { flag: "client-cert-auth", description: "require client certificates signed by --trusted-ca-file", default: "false" },
+  { flag: "peer-cert-file", description: "path to the peer TLS cert file (server and client auth)" },
+  { flag: "peer-key-file", description: "path to the peer TLS key file" },
+  { flag: "peer-trusted-ca-file", description: "path to the peer TLS trusted CA file (may hold several CAs)" },
+  { flag: "peer-client-cert-auth", description: "require peer certificates signed by --peer-trusted-ca-file", default: "true" },
+  { flag: "max-request-bytes", description: "maximum client request size in bytes the server will accept", default: String(1.5 * 1024 * 1024) },
+  { flag: "quota-backend-bytes", description: "raise an alarm when the backend size exceeds this quota", default: String(2 * 1024 * 1024 * 1024) },
+  { flag: "max-txn-ops", description: "maximum number of operations permitted in a transaction", default: "128" },
+  { flag: "log-level", description: "debug, info, warn or error", default: "info" },
+];
+
+export function envName(flag: string): string {
+  return `RAFTKV_${flag.toUpperCase().replace(/-/g, "_")}`;
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** The commander program for `raftkv`; exported so `--help` output can be tested. */
+export function buildCommand(): Command {
+  const cmd = new Command("raftkv")
+    .description("raftkv member: an etcd-compatible Raft key-value store")
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: (s) => process.stdout.write(s) })
+    .version(versionString(), "--version");
+  for (const f of FLAGS) {
+    const opt = new Option(`--${f.flag} <value>`, f.description).env(envName(f.flag));
+    if (f.default !== undefined && f.default !== "") opt.default(f.default);
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+function versionString(): string {
+  // Resolved by esbuild at bundle time and by tsx at run time.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pkg = require("../../package.json") as { version: string };
+  return `raftkv ${pkg.version}`;
+}
+
+/** Parses argv (without node and script) and the environment into a validated config. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const cmd = buildCommand();
+  const saved = { ...process.env };
+  // commander reads env from process.env; scope the given env for the duration of the parse.
+  if (env !== process.env) {
+    for (const k of Object.keys(process.env)) if (k.startsWith("RAFTKV_")) delete process.env[k];
+    for (const [k, v] of Object.entries(env)) if (k.startsWith("RAFTKV_") && v !== undefined) process.env[k] = v;
+  }
+  try {
+    cmd.parse([...argv], { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === "commander.version" || e.code === "commander.helpDisplayed") throw e;
+      throw new ConfigError(e.message.replace(/^error: /, ""));
+    }
+    throw e;
+  } finally {
+    if (env !== process.env) {
+      for (const k of Object.keys(process.env)) if (k.startsWith("RAFTKV_")) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  }
+  const o = cmd.opts<Record<string, string | undefined>>();
+  const get = (flag: string): string | undefined => {
+    const v = o[camel(flag)];
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const req = (flag: string): string => {
+    const v = get(flag);
+    if (v === undefined) throw new ConfigError(`--${flag} is required (or set ${envName(flag)})`);
+    return v;
+  };
+  return validate(get, req);
+}
+
+function validate(get: (f: string) => string | undefined, req: (f: string) => string): ServerConfig {
+  const name = req("name");
+  const initialCluster = wrapTopology("--initial-cluster", () => parseInitialCluster(req("initial-cluster")));
+  const self = initialCluster.filter((m) => m.name === name);
+  const state = req("initial-cluster-state");
+  if (state !== "new" && state !== "existing") {
+    throw new ConfigError(`--initial-cluster-state must be 'new' or 'existing', got ${JSON.stringify(state)}`);
+  }
+  if (self.length === 0) {
+    throw new ConfigError(
+      `--initial-cluster has no member named ${JSON.stringify(name)} (from --name); it lists ${initialCluster.map((m) => m.name).join(", ")}`,
+    );
+  }
+  const advertisePeerUrls = splitUrls(req("initial-advertise-peer-urls"), "--initial-advertise-peer-urls");
+  for (const u of advertisePeerUrls) wrapTopology("--initial-advertise-peer-urls", () => parsePeerUrl(u));
+  if (!advertisePeerUrls.includes(self[0]!.peerUrl)) {
+    throw new ConfigError(
+      `--initial-cluster gives ${name} the peer URL ${self[0]!.peerUrl}, but --initial-advertise-peer-urls is ${advertisePeerUrls.join(",")}`,
+    );
+  }
+  const listenPeer = parseListenUrl(req("listen-peer-urls"), "--listen-peer-urls");
+  if (listenPeer.scheme !== "https") throw new ConfigError("--listen-peer-urls must use https: peer traffic is always TLS");
+  const listenClient = splitUrls(req("listen-client-urls"), "--listen-client-urls").map((u) => parseListenUrl(u, "--listen-client-urls"));
+  const metrics = get("listen-metrics-urls");
+  const listenMetrics = metrics === undefined ? [] : splitUrls(metrics, "--listen-metrics-urls").map((u) => parseListenUrl(u, "--listen-metrics-urls"));
+  for (const m of listenMetrics) if (m.scheme !== "http") throw new ConfigError(`--listen-metrics-urls serves plain HTTP; use http:// (got ${m.url})`);
+
+  const heartbeatIntervalMs = positiveInt(req("heartbeat-interval"), "--heartbeat-interval");
+  const electionTimeoutMs = positiveInt(req("election-timeout"), "--election-timeout");
+  if (electionTimeoutMs < 5 * heartbeatIntervalMs) {
+    throw new ConfigError(
+      `--election-timeout (${electionTimeoutMs} ms) must be at least 5 times --heartbeat-interval (${heartbeatIntervalMs} ms)`,
+    );
+  }
+  const needsTls = listenClient.some((u) => u.scheme === "https");
+  const certFile = get("cert-file");
+  const keyFile = get("key-file");
+  if (needsTls && (certFile === undefined || keyFile === undefined)) {
+    throw new ConfigError("--listen-client-urls uses https, so --cert-file and --key-file are required");
+  }
+  const clientCertAuth = bool(req("client-cert-auth"), "--client-cert-auth");
+  const trustedCaFile = get("trusted-ca-file");
+  if (clientCertAuth && trustedCaFile === undefined) throw new ConfigError("--client-cert-auth requires --trusted-ca-file");
+  const logLevel = req("log-level");
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(logLevel)}`);
+  }
+  const token = req("initial-cluster-token");
+  return {
+    name,
+    dataDir: get("data-dir") ?? `${name}.raftkv`,
+    listenPeer,
+    listenClient,
+    listenMetrics,
+    advertisePeerUrls,
+    advertiseClientUrls: splitUrls(req("advertise-client-urls"), "--advertise-client-urls"),
+    initialCluster,
+    initialClusterState: state,
+    initialClusterToken: token,
+    heartbeatIntervalMs,
+    electionTimeoutMs,
+    snapshotCount: positiveInt(req("snapshot-count"), "--snapshot-count"),
+    ...(certFile !== undefined ? { certFile } : {}),
+    ...(keyFile !== undefined ? { keyFile } : {}),
+    ...(trustedCaFile !== undefined ? { trustedCaFile } : {}),
+    clientCertAuth,
+    peerCertFile: req("peer-cert-file"),
+    peerKeyFile: req("peer-key-file"),
+    peerTrustedCaFile: req("peer-trusted-ca-file"),
+    peerClientCertAuth: bool(req("peer-client-cert-auth"), "--peer-client-cert-auth"),
+    maxRequestBytes: positiveInt(req("max-request-bytes"), "--max-request-bytes"),
+    quotaBackendBytes: positiveInt(req("quota-backend-bytes"), "--quota-backend-bytes"),
+    maxTxnOps: positiveInt(req("max-txn-ops"), "--max-txn-ops"),
+    logLevel: logLevel as ServerConfig["logLevel"],
+  };
+}
+
+function wrapTopology<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof TopologyError) throw new ConfigError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+function splitUrls(v: string, flag: string): string[] {
+  const urls = v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (urls.length === 0) throw new ConfigError(`${flag} is empty`);
+  return urls;
+}
+
+export function parseListenUrl(url: string, flag: string): ListenUrl {
+  const m = /^(https?):\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(url);
+  if (!m) throw new ConfigError(`${flag}: invalid URL ${JSON.stringify(url)}, expected http(s)://host:port`);
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw new ConfigError(`${flag}: port ${m[3]} out of range in ${url}`);
+  return { scheme: m[1] as "http" | "https", host: m[2]!.replace(/^\[|\]$/g, ""), port, url };
+}
+
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n <= 0) {
+    throw new ConfigError(`${flag} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function bool(v: string, flag: string): boolean {
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new ConfigError(`${flag} must be true or false, got ${JSON.stringify(v)}`);
+}

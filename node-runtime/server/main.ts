@@ -1,0 +1,175 @@
+/**
+ * Process lifecycle of a member: configuration, listeners, signals. Every startup problem ends
+ * the process with one line naming it (exit 1); SIGTERM/SIGINT shut down gracefully (leadership
+ * is handed over first); SIGHUP reloads certificates.
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as http from "node:http";
+import { CommanderError } from "commander";
+import { loadEtcdGrpc } from "./proto";
+import { ConfigError, parseConfig, type ListenUrl, type ServerConfig } from "./config";
+import { createLogger, Metrics, type Logger } from "./obs";
+import { ReloadingTls, TlsConfigError } from "./tls";
+import { Member } from "./member";
+import { createSideServer } from "./http";
+import { reloadingServerCredentials } from "./api/credentials";
+import { authService, clusterService, kvService, leaseService, maintenanceService, watchService } from "./api/services";
+
+/** A startup failure whose message is the whole story for the operator. */
+export class StartupError extends Error {}
+
+export interface RunningMember {
+  member: Member;
+  shutdown(reason: string): Promise<void>;
+  /** Re-reads certificate files (SIGHUP). */
+  reload(): void;
+}
+
+function listenError(url: string, what: string, e: unknown): StartupError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const cause = /EADDRINUSE|address already in use|No address added/i.test(msg)
+    ? "address already in use"
+    : /EACCES|permission/i.test(msg)
+      ? "permission denied"
+      : /EADDRNOTAVAIL|ENOTFOUND|cannot assign/i.test(msg)
+        ? "address not available on this host"
+        : msg;
+  return new StartupError(`cannot listen on ${url} for ${what}: ${cause}`);
+}
+
+async function bindGrpc(server: grpc.Server, u: ListenUrl, creds: grpc.ServerCredentials): Promise<void> {
+  const host = u.host.includes(":") ? `[${u.host}]` : u.host;
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`${host}:${u.port}`, creds, (err) => (err ? reject(listenError(u.url, "clients", err)) : resolve()));
+  });
+}
+
+async function bindHttp(server: http.Server, u: ListenUrl): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (e) => reject(listenError(u.url, "health and metrics", e)));
+    server.listen(u.port, u.host, () => resolve());
+  });
+}
+
+export async function startMember(cfg: ServerConfig, log: Logger): Promise<RunningMember> {
+  const metrics = new Metrics();
+  const peerTls = new ReloadingTls(
+    { certFile: cfg.peerCertFile, keyFile: cfg.peerKeyFile, trustedCaFile: cfg.peerTrustedCaFile, flagPrefix: "peer-" },
+    { logger: log.child({ component: "peer-tls" }) },
+  );
+  const httpsClient = cfg.listenClient.some((u) => u.scheme === "https");
+  const clientTls = httpsClient
+    ? new ReloadingTls(
+        { certFile: cfg.certFile!, keyFile: cfg.keyFile!, trustedCaFile: cfg.trustedCaFile!, flagPrefix: "" },
+        { logger: log.child({ component: "client-tls" }) },
+      )
+    : undefined;
+
+  // Listen for clients first: a port conflict should be reported before any data is touched.
+  const grpcServer = new grpc.Server({
+    "grpc.max_receive_message_length": cfg.maxRequestBytes + 512 * 1024,
+    "grpc.max_send_message_length": 2 ** 31 - 1,
+  });
+  const member = new Member(cfg, peerTls, log, metrics);
+  const ctx = { member, maxRequestBytes: cfg.maxRequestBytes };
+  const { services } = loadEtcdGrpc();
+  grpcServer.addService(services.KV, kvService(ctx));
+  grpcServer.addService(services.Watch, watchService(ctx));
+  grpcServer.addService(services.Lease, leaseService(ctx));
+  grpcServer.addService(services.Cluster, clusterService(ctx));
+  grpcServer.addService(services.Maintenance, maintenanceService(ctx));
+  grpcServer.addService(services.Auth, authService());
+  for (const u of cfg.listenClient) {
+    const creds = u.scheme === "https" ? reloadingServerCredentials(clientTls!, cfg.clientCertAuth) : grpc.ServerCredentials.createInsecure();
+    await bindGrpc(grpcServer, u, creds);
+  }
+  const side: http.Server[] = [];
+  for (const u of cfg.listenMetrics) {
+    const s = createSideServer(member);
+    await bindHttp(s, u);
+    side.push(s);
+  }
+  try {
+    await member.start();
+  } catch (e) {
+    grpcServer.forceShutdown();
+    for (const s of side) s.close();
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/EADDRINUSE|address already in use/.test(msg)) throw listenError(cfg.listenPeer.url, "peers", e);
+    throw e;
+  }
+  log.info(
+    { id: member.id.toString(16), cluster: member.clusterId.toString(16), clientUrls: cfg.listenClient.map((u) => u.url), peerUrl: cfg.listenPeer.url },
+    "member started",
+  );
+
+  let down: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    down ??= (async () => {
+      log.info({ reason }, "shutting down");
+      await member.stop();
+      await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      await Promise.all(side.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      peerTls.close();
+      clientTls?.close();
+      log.info("stopped");
+    })();
+    return down;
+  };
+  member.on("removed", () => void shutdown("removed from the cluster"));
+  const reload = () => {
+    peerTls.reload();
+    clientTls?.reload();
+  };
+  return { member, shutdown, reload };
+}
+
+/** Entry point of the `raftkv` executable. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let cfg: ServerConfig;
+  try {
+    cfg = parseConfig(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof ConfigError) {
+      process.stderr.write(`raftkv: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  const log = createLogger({ level: cfg.logLevel, base: { member: cfg.name } });
+  let running: RunningMember | undefined;
+  try {
+    running = await startMember(cfg, log);
+  } catch (e) {
+    if (e instanceof StartupError || e instanceof ConfigError || e instanceof TlsConfigError) {
+      log.fatal(e.message);
+      process.stderr.write(`raftkv: ${e.message}\n`);
+      return 1;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    log.fatal({ err: e }, "startup failed");
+    process.stderr.write(`raftkv: startup failed: ${msg}\n`);
+    return 1;
+  }
+  const r = running;
+  return new Promise<number>((resolve) => {
+    const stop = (sig: string) => {
+      r.shutdown(`received ${sig}`).then(
+        () => resolve(0),
+        (e: unknown) => {
+          log.error({ err: e }, "error during shutdown");
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => r.reload());
+    r.member.on("fatal", (e: Error) => {
+      process.stderr.write(`raftkv: fatal: ${e.message}\n`);
+      resolve(1);
+    });
+    r.member.on("removed", () => setTimeout(() => resolve(0), 500));
+  });
+}

@@ -1,0 +1,810 @@
+/**
+ * One raftkv member: drives the pure raft core with real time, real disk and real sockets, and
+ * applies committed entries to the key-value state machine.
+ *
+ * The ready loop is the heart of it. Raft produces a batch; we make its state durable (one WAL
+ * save, i.e. one fdatasync, for everything in the batch), then send its messages, then apply its
+ * committed entries, then acknowledge it. While a batch is being persisted, new proposals and
+ * messages pile up inside the raft core and become the next batch: that is the group commit, and
+ * nothing on this path waits for one request at a time.
+ */
+import { EventEmitter } from "node:events";
+import * as fs from "node:fs";
+import type { Logger } from "pino";
+import {
+  RaftNode,
+  NoLeaderError,
+  type ConfChange,
+  type Message,
+  type Ready,
+  type RaftConfig,
+} from "../raft";
+import { decodeConfChange, decodeMessage, encodeConfChange, encodeMessage } from "../raft/codec";
+import { EntryType, type ConfState, type Entry, type Snapshot } from "../raft/types";
+import { SnapshotStore, WriteAheadLog, readMeta, writeMeta } from "../storage";
+import { KvError, KvStore, decodeCommand, encodeCommand, type KvApplyResult, type KvCommand } from "../kv";
+import { PeerTransport } from "./transport";
+import type { ReloadingTls } from "./tls";
+import type { Metrics } from "./obs";
+import type { ServerConfig } from "./config";
+import { ConfigError } from "./config";
+import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
+import { clusterIdFor, hexId, memberIdFor } from "./identity";
+import { Membership, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
+import { EtcdError, Errors } from "./errors";
+
+/** Peer payload tags: raft messages and the few member-to-member calls raft does not carry. */
+const TAG_RAFT = 0;
+const TAG_RPC_REQ = 1;
+const TAG_RPC_RES = 2;
+
+interface Waiter {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface ReadBatch {
+  ctx: Buffer;
+  waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
+  timer?: NodeJS.Timeout;
+}
+
+interface SnapshotPayload {
+  membership: MembershipState;
+  kv: Uint8Array;
+}
+
+export interface MemberStatusInfo {
+  id: number;
+  name: string;
+  clusterId: number;
+  leader: number;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  isLeader: boolean;
+  isLearner: boolean;
+  revision: number;
+  dbSize: number;
+}
+
+type RpcHandler = (body: unknown) => Promise<unknown>;
+
+export class Member extends EventEmitter {
+  readonly id: number;
+  clusterId = 0;
+  private raft!: RaftNode;
+  private wal!: WriteAheadLog;
+  private snaps!: SnapshotStore;
+  kv!: KvStore;
+  membership!: Membership;
+  private transport!: PeerTransport;
+  private tickTimer?: NodeJS.Timeout;
+  private leaseTimer?: NodeJS.Timeout;
+  private processing = false;
+  private again = false;
+  private stopped = false;
+  private seq = 0;
+  private readonly waiters = new Map<number, Waiter>();
+  private currentRead: ReadBatch | undefined;
+  private nextRead: ReadBatch | undefined;
+  private readonly readsInFlight = new Map<string, ReadBatch>();
+  private readonly applyWaiters: Array<{ index: number; resolve: () => void }> = [];
+  private lastSnapshotIndex = 0;
+  private appliedIndex = 0;
+  private leader = 0;
+  private term = 0;
+  private readonly rpcHandlers = new Map<string, RpcHandler>();
+  private readonly rpcPending = new Map<number, Waiter>();
+  private readonly revoking = new Set<string>();
+  private fatal: Error | undefined;
+  readonly requestTimeoutMs: number;
+
+  constructor(
+    readonly cfg: ServerConfig,
+    private readonly peerTls: ReloadingTls,
+    readonly log: Logger,
+    readonly metrics: Metrics,
+  ) {
+    super();
+    const self = cfg.initialCluster.find((m) => m.name === cfg.name)!;
+    this.id = memberIdFor([self.peerUrl], cfg.initialClusterToken);
+    this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // start / stop
+
+  async start(): Promise<void> {
+    const { cfg } = this;
+    fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+    const meta = await readMeta(cfg.dataDir);
+    const raftCfg: RaftConfig = {
+      id: this.id,
+      electionTick: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs)),
+      heartbeatTick: 1,
+      random: Math.random,
+      preVote: true,
+      checkQuorum: true,
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 256,
+      forwardProposals: true,
+    };
+    const { wal, recovered } = await WriteAheadLog.open(`${cfg.dataDir}/wal`, {
+      logger: (msg, fields) => this.log.warn(fields ?? {}, msg),
+    });
+    this.wal = wal;
+    this.snaps = new SnapshotStore(`${cfg.dataDir}/snap`);
+    const snapshot = await this.snaps.loadLatest();
+    const hasState = meta !== undefined && (recovered.entries.length > 0 || snapshot !== undefined || recovered.hardState.term > 0);
+
+    if (meta !== undefined) {
+      if (meta.clusterToken !== cfg.initialClusterToken) {
+        throw new ConfigError(
+          `data dir ${cfg.dataDir} belongs to cluster token ${JSON.stringify(meta.clusterToken)}, not --initial-cluster-token ${JSON.stringify(cfg.initialClusterToken)}`,
+        );
+      }
+      if (meta.name !== cfg.name || meta.memberId !== hexId(this.id)) {
+        throw new ConfigError(`data dir ${cfg.dataDir} belongs to member ${meta.name} (${meta.memberId}), not to ${cfg.name}`);
+      }
+    }
+
+    if (hasState) {
+      this.restoreFromSnapshot(snapshot);
+      if (snapshot === undefined) this.membership = this.bootstrapMembership();
+      this.clusterId = this.membership.clusterId;
+      this.raft = RaftNode.restart(raftCfg, {
+        hardState: recovered.hardState,
+        ...(snapshot !== undefined ? { snapshot } : {}),
+        entries: recovered.entries,
+        confState: this.confStateAfterLog(snapshot, recovered.entries),
+      });
+      this.log.info({ entries: recovered.entries.length, snapshotIndex: snapshot?.meta.index ?? 0, term: recovered.hardState.term }, "recovered from data dir");
+    } else if (cfg.initialClusterState === "new") {
+      this.membership = this.bootstrapMembership();
+      this.clusterId = this.membership.clusterId;
+      this.kv = new KvStore({ quotaBackendBytes: cfg.quotaBackendBytes, maxTxnOps: cfg.maxTxnOps });
+      this.raft = new RaftNode(raftCfg, { voters: this.membership.voters(), learners: [] });
+      this.log.info({ members: this.membership.list().map((m) => m.name) }, "bootstrapping a new cluster");
+    } else {
+      // Joining an existing cluster: we know the peers from --initial-cluster; the leader sends
+      // us the log (or a snapshot) including the conf change that added us.
+      this.membership = this.bootstrapMembership();
+      this.clusterId = 0;
+      this.kv = new KvStore({ quotaBackendBytes: cfg.quotaBackendBytes, maxTxnOps: cfg.maxTxnOps });
+      this.raft = new RaftNode(raftCfg, { voters: [], learners: [] });
+      this.log.info("joining an existing cluster");
+    }
+    if (meta === undefined) {
+      await writeMeta(cfg.dataDir, {
+        clusterToken: cfg.initialClusterToken,
+        clusterId: hexId(this.clusterId),
+        memberId: hexId(this.id),
+        name: cfg.name,
+        version: 1,
+      });
+    }
+    this.appliedIndex = this.kv.appliedIndex;
+    this.lastSnapshotIndex = snapshot?.meta.index ?? 0;
+
+    this.transport = new PeerTransport({
+      selfId: this.id,
+      clusterId: cfg.initialClusterToken,
+      listen: { host: cfg.listenPeer.host, port: cfg.listenPeer.port },
+      tls: this.peerTls,
+      logger: this.log.child({ component: "transport" }),
+      onMessage: (from, payload) => this.onPeerPayload(from, payload),
+    });
+    await this.transport.start();
+    for (const m of this.membership.list()) if (m.id !== this.id) this.transport.addPeer(m.id, m.peerURLs[0]!);
+
+    this.registerRpc();
+    this.tickTimer = setInterval(() => {
+      this.raft.tick();
+      this.schedule();
+    }, cfg.heartbeatIntervalMs);
+    this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), 500);
+    this.schedule();
+    void this.publishSelf();
+  }
+
+  private bootstrapMembership(): Membership {
+    const ms = Membership.bootstrap(this.cfg.initialCluster, this.cfg.initialClusterToken);
+    return ms;
+  }
+
+  /** Conf state at the end of the recovered log: the snapshot's, then every conf change after it. */
+  private confStateAfterLog(snapshot: Snapshot | undefined, entries: readonly Entry[]): ConfState {
+    const voters = new Set(snapshot?.meta.confState.voters ?? this.membership.voters());
+    const learners = new Set(snapshot?.meta.confState.learners ?? []);
+    for (const e of entries) {
+      if (e.type !== EntryType.ConfChange) continue;
+      const cc = decodeConfChange(e.data);
+      applyToSets(cc, voters, learners);
+    }
+    return { voters: [...voters], learners: [...learners] };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    if (this.isLeader() && this.membership.voters().length > 1) await this.transferLeadershipAway(this.cfg.electionTimeoutMs);
+    this.stopped = true;
+    clearInterval(this.tickTimer);
+    clearInterval(this.leaseTimer);
+    for (const [, w] of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(Errors.stopped());
+    }
+    this.waiters.clear();
+    await this.transport.stop();
+    await this.waitIdle();
+    await this.wal.close();
+  }
+
+  private async waitIdle(): Promise<void> {
+    while (this.processing) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // the ready loop
+
+  private schedule(): void {
+    if (this.stopped || this.fatal) return;
+    if (this.processing) {
+      this.again = true;
+      return;
+    }
+    this.processing = true;
+    setImmediate(() => {
+      this.runReady().catch((e: unknown) => this.die(e));
+    });
+  }
+
+  private async runReady(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.stopped && this.raft.hasReady()) {
+          const rd = this.raft.ready();
+          await this.handleReady(rd);
+        }
+      } while (this.again && !this.stopped);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.lead);
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    if (rd.hardState !== undefined || rd.entries.length > 0) {
+      const t0 = process.hrtime.bigint();
+      await this.wal.save(rd.hardState, rd.entries);
+      this.metrics.walFsyncDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      if (rd.hardState) this.term = rd.hardState.term;
+    }
+    for (const m of rd.messages) this.sendRaft(m);
+    for (const rs of rd.readStates) this.onReadState(rs.index, Buffer.from(rs.ctx));
+    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
+    this.raft.advance(rd);
+    await this.maybeSnapshot();
+  }
+
+  private die(e: unknown): void {
+    this.fatal = e instanceof Error ? e : new Error(String(e));
+    this.log.fatal({ err: this.fatal }, "member stopped: storage or state-machine failure");
+    this.emit("fatal", this.fatal);
+  }
+
+  private sendRaft(m: Message): void {
+    const body = encodeMessage(m);
+    const out = new Uint8Array(body.length + 1);
+    out[0] = TAG_RAFT;
+    out.set(body, 1);
+    this.transport.send(m.to, out);
+  }
+
+  private onPeerPayload(from: number, payload: Uint8Array): void {
+    if (this.stopped || payload.length === 0) return;
+    const tag = payload[0];
+    const body = payload.subarray(1);
+    if (tag === TAG_RAFT) {
+      let msg: Message;
+      try {
+        msg = decodeMessage(body);
+      } catch (e) {
+        this.log.warn({ from: hexId(from), err: (e as Error).message }, "dropping malformed raft message");
+        return;
+      }
+      this.raft.step(msg);
+      this.schedule();
+    } else if (tag === TAG_RPC_REQ || tag === TAG_RPC_RES) {
+      this.onRpc(from, tag, body);
+    }
+  }
+
+  private onSoftState(lead: number): void {
+    if (lead === this.leader) return;
+    const wasLeader = this.leader === this.id;
+    this.leader = lead;
+    this.metrics.leaderChanges.inc();
+    this.metrics.hasLeader.set(lead === 0 ? 0 : 1);
+    this.metrics.isLeader.set(lead === this.id ? 1 : 0);
+    this.log.info({ leader: lead === 0 ? "none" : hexId(lead), term: this.raft.status().term }, "leader changed");
+    if (lead === this.id) {
+      this.kv.lessor.promote(Date.now());
+      if (!this.membership.initialized) {
+        const state = this.membership.toState();
+        this.propose(EntryKind.ClusterInit, Buffer.from(JSON.stringify(state))).catch(() => undefined);
+      }
+    }
+    else if (wasLeader) this.kv.lessor.demote();
+    // Reads waiting on a read index from a leader that is gone will not be answered.
+    if (lead === 0) this.failReads(Errors.noLeader());
+    this.emit("leader", lead);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // applying
+
+  private applyEntries(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.index <= this.appliedIndex) continue;
+      if (e.type === EntryType.ConfChange) this.applyConfChange(e);
+      else if (e.data.length > 0) this.applyNormal(e);
+      this.appliedIndex = e.index;
+      this.metrics.proposalsApplied.inc();
+    }
+    this.metrics.appliedIndex.set(this.appliedIndex);
+    while (this.applyWaiters.length > 0 && this.applyWaiters[0]!.index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
+  }
+
+  private applyNormal(e: Entry): void {
+    const env = decodeEnvelope(e.data);
+    let result: unknown;
+    let error: Error | undefined;
+    if (env.kind === EntryKind.Kv) {
+      const cmd = decodeCommand(env.payload);
+      const r: KvApplyResult = this.kv.apply(e.index, cmd);
+      if (r instanceof KvError) error = r;
+      else result = r;
+      if (cmd.type === "leaseRevoke") this.revoking.delete(cmd.req.ID);
+    } else if (env.kind === EntryKind.MemberAttr) {
+      const attr = JSON.parse(Buffer.from(env.payload).toString("utf8")) as { id: number; name: string; clientURLs: string[] };
+      this.membership.publish(attr.id, attr.name, attr.clientURLs);
+      this.kv.markApplied(e.index);
+    } else {
+      if (!this.membership.initialized) {
+        const state = JSON.parse(Buffer.from(env.payload).toString("utf8")) as MembershipState;
+        this.membership = Membership.fromState({ ...state, initialized: true });
+        this.clusterId = this.membership.clusterId;
+        this.syncPeers();
+      }
+      this.kv.markApplied(e.index);
+    }
+    if (env.origin === this.id) this.settle(env.seq, result, error);
+  }
+
+  private applyConfChange(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    let error: Error | undefined;
+    const ctx = cc.context.length > 0 ? (JSON.parse(Buffer.from(cc.context).toString("utf8")) as MemberContext & { origin?: number; seq?: number }) : undefined;
+    if ((cc.type === "removeNode" || cc.type === "promote") && !this.membership.has(cc.nodeId)) {
+      error = Errors.memberNotFound();
+    } else if ((cc.type === "addNode" || cc.type === "addLearner") && this.membership.has(cc.nodeId) && !(cc.type === "addNode" && this.membership.get(cc.nodeId)!.isLearner)) {
+      error = Errors.memberIdExists();
+    }
+    if (error === undefined) {
+      const cs = this.raft.applyConfChange(cc);
+      switch (cc.type) {
+        case "addNode":
+          if (this.membership.get(cc.nodeId)?.isLearner) this.membership.promote(cc.nodeId);
+          else this.membership.add(cc.nodeId, ctx ?? { name: "", peerURLs: [] }, false);
+          break;
+        case "addLearner":
+          this.membership.add(cc.nodeId, ctx ?? { name: "", peerURLs: [] }, true);
+          break;
+        case "promote":
+          this.membership.promote(cc.nodeId);
+          break;
+        case "removeNode":
+          this.membership.remove(cc.nodeId);
+          break;
+        case "updateNode":
+          if (ctx) this.membership.updatePeerUrls(cc.nodeId, ctx.peerURLs);
+          break;
+      }
+      if (this.clusterId === 0) this.clusterId = this.membership.clusterId;
+      this.syncPeers();
+      this.log.info({ change: cc.type, member: hexId(cc.nodeId), voters: cs.voters.map(hexId), learners: cs.learners.map(hexId) }, "membership changed");
+      if (cc.type === "removeNode" && cc.nodeId === this.id) {
+        this.log.warn("this member was removed from the cluster; stopping");
+        setImmediate(() => this.emit("removed"));
+      }
+    } else {
+      this.raft.applyConfChange({ ...cc, type: "noop" } as unknown as ConfChange);
+    }
+    this.kv.markApplied(e.index);
+    if (ctx?.origin === this.id && ctx.seq !== undefined) this.settle(ctx.seq, this.membership.list(), error);
+  }
+
+  private syncPeers(): void {
+    const want = new Map(this.membership.list().filter((m) => m.id !== this.id).map((m) => [m.id, m.peerURLs[0]!] as const));
+    for (const id of this.transport.peerIds()) if (!want.has(id)) this.transport.removePeer(id);
+    for (const [id, url] of want) this.transport.upsertPeer(id, url);
+  }
+
+  private settle(seq: number, result: unknown, error: Error | undefined): void {
+    const w = this.waiters.get(seq);
+    if (!w) return;
+    this.waiters.delete(seq);
+    clearTimeout(w.timer);
+    if (error) w.reject(error);
+    else w.resolve(result);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // snapshots
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotCount) return;
+    const index = this.appliedIndex;
+    const term = this.raft.termAt(index);
+    const payload: SnapshotPayload = { membership: this.membership.toState(), kv: this.kv.snapshot() };
+    const snap: Snapshot = {
+      meta: { index, term, confState: this.raft.confState() },
+      data: encodeSnapshotPayload(payload),
+    };
+    await this.snaps.save(snap);
+    await this.wal.markSnapshot(snap.meta);
+    this.raft.compact(snap);
+    this.lastSnapshotIndex = index;
+    await this.wal.releaseTo(index);
+    this.log.info({ index, term, bytes: snap.data.length }, "saved snapshot");
+  }
+
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    await this.snaps.save(snap);
+    await this.wal.markSnapshot(snap.meta);
+    this.restoreFromSnapshot(snap);
+    this.clusterId = this.membership.clusterId;
+    this.appliedIndex = snap.meta.index;
+    this.lastSnapshotIndex = snap.meta.index;
+    this.syncPeers();
+    this.log.info({ index: snap.meta.index, term: snap.meta.term }, "installed snapshot from leader");
+  }
+
+  private restoreFromSnapshot(snap: Snapshot | undefined): void {
+    if (snap === undefined) {
+      this.kv = new KvStore({ quotaBackendBytes: this.cfg.quotaBackendBytes, maxTxnOps: this.cfg.maxTxnOps });
+      return;
+    }
+    const p = decodeSnapshotPayload(snap.data);
+    this.kv = KvStore.restore(p.kv, { quotaBackendBytes: this.cfg.quotaBackendBytes, maxTxnOps: this.cfg.maxTxnOps });
+    this.membership = Membership.fromState(p.membership);
+  }
+
+  /** The state-machine snapshot in the form Maintenance/Snapshot streams it. */
+  currentSnapshotBytes(): Uint8Array {
+    return encodeSnapshotPayload({ membership: this.membership.toState(), kv: this.kv.snapshot() });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // proposals
+
+  /** Replicates a key-value command and resolves with its result once applied here. */
+  proposeKv(cmd: KvCommand): Promise<unknown> {
+    return this.propose(EntryKind.Kv, encodeCommand(cmd));
+  }
+
+  private propose(kind: EntryKind, payload: Uint8Array): Promise<unknown> {
+    this.assertServing();
+    const seq = ++this.seq;
+    const data = encodeEnvelope(kind, this.id, seq, payload);
+    return new Promise((resolve, reject) => {
+      try {
+        this.raft.propose(data);
+      } catch (e) {
+        this.metrics.proposalsFailed.inc();
+        return reject(e instanceof NoLeaderError ? Errors.noLeader() : Errors.fromRaft(e));
+      }
+      const timer = setTimeout(() => {
+        this.waiters.delete(seq);
+        this.metrics.proposalsFailed.inc();
+        reject(this.leader === 0 ? Errors.noLeader() : Errors.timeout());
+      }, this.requestTimeoutMs);
+      this.waiters.set(seq, { resolve, reject, timer });
+      this.metrics.proposalsPending.inc();
+      this.schedule();
+    }).finally(() => this.metrics.proposalsPending.dec());
+  }
+
+  async proposeMemberChange(type: ConfChange["type"], nodeId: number, ctx: MemberContext | undefined): Promise<MemberInfo[]> {
+    this.assertServing();
+    const seq = ++this.seq;
+    const context = Buffer.from(JSON.stringify({ ...(ctx ?? {}), origin: this.id, seq }));
+    const cc = { type, nodeId, context } as ConfChange;
+    return (await new Promise((resolve, reject) => {
+      try {
+        this.raft.proposeConfChange(cc);
+      } catch (e) {
+        return reject(e instanceof NoLeaderError ? Errors.noLeader() : Errors.fromRaft(e));
+      }
+      const timer = setTimeout(() => {
+        this.waiters.delete(seq);
+        reject(Errors.timeout());
+      }, this.requestTimeoutMs);
+      this.waiters.set(seq, { resolve, reject, timer });
+      this.schedule();
+    })) as MemberInfo[];
+  }
+
+  /** Advertises this member's client URLs to the cluster (etcd's "publish"), retrying until applied. */
+  private async publishSelf(): Promise<void> {
+    const clientURLs = this.cfg.advertiseClientUrls;
+    while (!this.stopped) {
+      const me = this.membership.get(this.id);
+      if (me && me.name === this.cfg.name && sameList(me.clientURLs, clientURLs)) return;
+      if (this.leader !== 0 && me) {
+        try {
+          await this.propose(EntryKind.MemberAttr, Buffer.from(JSON.stringify({ id: this.id, name: this.cfg.name, clientURLs })));
+          continue;
+        } catch {
+          // retried below
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // linearizable reads (ReadIndex, batched: every read that arrives while one read index is in
+  // flight shares the next one)
+
+  readBarrier(): Promise<void> {
+    this.assertServing();
+    return new Promise((resolve, reject) => {
+      if (this.leader === 0) return reject(Errors.noLeader());
+      if (this.currentRead === undefined) {
+        this.currentRead = { ctx: Buffer.alloc(0), waiters: [{ resolve, reject }] };
+        this.issueRead(this.currentRead);
+      } else {
+        this.nextRead ??= { ctx: Buffer.alloc(0), waiters: [] };
+        this.nextRead.waiters.push({ resolve, reject });
+      }
+    });
+  }
+
+  private issueRead(batch: ReadBatch): void {
+    const ctx = Buffer.alloc(16);
+    ctx.writeDoubleLE(this.id, 0);
+    ctx.writeDoubleLE(++this.seq, 8);
+    batch.ctx = ctx;
+    this.readsInFlight.set(ctx.toString("hex"), batch);
+    batch.timer = setTimeout(() => this.finishRead(batch, this.leader === 0 ? Errors.noLeader() : Errors.timeout()), this.requestTimeoutMs);
+    try {
+      this.raft.readIndex(ctx);
+    } catch (e) {
+      this.finishRead(batch, e instanceof NoLeaderError ? Errors.noLeader() : Errors.fromRaft(e));
+      return;
+    }
+    this.schedule();
+  }
+
+  private onReadState(index: number, ctx: Buffer): void {
+    const batch = this.readsInFlight.get(ctx.toString("hex"));
+    if (!batch) return;
+    if (index <= this.appliedIndex) this.finishRead(batch, undefined);
+    else this.waitApplied(index).then(() => this.finishRead(batch, undefined));
+  }
+
+  private waitApplied(index: number): Promise<void> {
+    if (index <= this.appliedIndex) return Promise.resolve();
+    return new Promise((resolve) => {
+      const w = { index, resolve };
+      const at = this.applyWaiters.findIndex((x) => x.index > index);
+      if (at === -1) this.applyWaiters.push(w);
+      else this.applyWaiters.splice(at, 0, w);
+    });
+  }
+
+  private finishRead(batch: ReadBatch, error: Error | undefined): void {
+    if (!this.readsInFlight.delete(batch.ctx.toString("hex"))) return;
+    clearTimeout(batch.timer);
+    for (const w of batch.waiters) error ? w.reject(error) : w.resolve();
+    if (batch === this.currentRead) {
+      this.currentRead = this.nextRead;
+      this.nextRead = undefined;
+      if (this.currentRead) this.issueRead(this.currentRead);
+    }
+  }
+
+  private failReads(error: Error): void {
+    for (const b of [...this.readsInFlight.values()]) this.finishRead(b, error);
+    if (this.nextRead) {
+      for (const w of this.nextRead.waiters) w.reject(error);
+      this.nextRead = undefined;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // leases: expiry and keep-alive are the leader's; followers ask the leader over the peer link
+
+  private revokeExpiredLeases(): void {
+    if (!this.isLeader() || this.stopped) return;
+    for (const id of this.kv.lessor.expired(Date.now())) {
+      if (this.revoking.has(id)) continue;
+      this.revoking.add(id);
+      this.proposeKv({ type: "leaseRevoke", req: { ID: id } }).catch(() => this.revoking.delete(id));
+    }
+  }
+
+  /** Renews a lease on the leader and returns its TTL (seconds). */
+  async leaseKeepAlive(id: string): Promise<number> {
+    if (this.isLeader()) return this.kv.lessor.renew(id, Date.now());
+    return (await this.callLeader("leaseRenew", id)) as number;
+  }
+
+  /** Remaining TTL (seconds) as the leader sees it. */
+  async leaseRemaining(id: string): Promise<number> {
+    if (this.isLeader()) return this.kv.lessor.remaining(id, Date.now());
+    return (await this.callLeader("leaseRemaining", id)) as number;
+  }
+
+  private registerRpc(): void {
+    this.rpcHandlers.set("leaseRenew", async (id) => this.leaseKeepAlive(String(id)));
+    this.rpcHandlers.set("leaseRemaining", async (id) => this.leaseRemaining(String(id)));
+  }
+
+  private callLeader(method: string, body: unknown): Promise<unknown> {
+    const leader = this.leader;
+    if (leader === 0) return Promise.reject(Errors.noLeader());
+    const seq = ++this.seq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.rpcPending.delete(seq);
+        reject(Errors.timeout());
+      }, this.requestTimeoutMs);
+      this.rpcPending.set(seq, { resolve, reject, timer });
+      this.transport.send(leader, Buffer.concat([Buffer.from([TAG_RPC_REQ]), Buffer.from(JSON.stringify({ seq, method, body }))]));
+    });
+  }
+
+  private onRpc(from: number, tag: number, body: Uint8Array): void {
+    let msg: { seq: number; method?: string; body?: unknown; ok?: boolean; error?: { code: number; message: string } };
+    try {
+      msg = JSON.parse(Buffer.from(body).toString("utf8")) as typeof msg;
+    } catch {
+      return;
+    }
+    if (tag === TAG_RPC_RES) {
+      const w = this.rpcPending.get(msg.seq);
+      if (!w) return;
+      this.rpcPending.delete(msg.seq);
+      clearTimeout(w.timer);
+      if (msg.ok) w.resolve(msg.body);
+      else w.reject(new EtcdError(msg.error?.code ?? 2, msg.error?.message ?? "etcdserver: unknown error"));
+      return;
+    }
+    const handler = this.rpcHandlers.get(msg.method ?? "");
+    const reply = (payload: object) =>
+      this.transport.send(from, Buffer.concat([Buffer.from([TAG_RPC_RES]), Buffer.from(JSON.stringify({ seq: msg.seq, ...payload }))]));
+    if (!handler) return reply({ ok: false, error: { code: 12, message: `unknown member call ${String(msg.method)}` } });
+    handler(msg.body).then(
+      (res) => reply({ ok: true, body: res }),
+      (e: unknown) => {
+        const err = Errors.toEtcd(e);
+        reply({ ok: false, error: { code: err.code, message: err.message } });
+      },
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // leadership and status
+
+  isLeader(): boolean {
+    return this.leader === this.id && this.leader !== 0;
+  }
+
+  leaderId(): number {
+    return this.leader;
+  }
+
+  async moveLeader(target: number): Promise<void> {
+    if (!this.isLeader()) throw Errors.notLeader();
+    if (!this.membership.has(target) || this.membership.get(target)!.isLearner) throw Errors.badLeaderTransferee();
+    this.raft.transferLeadership(target);
+    this.schedule();
+    const deadline = Date.now() + this.requestTimeoutMs;
+    while (this.leader !== target) {
+      if (Date.now() > deadline) throw Errors.timeoutLeaderTransfer();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private async transferLeadershipAway(waitMs: number): Promise<void> {
+    const st = this.raft.status();
+    const candidates = Object.entries(st.progress ?? {})
+      .map(([id, p]) => ({ id: Number(id), match: p.match }))
+      .filter((p) => p.id !== this.id && this.membership.voters().includes(p.id))
+      .sort((a, b) => b.match - a.match);
+    const to = candidates[0];
+    if (!to) return;
+    this.log.info({ to: hexId(to.id) }, "transferring leadership before shutdown");
+    this.raft.transferLeadership(to.id);
+    this.schedule();
+    const deadline = Date.now() + waitMs;
+    while (this.leader === this.id && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  status(): MemberStatusInfo {
+    const st = this.raft.status();
+    return {
+      id: this.id,
+      name: this.cfg.name,
+      clusterId: this.clusterId,
+      leader: this.leader,
+      term: st.term,
+      commitIndex: st.commit,
+      appliedIndex: this.appliedIndex,
+      isLeader: this.isLeader(),
+      isLearner: this.membership.get(this.id)?.isLearner ?? false,
+      revision: this.kv.revision,
+      dbSize: this.kv.dbSize(),
+    };
+  }
+
+  /** Resolves once every entry committed up to now has been applied locally. */
+  appliedThrough(index: number): Promise<void> {
+    return this.waitApplied(index);
+  }
+
+  private assertServing(): void {
+    if (this.fatal) throw Errors.stopped();
+    if (this.stopped) throw Errors.stopped();
+  }
+}
+
+function applyToSets(cc: ConfChange, voters: Set<number>, learners: Set<number>): void {
+  switch (cc.type) {
+    case "addNode":
+      learners.delete(cc.nodeId);
+      voters.add(cc.nodeId);
+      break;
+    case "addLearner":
+      learners.add(cc.nodeId);
+      break;
+    case "promote":
+      learners.delete(cc.nodeId);
+      voters.add(cc.nodeId);
+      break;
+    case "removeNode":
+      voters.delete(cc.nodeId);
+      learners.delete(cc.nodeId);
+      break;
+    default:
+      break;
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function encodeSnapshotPayload(p: SnapshotPayload): Uint8Array {
+  const ms = Buffer.from(JSON.stringify(p.membership), "utf8");
+  const out = Buffer.allocUnsafe(4 + ms.length + p.kv.length);
+  out.writeUInt32LE(ms.length, 0);
+  ms.copy(out, 4);
+  out.set(p.kv, 4 + ms.length);
+  return out;
+}
+
+function decodeSnapshotPayload(data: Uint8Array): SnapshotPayload {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const n = b.readUInt32LE(0);
+  return { membership: JSON.parse(b.subarray(4, 4 + n).toString("utf8")) as MembershipState, kv: b.subarray(4 + n) };
+}
+
+export { clusterIdFor };

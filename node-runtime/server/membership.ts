@@ -1,0 +1,112 @@
+/**
+ * The cluster's member registry: names, URLs and learner flags by ID. It is state-machine state —
+ * changed only by applying committed conf changes and member-attribute entries — so every member
+ * holds the same registry, and it travels inside snapshots.
+ */
+import type { InitialClusterMember } from "../../components/topology";
+import { clusterIdFor, memberIdFor } from "./identity";
+
+export interface MemberInfo {
+  id: number;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+/** What a conf change carries in its context: the member as MemberAdd described it. */
+export interface MemberContext {
+  name: string;
+  peerURLs: string[];
+}
+
+export interface MembershipState {
+  clusterId: number;
+  /** Whether the founding membership has been committed to the log (see EntryKind.ClusterInit). */
+  initialized: boolean;
+  members: MemberInfo[];
+  removed: number[];
+}
+
+export class Membership {
+  private readonly members = new Map<number, MemberInfo>();
+  private readonly removed = new Set<number>();
+  initialized = false;
+
+  private constructor(readonly clusterId: number) {}
+
+  static bootstrap(initial: readonly InitialClusterMember[], token: string): Membership {
+    const ids = initial.map((m) => memberIdFor([m.peerUrl], token));
+    const ms = new Membership(clusterIdFor(ids, token));
+    initial.forEach((m, i) => {
+      ms.members.set(ids[i]!, { id: ids[i]!, name: m.name, peerURLs: [m.peerUrl], clientURLs: [], isLearner: false });
+    });
+    return ms;
+  }
+
+  static fromState(s: MembershipState): Membership {
+    const ms = new Membership(s.clusterId);
+    for (const m of s.members) ms.members.set(m.id, { ...m, peerURLs: [...m.peerURLs], clientURLs: [...m.clientURLs] });
+    for (const id of s.removed) ms.removed.add(id);
+    ms.initialized = s.initialized;
+    return ms;
+  }
+
+  toState(): MembershipState {
+    return { clusterId: this.clusterId, initialized: this.initialized, members: this.list(), removed: [...this.removed].sort((a, b) => a - b) };
+  }
+
+  list(): MemberInfo[] {
+    return [...this.members.values()].sort((a, b) => a.id - b.id).map((m) => ({ ...m }));
+  }
+
+  get(id: number): MemberInfo | undefined {
+    return this.members.get(id);
+  }
+
+  has(id: number): boolean {
+    return this.members.has(id);
+  }
+
+  isRemoved(id: number): boolean {
+    return this.removed.has(id);
+  }
+
+  voters(): number[] {
+    return this.list().filter((m) => !m.isLearner).map((m) => m.id);
+  }
+
+  learners(): number[] {
+    return this.list().filter((m) => m.isLearner).map((m) => m.id);
+  }
+
+  findByPeerUrl(url: string): MemberInfo | undefined {
+    return this.list().find((m) => m.peerURLs.includes(url));
+  }
+
+  add(id: number, ctx: MemberContext, isLearner: boolean): void {
+    this.members.set(id, { id, name: ctx.name, peerURLs: [...ctx.peerURLs], clientURLs: [], isLearner });
+  }
+
+  promote(id: number): void {
+    const m = this.members.get(id);
+    if (m) m.isLearner = false;
+  }
+
+  remove(id: number): void {
+    this.members.delete(id);
+    this.removed.add(id);
+  }
+
+  updatePeerUrls(id: number, peerURLs: string[]): void {
+    const m = this.members.get(id);
+    if (m) m.peerURLs = [...peerURLs];
+  }
+
+  publish(id: number, name: string, clientURLs: string[]): void {
+    const m = this.members.get(id);
+    if (!m) return;
+    m.name = name;
+    m.clientURLs = [...clientURLs];
+  }
+}
