@@ -67,12 +67,14 @@ export class PeerTransport {
     });
     server.on("secureConnection", (socket) => this.accept(socket));
     server.on("tlsClientError", (err, socket) => {
-      const remote = socket.remoteAddress ?? "unknown";
-      this.rejections.warn(
-        `tls ${remote} ${err.message}`,
-        { remote: `${remote}:${socket.remotePort}`, reason: err.message },
-        "rejected peer connection: TLS handshake failed",
-      );
+      // With rejectUnauthorized node:tls destroys a socket whose client certificate fails
+      // verification and reports only "socket hang up"; the verification result says why. The
+      // socket is gone by now, so its address may be unknown.
+      const reason = socket.authorizationError
+        ? `client certificate rejected: ${String(socket.authorizationError)}`
+        : err.message;
+      const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined;
+      this.rejections.warn(`tls ${socket.remoteAddress ?? ""} ${reason}`, { remote, reason }, "rejected peer connection: TLS handshake failed");
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
