@@ -189,6 +189,9 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
   const clientCertAuth = bool(req("client-cert-auth"), "--client-cert-auth");
   const trustedCaFile = get("trusted-ca-file");
   if (clientCertAuth && trustedCaFile === undefined) throw new ConfigError("--client-cert-auth requires --trusted-ca-file");
+  if (needsTls && trustedCaFile === undefined) {
+    throw new ConfigError("--listen-client-urls uses https, so --trusted-ca-file is required (the CA bundle clients are verified against)");
+  }
   const logLevel = req("log-level");
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(logLevel)}`);

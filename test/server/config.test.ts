@@ -1,0 +1,64 @@
+import { strict as assert } from "node:assert";
+import { ConfigError, envName, parseConfig } from "../../node-runtime/server/config";
+
+const base = [
+  "--name=raftkv-1",
+  "--initial-cluster=raftkv-1=https://127.0.0.1:2380,raftkv-2=https://127.0.0.1:2390,raftkv-3=https://127.0.0.1:2400",
+  "--initial-advertise-peer-urls=https://127.0.0.1:2380",
+  "--listen-peer-urls=https://127.0.0.1:2380",
+  "--listen-client-urls=https://127.0.0.1:2379",
+  "--advertise-client-urls=https://127.0.0.1:2379",
+  "--listen-metrics-urls=http://127.0.0.1:2381",
+  "--cert-file=/pki/server.crt",
+  "--key-file=/pki/server.key",
+  "--trusted-ca-file=/pki/ca.crt",
+  "--client-cert-auth=true",
+  "--peer-cert-file=/pki/peer.crt",
+  "--peer-key-file=/pki/peer.key",
+  "--peer-trusted-ca-file=/pki/ca.crt",
+];
+
+function fails(args: string[], pattern: RegExp, env: NodeJS.ProcessEnv = {}): void {
+  assert.throws(
+    () => parseConfig(args, env),
+    (e: unknown) => e instanceof ConfigError && pattern.test(e.message) && !e.message.includes("\n"),
+  );
+}
+
+describe("member configuration", () => {
+  it("parses the flags the topology plan renders, with etcd's defaults", () => {
+    const c = parseConfig(base, {});
+    assert.equal(c.name, "raftkv-1");
+    assert.equal(c.dataDir, "raftkv-1.raftkv");
+    assert.equal(c.initialCluster.length, 3);
+    assert.equal(c.heartbeatIntervalMs, 100);
+    assert.equal(c.electionTimeoutMs, 1000);
+    assert.equal(c.maxRequestBytes, 1.5 * 1024 * 1024);
+    assert.equal(c.clientCertAuth, true);
+    assert.deepEqual(c.listenMetrics.map((u) => u.port), [2381]);
+  });
+
+  it("takes every flag from RAFTKV_* env too, flags winning", () => {
+    const c = parseConfig(base, { [envName("heartbeat-interval")]: "50", [envName("election-timeout")]: "500", RAFTKV_DATA_DIR: "/data" });
+    assert.equal(c.heartbeatIntervalMs, 50);
+    assert.equal(c.electionTimeoutMs, 500);
+    assert.equal(c.dataDir, "/data");
+    assert.equal(parseConfig([...base, "--data-dir=/flag"], { RAFTKV_DATA_DIR: "/env" }).dataDir, "/flag");
+  });
+
+  it("rejects a name missing from --initial-cluster in one line", () => {
+    fails([...base, "--name=raftkv-9"], /no member named "raftkv-9"/);
+  });
+  it("rejects mismatched advertise URLs, plain-HTTP peers and bad numbers", () => {
+    fails([...base, "--initial-advertise-peer-urls=https://127.0.0.1:9999"], /gives raftkv-1 the peer URL/);
+    fails([...base, "--listen-peer-urls=http://127.0.0.1:2380"], /must use https/);
+    fails([...base, "--heartbeat-interval=abc"], /--heartbeat-interval must be a positive integer/);
+    fails([...base, "--election-timeout=200"], /at least 5 times/);
+    fails([...base, "--initial-cluster-state=maybe"], /'new' or 'existing'/);
+    fails([...base, "--initial-cluster=raftkv-1=https://h:1,raftkv-1=https://g:2"], /twice/);
+  });
+  it("rejects unknown flags and https without certificates", () => {
+    fails([...base, "--no-such-flag=1"], /unknown option/);
+    fails(base.filter((a) => !a.startsWith("--cert-file")), /--cert-file and --key-file are required/);
+  });
+});
