@@ -1,0 +1,128 @@
+/**
+ * The byte format of a state-machine snapshot. The applied index is inside the same bytes as
+ * the data it produced, so a snapshot can never pair data with the wrong index.
+ *
+ *   "RKVS" format(1) applied revision compact
+ *   alarms: n × (memberID, alarm)         leases: n × (id, ttl)
+ *   keys:   n × key, ascending            records: n × (key#, mod, sub, flags[, create, ver, value, lease])
+ *   crc32 of everything before (LE u32)
+ *
+ * Records are written in revision order, so restore rebuilds both the per-key histories and the
+ * revision log in one pass without sorting; keys are written sorted, so the key index is built
+ * by slicing rather than inserting.
+ */
+import { crc32 } from 'node:zlib';
+import { BinReader, BinWriter } from './binary';
+import { KeyIndex, Rec } from './mvcc';
+import type { AlarmMember, AlarmType } from './types';
+
+const MAGIC = 'RKVS';
+const FORMAT = 1;
+const ALARMS: readonly AlarmType[] = ['NONE', 'NOSPACE', 'CORRUPT'];
+const TOMBSTONE = 1;
+
+export interface SnapshotState {
+  appliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  alarms: AlarmMember[];
+  leases: { id: string; ttl: number }[];
+  /** Sorted by key. */
+  keys: KeyIndex[];
+  /** Every stored record ordered by (mod, sub). */
+  log: Rec[];
+}
+
+export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean } = {}): Buffer {
+  let estimate = 64;
+  for (const r of s.log) estimate += 16 + (r.val?.length ?? 0);
+  for (const k of s.keys) estimate += 4 + k.key.length;
+  const w = new BinWriter(estimate);
+  for (let i = 0; i < MAGIC.length; i++) w.byte(MAGIC.charCodeAt(i));
+  w.byte(FORMAT);
+  w.uvar(opts.withoutIndex ? 0 : s.appliedIndex);
+  w.uvar(s.revision);
+  w.uvar(s.compactRevision);
+  w.uvar(s.alarms.length);
+  for (const a of s.alarms) {
+    w.latin1(a.memberID);
+    w.byte(ALARMS.indexOf(a.alarm));
+  }
+  w.uvar(s.leases.length);
+  for (const l of s.leases) {
+    w.latin1(l.id);
+    w.svar(l.ttl);
+  }
+  const slot = new Map<KeyIndex, number>();
+  w.uvar(s.keys.length);
+  for (let i = 0; i < s.keys.length; i++) {
+    slot.set(s.keys[i], i);
+    w.latin1(s.keys[i].key);
+  }
+  w.uvar(s.log.length);
+  for (const r of s.log) {
+    w.uvar(slot.get(r.ki) as number);
+    w.uvar(r.mod);
+    w.uvar(r.sub);
+    if (r.val === null) {
+      w.byte(TOMBSTONE);
+    } else {
+      w.byte(0);
+      w.uvar(r.create);
+      w.uvar(r.ver);
+      w.latin1(r.val);
+      w.latin1(r.lease);
+    }
+  }
+  const body = w.finish();
+  const out = Buffer.allocUnsafe(body.length + 4);
+  body.copy(out);
+  out.writeUInt32LE(crc32(body), body.length);
+  return out;
+}
+
+export function decodeSnapshot(data: Uint8Array): SnapshotState {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (buf.length < 9 || buf.toString('latin1', 0, 4) !== MAGIC) throw new Error('kv snapshot: bad magic');
+  const body = buf.subarray(0, buf.length - 4);
+  if (crc32(body) !== buf.readUInt32LE(buf.length - 4)) throw new Error('kv snapshot: checksum mismatch');
+  const r = new BinReader(body);
+  for (let i = 0; i < MAGIC.length; i++) r.byte();
+  const format = r.byte();
+  if (format !== FORMAT) throw new Error(`kv snapshot: unknown format ${format}`);
+  const appliedIndex = r.uvar();
+  const revision = r.uvar();
+  const compactRevision = r.uvar();
+  const alarms: AlarmMember[] = [];
+  for (let n = r.uvar(); n > 0; n--) alarms.push({ memberID: r.latin1(), alarm: ALARMS[r.byte()] ?? 'NONE' });
+  const leases: { id: string; ttl: number }[] = [];
+  for (let n = r.uvar(); n > 0; n--) leases.push({ id: r.latin1(), ttl: r.svar() });
+  // Reuse one string per lease ID instead of one per record.
+  const leaseIds = new Map<string, string>([['0', '0']]);
+  for (const l of leases) leaseIds.set(l.id, l.id);
+  const nkeys = r.uvar();
+  const keys: KeyIndex[] = new Array(nkeys);
+  for (let i = 0; i < nkeys; i++) keys[i] = new KeyIndex(r.latin1());
+  const nrecs = r.uvar();
+  const log: Rec[] = new Array(nrecs);
+  for (let i = 0; i < nrecs; i++) {
+    const ki = keys[r.uvar()];
+    if (!ki) throw new Error('kv snapshot: record of unknown key');
+    const mod = r.uvar();
+    const sub = r.uvar();
+    let rec: Rec;
+    if (r.byte() === TOMBSTONE) {
+      rec = { ki, mod, sub, create: 0, ver: 0, val: null, lease: '0' };
+    } else {
+      const create = r.uvar();
+      const ver = r.uvar();
+      const val = r.latin1();
+      const lease = r.latin1();
+      rec = { ki, mod, sub, create, ver, val, lease: leaseIds.get(lease) ?? lease };
+    }
+    ki.recs.push(rec);
+    log[i] = rec;
+  }
+  if (!r.done) throw new Error('kv snapshot: trailing bytes');
+  return { appliedIndex, revision, compactRevision, alarms, leases, keys, log };
+}

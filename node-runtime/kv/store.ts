@@ -1,0 +1,721 @@
+/**
+ * The replicated state machine: etcd v3 KV, lease and alarm semantics over the in-memory
+ * multi-version key space (mvcc.ts). apply() is deterministic — its result depends only on the
+ * state and the command — and idempotent by raft index, so replaying the log after a restore
+ * from a snapshot is safe. Reads (range, watch, time-to-live) are local; the server decides
+ * whether they are linearizable.
+ */
+import { createHash } from 'node:crypto';
+import {
+  KvError,
+  WatchCompactedError,
+  errCompacted,
+  errFutureRev,
+  errKeyNotFound,
+  errLeaseExists,
+  errLeaseNotFound,
+  errLeaseTTLTooLarge,
+  errNoSpace,
+} from './errors';
+import { Lease, Lessor, MAX_LEASE_TTL, compareIds } from './lessor';
+import { Mvcc, Rec, recCost, spanOf } from './mvcc';
+import { SnapshotState, decodeSnapshot, encodeSnapshot } from './snapshot';
+import {
+  AlarmMember,
+  AlarmRequest,
+  AlarmResponse,
+  Compare,
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  Event,
+  HashKVResponse,
+  KeyValue,
+  KvCommand,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  ResponseHeader,
+  ResponseOp,
+  TxnRequest,
+  TxnResponse,
+  header,
+} from './types';
+import { Change, WatchHandle, WatchHub, WatchListener, WatchOptions, Watcher } from './watch';
+import { decodeCommand } from './codec';
+
+export interface KvStoreOptions {
+  /** etcd's --quota-backend-bytes: approximate bytes of stored records (live and history). */
+  quotaBytes: number;
+  /** Lease TTLs below this are raised to it (etcd derives 2 s from its default election timeout). */
+  minLeaseTTL: number;
+}
+
+export const DEFAULT_OPTIONS: KvStoreOptions = { quotaBytes: 2 * 1024 ** 3, minLeaseTTL: 2 };
+
+/** Bookkeeping bytes a lease counts against the quota. */
+const LEASE_COST = 64;
+const NO_LEASE = '0';
+const EMPTY = Buffer.alloc(0);
+/** Largest batch of history events handed to a watcher in one call (a revision is never split). */
+const REPLAY_BATCH = 1000;
+
+export interface ResponseOf {
+  put: PutResponse;
+  deleteRange: DeleteRangeResponse;
+  txn: TxnResponse;
+  compact: CompactionResponse;
+  leaseGrant: LeaseGrantResponse;
+  leaseRevoke: LeaseRevokeResponse;
+  alarm: AlarmResponse;
+}
+
+export type KvApplyResult<R> =
+  | { kind: 'ok'; response: R }
+  | { kind: 'error'; error: KvError }
+  /** The index was applied before (replay after restore): nothing changed. */
+  | { kind: 'skipped' };
+
+/** One write transaction in progress: all its writes share revision begin + 1. */
+class WriteTxn {
+  readonly changes: Rec[] = [];
+  readonly prevs: (Rec | undefined)[] = [];
+  constructor(readonly beginRev: number) {}
+
+  /** The revision reads inside the txn see (its own writes included). */
+  get readRev(): number {
+    return this.changes.length > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+}
+
+export class KvStore {
+  private mvcc: Mvcc;
+  private rev = 1;
+  private compactRev = 0;
+  private applied = 0;
+  private alarmList: AlarmMember[] = [];
+  readonly lessor: Lessor;
+  private readonly hub = new WatchHub();
+  private nextWatchId = 1;
+  private readonly opts: KvStoreOptions;
+
+  constructor(opts: Partial<KvStoreOptions> = {}) {
+    this.opts = { ...DEFAULT_OPTIONS, ...opts };
+    this.mvcc = new Mvcc();
+    this.lessor = new Lessor();
+  }
+
+  /** Highest raft index whose command is reflected in this state. */
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  /** Current store revision; 1 for an empty store, like etcd. */
+  get revision(): number {
+    return this.rev;
+  }
+
+  /** Revisions below this can no longer be read; 0 before the first compaction. */
+  get compactRevision(): number {
+    return this.compactRev;
+  }
+
+  get keyCount(): number {
+    return this.mvcc.keyCount;
+  }
+
+  /** Approximate stored bytes, the measure the quota applies to (Maintenance Status dbSize). */
+  dbSize(): number {
+    return this.mvcc.bytes + this.lessor.size * LEASE_COST;
+  }
+
+  alarms(): AlarmMember[] {
+    return this.alarmList.map((a) => ({ ...a }));
+  }
+
+  // ---------------------------------------------------------------- apply
+
+  /** Applies a raft entry's data: an encoded command, or nothing (leader no-op). */
+  applyEntry(index: number, data: Uint8Array): KvApplyResult<ResponseOf[keyof ResponseOf]> {
+    if (data.length === 0) {
+      this.advance(index);
+      return { kind: 'skipped' };
+    }
+    return this.apply(index, decodeCommand(data));
+  }
+
+  /** Records that an entry carrying no KV command (no-op, conf change) was applied. */
+  advance(index: number): void {
+    if (index > this.applied) this.applied = index;
+  }
+
+  apply<C extends KvCommand>(index: number, cmd: C): KvApplyResult<ResponseOf[C['type']]> {
+    if (index <= this.applied) return { kind: 'skipped' };
+    this.applied = index;
+    try {
+      return { kind: 'ok', response: this.execute(index, cmd) as ResponseOf[C['type']] };
+    } catch (e) {
+      if (e instanceof KvError) return { kind: 'error', error: e };
+      throw e;
+    }
+  }
+
+  private execute(index: number, cmd: KvCommand): ResponseOf[keyof ResponseOf] {
+    switch (cmd.type) {
+      case 'put':
+        return this.applyPut(cmd.req);
+      case 'deleteRange':
+        return this.applyDelete(cmd.req);
+      case 'txn':
+        return this.applyTxn(cmd.req);
+      case 'compact':
+        return this.applyCompact(cmd.req);
+      case 'leaseGrant':
+        return this.applyLeaseGrant(index, cmd.req);
+      case 'leaseRevoke':
+        return this.applyLeaseRevoke(cmd.req);
+      case 'alarm':
+        return this.applyAlarm(cmd.req);
+    }
+  }
+
+  private hasAlarm(alarm: AlarmMember['alarm']): boolean {
+    return this.alarmList.some((a) => a.alarm === alarm);
+  }
+
+  /**
+   * etcd refuses writes that add data once NOSPACE is raised, and raises it when a write
+   * would pass the quota. Unlike etcd (which measures its db file, differently on each member)
+   * the measure here is deterministic, so every member raises the alarm at the same entry
+   * and the over-quota write is refused rather than applied.
+   */
+  private checkQuota(cost: number): void {
+    if (cost <= 0) return;
+    if (this.hasAlarm('NOSPACE')) throw errNoSpace();
+    if (this.dbSize() + cost > this.opts.quotaBytes) {
+      this.alarmList.push({ memberID: '0', alarm: 'NOSPACE' });
+      throw errNoSpace();
+    }
+  }
+
+  private applyPut(p: PutRequest): PutResponse {
+    this.checkQuota(putCost(p));
+    const lease = normLease(p.lease);
+    if (lease !== NO_LEASE && !this.lessor.get(lease)) throw errLeaseNotFound();
+    this.checkPut(p, this.rev);
+    const txn = new WriteTxn(this.rev);
+    const resp = this.put(txn, p);
+    this.end(txn);
+    resp.header.revision = this.rev;
+    return resp;
+  }
+
+  private applyDelete(d: DeleteRangeRequest): DeleteRangeResponse {
+    const txn = new WriteTxn(this.rev);
+    const resp = this.deleteRange(txn, d);
+    this.end(txn);
+    resp.header.revision = this.rev;
+    return resp;
+  }
+
+  private applyTxn(t: TxnRequest): TxnResponse {
+    this.checkQuota(txnCost(t));
+    const begin = this.rev;
+    // Like etcd, every compare on the chosen path is evaluated against the state before the
+    // txn writes anything, and every op on it is checked before the first one runs, so a txn
+    // either applies completely or fails without effect.
+    const path: boolean[] = [];
+    this.comparePath(t, begin, path);
+    let cursor = 0;
+    const walk = (txn: TxnRequest, fn: (op: RequestOp) => void): void => {
+      const ok = path[cursor++];
+      for (const op of (ok ? txn.success : txn.failure) ?? []) {
+        if (op.request_txn) walk(op.request_txn, fn);
+        else fn(op);
+      }
+    };
+    walk(t, (op) => {
+      if (op.request_put) {
+        this.checkPut(op.request_put, begin);
+        const lease = normLease(op.request_put.lease);
+        if (lease !== NO_LEASE && !this.lessor.get(lease)) throw errLeaseNotFound();
+      } else if (op.request_range) {
+        this.checkRangeRev(op.request_range.revision ?? 0, begin);
+      }
+    });
+    cursor = 0;
+    const txn = new WriteTxn(begin);
+    const writeHeaders: ResponseHeader[] = [];
+    const resp = this.execTxn(txn, t, path, () => cursor++, writeHeaders);
+    this.end(txn);
+    for (const h of writeHeaders) h.revision = this.rev;
+    resp.header.revision = this.rev;
+    return resp;
+  }
+
+  private comparePath(t: TxnRequest, rev: number, path: boolean[]): void {
+    const ok = (t.compare ?? []).every((c) => this.compare(c, rev));
+    path.push(ok);
+    for (const op of (ok ? t.success : t.failure) ?? []) {
+      if (op.request_txn) this.comparePath(op.request_txn, rev, path);
+    }
+  }
+
+  private execTxn(
+    txn: WriteTxn,
+    t: TxnRequest,
+    path: readonly boolean[],
+    next: () => number,
+    writeHeaders: ResponseHeader[],
+  ): TxnResponse {
+    const ok = path[next()];
+    const responses: ResponseOp[] = [];
+    for (const op of (ok ? t.success : t.failure) ?? []) {
+      if (op.request_range) {
+        responses.push({ response: 'response_range', response_range: this.rangeAt(op.request_range, txn.readRev) });
+      } else if (op.request_put) {
+        const r = this.put(txn, op.request_put);
+        writeHeaders.push(r.header);
+        responses.push({ response: 'response_put', response_put: r });
+      } else if (op.request_delete_range) {
+        const r = this.deleteRange(txn, op.request_delete_range);
+        writeHeaders.push(r.header);
+        responses.push({ response: 'response_delete_range', response_delete_range: r });
+      } else if (op.request_txn) {
+        const r = this.execTxn(txn, op.request_txn, path, next, writeHeaders);
+        writeHeaders.push(r.header);
+        responses.push({ response: 'response_txn', response_txn: r });
+      }
+    }
+    return { header: header(txn.beginRev), succeeded: ok, responses };
+  }
+
+  private compare(c: Compare, rev: number): boolean {
+    const recs: Rec[] = [];
+    this.mvcc.scan(spanOf(c.key, c.range_end), rev, (r) => {
+      recs.push(r);
+    });
+    if (recs.length === 0) {
+      // etcd: a value compare on a missing key always fails; others compare against zero.
+      if (c.target === 'VALUE') return false;
+      return compareOne(c, undefined);
+    }
+    return recs.every((r) => compareOne(c, r));
+  }
+
+  /** ignore_value / ignore_lease need the key to exist at the txn's start (etcd: "key not found"). */
+  private checkPut(p: PutRequest, rev: number): void {
+    if (!p.ignore_value && !p.ignore_lease) return;
+    if (!this.mvcc.byKey.get(p.key.toString('latin1'))?.at(rev)) throw errKeyNotFound();
+  }
+
+  private put(txn: WriteTxn, p: PutRequest): PutResponse {
+    const key = p.key.toString('latin1');
+    const current = this.mvcc.byKey.get(key)?.last();
+    const live = current && current.val !== null ? current : undefined;
+    const val = p.ignore_value && live ? (live.val as string) : (p.value ?? EMPTY).toString('latin1');
+    // The lease's own ID string is stored, so records share one string per lease.
+    const lease = p.ignore_lease && live ? live.lease : (this.lessor.get(normLease(p.lease))?.id ?? NO_LEASE);
+    const { rec, prev } = this.mvcc.put(key, val, lease, txn.beginRev + 1, txn.changes.length);
+    if (prev && prev.lease !== NO_LEASE) this.lessor.get(prev.lease)?.keys.delete(key);
+    if (lease !== NO_LEASE) this.lessor.get(lease)?.keys.add(key);
+    txn.changes.push(rec);
+    txn.prevs.push(prev);
+    const resp: PutResponse = { header: header(0) };
+    if (p.prev_kv && prev) resp.prev_kv = toKv(prev, false);
+    return resp;
+  }
+
+  private deleteRange(txn: WriteTxn, d: DeleteRangeRequest): DeleteRangeResponse {
+    const victims: Rec[] = [];
+    this.mvcc.scan(spanOf(d.key, d.range_end), txn.readRev, (r) => {
+      victims.push(r);
+    });
+    this.deleteRecs(txn, victims);
+    return {
+      header: header(0),
+      deleted: victims.length,
+      prev_kvs: d.prev_kv ? victims.map((r) => toKv(r, false)) : [],
+    };
+  }
+
+  private deleteRecs(txn: WriteTxn, victims: readonly Rec[]): void {
+    for (const prev of victims) {
+      if (prev.lease !== NO_LEASE) this.lessor.get(prev.lease)?.keys.delete(prev.ki.key);
+      txn.changes.push(this.mvcc.tombstone(prev.ki, txn.beginRev + 1, txn.changes.length));
+      txn.prevs.push(prev);
+    }
+  }
+
+  /** Closes a write txn: the revision advances only if it wrote something. */
+  private end(txn: WriteTxn): void {
+    if (txn.changes.length === 0) return;
+    this.rev = txn.beginRev + 1;
+    if (this.hub.size === 0) return;
+    const changes: Change[] = txn.changes.map((r) => ({ key: r.ki.key, isDelete: r.val === null }));
+    this.hub.notify(this.rev, changes, (i, withPrev) => toEvent(txn.changes[i], withPrev ? txn.prevs[i] : undefined));
+  }
+
+  private applyCompact(c: CompactionRequest): CompactionResponse {
+    if (c.revision <= this.compactRev) throw errCompacted();
+    if (c.revision > this.rev) throw errFutureRev();
+    this.compactRev = c.revision;
+    this.mvcc.compact(c.revision);
+    return { header: header(this.rev) };
+  }
+
+  private applyLeaseGrant(index: number, g: LeaseGrantRequest): LeaseGrantResponse {
+    if (g.TTL > MAX_LEASE_TTL) throw errLeaseTTLTooLarge();
+    this.checkQuota(LEASE_COST);
+    let id = normLease(g.ID);
+    if (id === NO_LEASE) id = this.deriveLeaseId(index);
+    else if (this.lessor.get(id)) throw errLeaseExists();
+    const ttl = Math.max(g.TTL, this.opts.minLeaseTTL);
+    this.lessor.add(new Lease(id, ttl));
+    return { header: header(this.rev), ID: id, TTL: ttl, error: '' };
+  }
+
+  /** A positive int63 from the raft index: the same on every member, unused here. */
+  private deriveLeaseId(index: number): string {
+    let n = (BigInt(index) * 0x9e3779b97f4a7c15n) & 0x7fffffffffffffffn;
+    for (;;) {
+      const id = (n === 0n ? 1n : n).toString();
+      if (!this.lessor.get(id)) return id;
+      n = (n + 1n) & 0x7fffffffffffffffn;
+    }
+  }
+
+  private applyLeaseRevoke(r: LeaseRevokeRequest): LeaseRevokeResponse {
+    const lease = this.lessor.get(normLease(r.ID));
+    if (!lease) throw errLeaseNotFound();
+    // Sorted so every member writes the tombstones in the same order (same sub revisions).
+    const keys = [...lease.keys].sort();
+    const txn = new WriteTxn(this.rev);
+    const victims: Rec[] = [];
+    for (const k of keys) {
+      const r = this.mvcc.byKey.get(k)?.last();
+      if (r && r.val !== null) victims.push(r);
+    }
+    this.deleteRecs(txn, victims);
+    this.lessor.delete(lease.id);
+    this.end(txn);
+    return { header: header(this.rev) };
+  }
+
+  private applyAlarm(a: AlarmRequest): AlarmResponse {
+    switch (a.action) {
+      case 'GET':
+        return { header: header(this.rev), alarms: this.alarmsOf(a.alarm) };
+      case 'ACTIVATE': {
+        if (a.alarm === 'NONE') return { header: header(this.rev), alarms: [] };
+        const m = { memberID: a.memberID, alarm: a.alarm };
+        if (!this.alarmList.some((x) => x.memberID === m.memberID && x.alarm === m.alarm)) this.alarmList.push(m);
+        return { header: header(this.rev), alarms: [{ ...m }] };
+      }
+      case 'DEACTIVATE': {
+        const i = this.alarmList.findIndex((x) => x.memberID === a.memberID && x.alarm === a.alarm);
+        if (i < 0) return { header: header(this.rev), alarms: [] };
+        const [m] = this.alarmList.splice(i, 1);
+        return { header: header(this.rev), alarms: [m] };
+      }
+    }
+  }
+
+  /** Alarm list for Maintenance Alarm GET (NONE = all), served without a proposal. */
+  alarmsOf(alarm: AlarmMember['alarm'] = 'NONE'): AlarmMember[] {
+    return this.alarmList.filter((a) => alarm === 'NONE' || a.alarm === alarm).map((a) => ({ ...a }));
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** A local read at req.revision (0 = current). Throws KvError for compacted / future revisions. */
+  range(req: RangeRequest): RangeResponse {
+    return this.rangeAt(req, this.rev);
+  }
+
+  private checkRangeRev(rev: number, cur: number): void {
+    if (rev > cur) throw errFutureRev();
+    if (rev > 0 && rev < this.compactRev) throw errCompacted();
+  }
+
+  /** etcd's applierV3backend.Range, including its order of filtering, sorting and limiting. */
+  private rangeAt(req: RangeRequest, cur: number): RangeResponse {
+    const asked = req.revision ?? 0;
+    this.checkRangeRev(asked, cur);
+    const rev = asked <= 0 ? cur : asked;
+    const order = req.sort_order ?? 'NONE';
+    const target = req.sort_target ?? 'KEY';
+    const limit = req.limit ?? 0;
+    const minMod = req.min_mod_revision ?? 0;
+    const maxMod = req.max_mod_revision ?? 0;
+    const minCreate = req.min_create_revision ?? 0;
+    const maxCreate = req.max_create_revision ?? 0;
+    const filtered = minMod !== 0 || maxMod !== 0 || minCreate !== 0 || maxCreate !== 0;
+    // Sorting or filtering needs every key; otherwise one extra tells whether there is `more`.
+    const fetch = order !== 'NONE' || filtered ? 0 : limit > 0 ? limit + 1 : 0;
+    const countOnly = req.count_only ?? false;
+    let count = 0;
+    let recs: Rec[] = [];
+    this.mvcc.scan(spanOf(req.key, req.range_end), rev, (r) => {
+      count++;
+      if (!countOnly && (fetch === 0 || recs.length < fetch)) recs.push(r);
+    });
+    if (filtered) {
+      recs = recs.filter(
+        (r) =>
+          (maxMod === 0 || r.mod <= maxMod) &&
+          (minMod === 0 || r.mod >= minMod) &&
+          (maxCreate === 0 || r.create <= maxCreate) &&
+          (minCreate === 0 || r.create >= minCreate),
+      );
+    }
+    const effectiveOrder = target !== 'KEY' && order === 'NONE' ? 'ASCEND' : order;
+    if (effectiveOrder !== 'NONE' && !(target === 'KEY' && effectiveOrder === 'ASCEND')) {
+      const cmp = sorter(target);
+      recs.sort(effectiveOrder === 'ASCEND' ? cmp : (a, b) => cmp(b, a));
+    }
+    let more = false;
+    if (limit > 0 && recs.length > limit) {
+      recs.length = limit;
+      more = true;
+    }
+    const keysOnly = req.keys_only ?? false;
+    return { header: header(cur), kvs: recs.map((r) => toKv(r, keysOnly)), more, count };
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  leases(): LeaseLeasesResponse {
+    const ids = [...this.lessor.all()].map((l) => l.id).sort(compareIds);
+    return { header: header(this.rev), leases: ids.map((ID) => ({ ID })) };
+  }
+
+  /** LeaseTimeToLive: TTL -1 for an unknown lease (as etcd answers). Meaningful on the leader. */
+  timeToLive(id: string, keys: boolean, nowMs: number): LeaseTimeToLiveResponse {
+    const l = this.lessor.get(normLease(id));
+    if (!l) return { header: header(this.rev), ID: id, TTL: -1, grantedTTL: 0, keys: [] };
+    return {
+      header: header(this.rev),
+      ID: l.id,
+      TTL: this.lessor.remaining(l, nowMs),
+      grantedTTL: l.ttl,
+      keys: keys ? [...l.keys].sort().map((k) => Buffer.from(k, 'latin1')) : [],
+    };
+  }
+
+  // ---------------------------------------------------------------- watch
+
+  /**
+   * Registers a watcher. With start_revision <= the current revision, the history from there
+   * is replayed synchronously (in batches that never split a revision) before this returns;
+   * afterwards every applied revision touching the range is delivered as one call. Throws
+   * WatchCompactedError when start_revision is below the compact revision (etcd cancels such
+   * a watch and reports compact_revision).
+   */
+  watch(opts: WatchOptions, listener: WatchListener): WatchHandle {
+    const start = opts.start_revision ?? 0;
+    if (start > 0 && start < this.compactRev) throw new WatchCompactedError(this.compactRev);
+    const w = Watcher.from(this.nextWatchId++, opts, listener);
+    if (start > 0 && start <= this.rev) this.replay(w, start);
+    this.hub.add(w);
+    return {
+      id: w.id,
+      cancel: () => {
+        this.hub.remove(w);
+      },
+    };
+  }
+
+  /** Number of registered watchers. */
+  get watcherCount(): number {
+    return this.hub.size;
+  }
+
+  private replay(w: Watcher, start: number): void {
+    const log = this.mvcc.log;
+    let batch: Event[] = [];
+    let batchRev = 0;
+    for (let i = this.mvcc.logFrom(start); i < log.length; i++) {
+      const r = log[i];
+      if (r.mod !== batchRev && batch.length >= REPLAY_BATCH) {
+        w.listener(batch, this.rev);
+        batch = [];
+      }
+      batchRev = r.mod;
+      if (!w.matches(r.ki.key) || !w.wants({ key: r.ki.key, isDelete: r.val === null })) continue;
+      batch.push(toEvent(r, w.prevKv ? r.ki.before(r) : undefined));
+    }
+    if (batch.length > 0) w.listener(batch, this.rev);
+  }
+
+  // ---------------------------------------------------------------- maintenance
+
+  /** HashKV: a digest of every record with mod <= rev (0 = current); equal on members that applied the same log. */
+  hashKV(rev = 0): HashKVResponse {
+    const at = rev <= 0 ? this.rev : rev;
+    this.checkRangeRev(at, this.rev);
+    const h = createHash('sha256');
+    const num = Buffer.alloc(8);
+    for (const r of this.mvcc.log) {
+      if (r.mod > at) break;
+      h.update(r.ki.key, 'latin1');
+      num.writeDoubleLE(r.mod * 65536 + r.sub);
+      h.update(num);
+      if (r.val !== null) {
+        h.update(r.val, 'latin1');
+        h.update(r.lease, 'latin1');
+      }
+    }
+    return { header: header(this.rev), hash: h.digest().readUInt32LE(0), compact_revision: this.compactRev };
+  }
+
+  /** Maintenance Hash: a digest of the whole replicated state (not the applied index). */
+  hash(): number {
+    const snap = encodeSnapshot(this.state(), { withoutIndex: true });
+    return createHash('sha256').update(snap).digest().readUInt32LE(0);
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  private state(): SnapshotState {
+    return {
+      appliedIndex: this.applied,
+      revision: this.rev,
+      compactRevision: this.compactRev,
+      alarms: this.alarmList,
+      leases: [...this.lessor.all()].map((l) => ({ id: l.id, ttl: l.ttl })),
+      keys: this.mvcc.index.toArray(),
+      log: this.mvcc.log,
+    };
+  }
+
+  /** The whole replicated state with the applied index it reflects, as one byte string. */
+  snapshot(): Buffer {
+    return encodeSnapshot(this.state());
+  }
+
+  static restore(data: Uint8Array, opts: Partial<KvStoreOptions> = {}): KvStore {
+    const s = decodeSnapshot(data);
+    const store = new KvStore(opts);
+    store.applied = s.appliedIndex;
+    store.rev = s.revision;
+    store.compactRev = s.compactRevision;
+    store.alarmList = s.alarms;
+    store.mvcc = new Mvcc(s.keys, s.log);
+    for (const l of s.leases) store.lessor.add(new Lease(l.id, l.ttl));
+    for (const ki of s.keys) {
+      const last = ki.last();
+      if (last && last.val !== null && last.lease !== NO_LEASE) store.lessor.get(last.lease)?.keys.add(ki.key);
+    }
+    return store;
+  }
+}
+
+const CANONICAL_ID = /^-?[1-9][0-9]*$/;
+
+function normLease(id: string | undefined): string {
+  if (id === undefined || id === '' || id === NO_LEASE) return NO_LEASE;
+  // Canonical decimal form, so "007" and "7" name the same lease.
+  return CANONICAL_ID.test(id) ? id : BigInt(id).toString();
+}
+
+function putCost(p: PutRequest): number {
+  return recCost(p.key.length, p.value?.length ?? 0);
+}
+
+/** Like etcd, a txn with any put anywhere (either branch) counts as adding data. */
+function txnCost(t: TxnRequest): number {
+  let cost = 0;
+  for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) {
+    if (op.request_put) cost += putCost(op.request_put);
+    else if (op.request_txn) cost += txnCost(op.request_txn);
+  }
+  return cost;
+}
+
+function toKv(r: Rec, keysOnly: boolean): KeyValue {
+  return {
+    key: Buffer.from(r.ki.key, 'latin1'),
+    create_revision: r.create,
+    mod_revision: r.mod,
+    version: r.ver,
+    value: keysOnly || r.val === null ? EMPTY : Buffer.from(r.val, 'latin1'),
+    lease: r.lease,
+  };
+}
+
+function toEvent(r: Rec, prev: Rec | undefined): Event {
+  if (r.val === null) {
+    // etcd's DELETE event carries only the key and the deleting revision.
+    const kv: KeyValue = {
+      key: Buffer.from(r.ki.key, 'latin1'),
+      create_revision: 0,
+      mod_revision: r.mod,
+      version: 0,
+      value: EMPTY,
+      lease: NO_LEASE,
+    };
+    return prev ? { type: 'DELETE', kv, prev_kv: toKv(prev, false) } : { type: 'DELETE', kv };
+  }
+  const kv = toKv(r, false);
+  return prev ? { type: 'PUT', kv, prev_kv: toKv(prev, false) } : { type: 'PUT', kv };
+}
+
+function sorter(target: RangeRequest['sort_target']): (a: Rec, b: Rec) => number {
+  switch (target) {
+    case 'VERSION':
+      return (a, b) => a.ver - b.ver;
+    case 'CREATE':
+      return (a, b) => a.create - b.create;
+    case 'MOD':
+      return (a, b) => a.mod - b.mod;
+    case 'VALUE':
+      return (a, b) => strCmp(a.val as string, b.val as string);
+    default:
+      return (a, b) => strCmp(a.ki.key, b.ki.key);
+  }
+}
+
+function strCmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareOne(c: Compare, r: Rec | undefined): boolean {
+  let result: number;
+  switch (c.target) {
+    case 'VALUE':
+      result = strCmp(r?.val ?? '', (c.value ?? EMPTY).toString('latin1'));
+      break;
+    case 'CREATE':
+      result = Math.sign((r?.create ?? 0) - (c.create_revision ?? 0));
+      break;
+    case 'MOD':
+      result = Math.sign((r?.mod ?? 0) - (c.mod_revision ?? 0));
+      break;
+    case 'VERSION':
+      result = Math.sign((r?.ver ?? 0) - (c.version ?? 0));
+      break;
+    case 'LEASE':
+      result = compareIds(r?.lease ?? NO_LEASE, normLease(c.lease));
+      break;
+  }
+  switch (c.result) {
+    case 'EQUAL':
+      return result === 0;
+    case 'NOT_EQUAL':
+      return result !== 0;
+    case 'GREATER':
+      return result > 0;
+    case 'LESS':
+      return result < 0;
+  }
+}
