@@ -126,7 +126,7 @@ describe("peer transport over mutual TLS on loopback", function () {
     try {
       a.transport.addPeer(2, `https://127.0.0.1:${stalled.port}`);
       await waitFor("connected to the stalled peer", () => a.transport.stats().get(2)!.connected);
-      const total = 20_000;
+      const total = 40_000;
       const size = 1000;
       for (let seq = 0; seq < total; seq++) {
         a.transport.send(2, numbered(seq, size));
