@@ -123,3 +123,10 @@ export function masterEndpoints(placements: readonly HostPlacement[], prefix = "
     prefix,
   );
 }
+
+/** The private DNS name EC2 gives an address (us-east-1 uses the older ec2.internal domain). */
+export function privateDnsName(ip: string, region: string): string {
+  parseCidr(`${ip}/32`);
+  const domain = region === "us-east-1" ? "ec2.internal" : `${region}.compute.internal`;
+  return `ip-${ip.replace(/\./g, "-")}.${domain}`;
+}

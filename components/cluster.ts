@@ -1,0 +1,166 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { DEFAULT_CLIENT_PORT, memberName } from "./topology";
+import { masterEndpoints, placeMasters, placeWorkers, privateDnsName, type HostPlacement } from "./addressing";
+import { joinPlan } from "./membership";
+import type { ClusterSettings } from "./settings";
+import { Network } from "./network";
+import { ClientLoadBalancer } from "./loadBalancer";
+import { Pki } from "./pki";
+import { Masters } from "./masters";
+import { Workers } from "./workers";
+import { ClusterInstall } from "./clusterInstall";
+
+/** Debian's official AWS account; Debian 13 ships Node.js 20 in its own archive. */
+const DEBIAN_OWNER = "136693071363";
+
+export interface RaftkvClusterArgs {
+  settings: ClusterSettings;
+  region: string;
+  /** Private half of settings.sshPublicKey; only ever handled as a secret. */
+  sshPrivateKey: pulumi.Input<string>;
+  memberBundlePath?: string;
+  ctlBundlePath?: string;
+  /** Digest of the bundles' content (see index.ts); a new build rolls the members. */
+  runtimeRevision: pulumi.Input<string>;
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+export interface MemberSummary {
+  name: string;
+  privateIp: string;
+  availabilityZone: string;
+}
+
+/** The whole deployment: network, load balancer, PKI, masters, workers and their install. */
+export class RaftkvCluster extends pulumi.ComponentResource {
+  readonly clientEndpoint: pulumi.Output<string>;
+  readonly members: MemberSummary[];
+  /** ca.crt for clients: every trusted CA, signing CA first. */
+  readonly caCertPem: pulumi.Output<string>;
+  readonly adminCertPem: pulumi.Output<string>;
+  readonly adminKeyPem: pulumi.Output<string>;
+  /** Fetches the admin credentials from the stack into files (run where `pulumi` works). */
+  readonly credentialsCommand: string;
+  /** An etcdctl command line that works once the credentials files exist. */
+  readonly etcdctlCommand: pulumi.Output<string>;
+  readonly ready: pulumi.Output<string>;
+
+  constructor(name: string, args: RaftkvClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("raftkv:index:Cluster", name, {}, opts);
+    const s = args.settings;
+    const parent = { parent: this };
+    const tags = pulumi.output(args.tags ?? {}).apply((t) => ({ ...t, "raftkv:cluster": name }));
+
+    const network = new Network(
+      `${name}-net`,
+      { network: s.network, adminCidrs: s.adminCidrs, ...(s.bastionSecurityGroupId !== undefined ? { bastionSecurityGroupId: s.bastionSecurityGroupId } : {}), tags },
+      parent,
+    );
+    const masterNames = Array.from({ length: s.masters }, (_, i) => memberName(i, s.namePrefix));
+    const masterPlacements = placeMasters(masterNames, network.subnets);
+    const members = masterEndpoints(masterPlacements, s.namePrefix);
+    const joins = joinPlan(members);
+    const workerPlacements: HostPlacement[] = placeWorkers(
+      Array.from({ length: s.workers }, (_, i) => `${s.namePrefix}-worker-${i + 1}`),
+      network.subnets,
+    );
+
+    const lb = new ClientLoadBalancer(
+      `${name}-lb`,
+      { vpcId: network.vpcId, subnets: network.subnets, subnetIds: network.subnetIds, securityGroupId: network.loadBalancerSecurityGroupId, tags },
+      parent,
+    );
+
+    const pki = new Pki(
+      `${name}-pki`,
+      {
+        members,
+        memberDnsNames: Object.fromEntries(masterPlacements.map((p) => [p.name, [privateDnsName(p.privateIp, args.region)]])),
+        workerNames: workerPlacements.map((w) => w.name),
+        loadBalancerDnsName: lb.dnsName,
+        certGeneration: s.certGeneration,
+        caGeneration: s.caGeneration,
+        retiredCaGenerations: s.retiredCaGenerations,
+        validityHours: s.certValidityHours,
+        earlyRenewalHours: s.certEarlyRenewalHours,
+        caValidityHours: s.caValidityHours,
+      },
+      parent,
+    );
+
+    const keyPair = new aws.ec2.KeyPair(`${name}-ssh`, { publicKey: s.sshPublicKey, tags }, parent);
+    const amiId =
+      s.amiId ??
+      aws.ec2
+        .getAmiOutput({ owners: [DEBIAN_OWNER], mostRecent: true, filters: [{ name: "name", values: ["debian-13-amd64-*"] }, { name: "architecture", values: ["x86_64"] }] }, parent)
+        .apply((ami) => ami.id);
+
+    const masters = new Masters(
+      `${name}-masters`,
+      {
+        placements: masterPlacements,
+        subnetIds: network.subnetIds,
+        securityGroupId: network.mastersSecurityGroupId,
+        amiId,
+        instanceType: s.masterInstanceType,
+        keyName: keyPair.keyName,
+        dataVolumeGiB: s.dataVolumeGiB,
+        targetGroupArn: lb.targetGroupArn,
+        tags,
+      },
+      parent,
+    );
+    const workers = new Workers(
+      `${name}-workers`,
+      { placements: workerPlacements, subnetIds: network.subnetIds, securityGroupId: network.workersSecurityGroupId, amiId, instanceType: s.workerInstanceType, keyName: keyPair.keyName, tags },
+      parent,
+    );
+
+    this.clientEndpoint = pulumi.interpolate`https://${lb.dnsName}:${DEFAULT_CLIENT_PORT}`;
+    const install = new ClusterInstall(
+      `${name}-install`,
+      {
+        joins,
+        masters: Object.fromEntries(masterPlacements.map((p) => [p.name, { name: p.name, privateIp: p.privateIp, instance: masters.instances[p.name]! }])),
+        workers: workerPlacements.map((w) => ({ name: w.name, privateIp: w.privateIp, instance: workers.instances[w.name]!, cert: pki.workers[w.name]! })),
+        memberCerts: pki.members,
+        caBundlePem: pki.caBundlePem,
+        clientEndpoint: this.clientEndpoint,
+        clusterToken: s.clusterToken,
+        ssh: {
+          user: s.sshUser,
+          privateKey: args.sshPrivateKey,
+          ...(s.bastionHost !== undefined ? { bastion: { host: s.bastionHost, user: s.bastionUser ?? s.sshUser } } : {}),
+        },
+        memberBundlePath: args.memberBundlePath ?? "dist/raftkv.cjs",
+        ctlBundlePath: args.ctlBundlePath ?? "dist/raftkvctl.cjs",
+        runtimeRevision: args.runtimeRevision,
+      },
+      parent,
+    );
+
+    this.members = masterPlacements.map((p) => ({ name: p.name, privateIp: p.privateIp, availabilityZone: p.availabilityZone }));
+    this.caCertPem = pki.caBundlePem;
+    this.adminCertPem = pki.admin.certPem;
+    this.adminKeyPem = pki.admin.keyPem;
+    this.ready = install.ready;
+    this.credentialsCommand = [
+      "pulumi stack output caCertPem > raftkv-ca.crt",
+      "pulumi stack output adminCertPem > raftkv-admin.crt",
+      "(umask 077 && pulumi stack output --show-secrets adminKeyPem > raftkv-admin.key)",
+    ].join(" && ");
+    this.etcdctlCommand = pulumi.interpolate`ETCDCTL_API=3 etcdctl --endpoints=${this.clientEndpoint} --cacert=raftkv-ca.crt --cert=raftkv-admin.crt --key=raftkv-admin.key member list -w table`;
+
+    this.registerOutputs({
+      clientEndpoint: this.clientEndpoint,
+      members: this.members,
+      caCertPem: this.caCertPem,
+      adminCertPem: this.adminCertPem,
+      adminKeyPem: this.adminKeyPem,
+      etcdctlCommand: this.etcdctlCommand,
+      credentialsCommand: this.credentialsCommand,
+      ready: this.ready,
+    });
+  }
+}

@@ -1,0 +1,125 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { DEFAULT_CLIENT_PORT, DEFAULT_METRICS_PORT, DEFAULT_PEER_PORT } from "./topology";
+import { publicSubnetCidr, type SubnetPlan } from "./addressing";
+import type { NetworkSettings } from "./settings";
+
+export interface NetworkArgs {
+  network: NetworkSettings;
+  /** Networks operators and Pulumi's SSH connect from; never 0.0.0.0/0. */
+  adminCidrs: string[];
+  /** A bastion's security group, allowed to SSH to every host. */
+  bastionSecurityGroupId?: pulumi.Input<string>;
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+/**
+ * Where the cluster lives: a VPC with one private subnet per availability zone (plus one public
+ * subnet holding the NAT gateway that lets hosts reach the distribution's package mirror), or an
+ * existing VPC and subnets; and the security groups. Peer traffic (2380) is allowed only between
+ * masters; the client port (2379) from workers, the load balancer and the admin networks; the
+ * health port (2381) from the load balancer and masters; SSH from the admin networks or bastion.
+ */
+export class Network extends pulumi.ComponentResource {
+  readonly vpcId: pulumi.Output<string>;
+  /** Private subnets in the order of `subnets` (one per zone). */
+  readonly subnetIds: pulumi.Output<string>[];
+  readonly subnets: SubnetPlan[];
+  readonly mastersSecurityGroupId: pulumi.Output<string>;
+  readonly workersSecurityGroupId: pulumi.Output<string>;
+  readonly loadBalancerSecurityGroupId: pulumi.Output<string>;
+
+  constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("raftkv:network:Network", name, {}, opts);
+    const parent = { parent: this };
+    const tags = args.tags ?? {};
+    const named = (n: string) => pulumi.output(tags).apply((t) => ({ ...t, Name: n }));
+    const net = args.network;
+    this.subnets = net.subnets.map((s) => ({ availabilityZone: s.availabilityZone, cidr: s.cidr }));
+
+    if (net.kind === "existing") {
+      this.vpcId = pulumi.output(net.vpcId);
+      this.subnetIds = net.subnets.map((s) => pulumi.output(s.id));
+    } else {
+      const vpc = new aws.ec2.Vpc(`${name}-vpc`, { cidrBlock: net.vpcCidr, enableDnsHostnames: true, enableDnsSupport: true, tags: named(`${name}-vpc`) }, parent);
+      this.vpcId = vpc.id;
+      const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags: named(`${name}-igw`) }, parent);
+      const publicSubnet = new aws.ec2.Subnet(
+        `${name}-public`,
+        { vpcId: vpc.id, cidrBlock: publicSubnetCidr(net.vpcCidr), availabilityZone: net.subnets[0]!.availabilityZone, tags: named(`${name}-public`) },
+        parent,
+      );
+      const publicRoutes = new aws.ec2.RouteTable(`${name}-public`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags: named(`${name}-public`) }, parent);
+      new aws.ec2.RouteTableAssociation(`${name}-public`, { subnetId: publicSubnet.id, routeTableId: publicRoutes.id }, parent);
+      const eip = new aws.ec2.Eip(`${name}-nat`, { domain: "vpc", tags: named(`${name}-nat`) }, parent);
+      const nat = new aws.ec2.NatGateway(`${name}-nat`, { subnetId: publicSubnet.id, allocationId: eip.id, tags: named(`${name}-nat`) }, { parent: this, dependsOn: [igw] });
+      const privateRoutes = new aws.ec2.RouteTable(`${name}-private`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }], tags: named(`${name}-private`) }, parent);
+      this.subnetIds = net.subnets.map((s) => {
+        const subnet = new aws.ec2.Subnet(
+          `${name}-private-${s.availabilityZone}`,
+          { vpcId: vpc.id, cidrBlock: s.cidr, availabilityZone: s.availabilityZone, mapPublicIpOnLaunch: false, tags: named(`${name}-private-${s.availabilityZone}`) },
+          parent,
+        );
+        new aws.ec2.RouteTableAssociation(`${name}-private-${s.availabilityZone}`, { subnetId: subnet.id, routeTableId: privateRoutes.id }, parent);
+        return subnet.id;
+      });
+    }
+
+    const group = (role: string, description: string) => {
+      const sg = new aws.ec2.SecurityGroup(`${name}-${role}`, { vpcId: this.vpcId, description, tags: named(`${name}-${role}`) }, parent);
+      // Hosts need the package mirror and the AWS APIs; egress is not what we restrict.
+      new aws.vpc.SecurityGroupEgressRule(`${name}-${role}-egress`, { securityGroupId: sg.id, ipProtocol: "-1", cidrIpv4: "0.0.0.0/0", description: "all egress" }, parent);
+      return sg;
+    };
+    const masters = group("masters", "raftkv masters");
+    const workers = group("workers", "raftkv workers");
+    const lb = group("lb", "raftkv client load balancer");
+
+    type Source = { key: string; description: string; sg?: pulumi.Input<string>; cidr?: string };
+    const allow = (target: aws.ec2.SecurityGroup, targetRole: string, port: number, sources: Source[]) => {
+      for (const s of sources) {
+        new aws.vpc.SecurityGroupIngressRule(
+          `${name}-${targetRole}-${port}-from-${s.key}`,
+          {
+            securityGroupId: target.id,
+            ipProtocol: "tcp",
+            fromPort: port,
+            toPort: port,
+            description: s.description,
+            ...(s.sg !== undefined ? { referencedSecurityGroupId: s.sg } : { cidrIpv4: s.cidr! }),
+          },
+          parent,
+        );
+      }
+    };
+    const admins: Source[] = args.adminCidrs.map((cidr, i) => ({ key: `admin${i}`, cidr, description: `admin network ${cidr}` }));
+    const ssh: Source[] = [...admins];
+    if (args.bastionSecurityGroupId !== undefined) ssh.push({ key: "bastion", sg: args.bastionSecurityGroupId, description: "bastion" });
+
+    allow(masters, "masters", DEFAULT_PEER_PORT, [{ key: "masters", sg: masters.id, description: "raft peers" }]);
+    allow(masters, "masters", DEFAULT_CLIENT_PORT, [
+      { key: "masters", sg: masters.id, description: "members and on-host tools" },
+      { key: "workers", sg: workers.id, description: "workers" },
+      { key: "lb", sg: lb.id, description: "load balancer" },
+      ...admins,
+    ]);
+    allow(masters, "masters", DEFAULT_METRICS_PORT, [
+      { key: "masters", sg: masters.id, description: "member health" },
+      { key: "lb", sg: lb.id, description: "load balancer health check" },
+    ]);
+    allow(masters, "masters", 22, ssh);
+    allow(workers, "workers", 22, ssh);
+    allow(lb, "lb", DEFAULT_CLIENT_PORT, [{ key: "workers", sg: workers.id, description: "workers" }, ...admins]);
+
+    this.mastersSecurityGroupId = masters.id;
+    this.workersSecurityGroupId = workers.id;
+    this.loadBalancerSecurityGroupId = lb.id;
+    this.registerOutputs({
+      vpcId: this.vpcId,
+      subnetIds: this.subnetIds,
+      mastersSecurityGroupId: this.mastersSecurityGroupId,
+      workersSecurityGroupId: this.workersSecurityGroupId,
+      loadBalancerSecurityGroupId: this.loadBalancerSecurityGroupId,
+    });
+  }
+}

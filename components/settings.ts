@@ -1,0 +1,185 @@
+/**
+ * Stack configuration, checked and completed with defaults before any resource is declared, so
+ * a bad value fails `pulumi preview` with a reason instead of half-way through `pulumi up`.
+ * Pure: index.ts reads the raw values from Pulumi config and passes them here.
+ */
+import { TopologyError, assertMasterCount, validateMemberName } from "./topology";
+import { carveSubnets, parseCidr, type SubnetPlan } from "./addressing";
+
+export interface ExistingSubnet extends SubnetPlan {
+  id: string;
+}
+
+export type NetworkSettings =
+  | { kind: "new"; vpcCidr: string; subnets: SubnetPlan[] }
+  | { kind: "existing"; vpcId: string; subnets: ExistingSubnet[] };
+
+export interface ClusterSettings {
+  masters: number;
+  workers: number;
+  certGeneration: number;
+  caGeneration: number;
+  /** Older CA generations still trusted next to the signing one (CA rotation, step 1). */
+  retiredCaGenerations: number[];
+  certValidityHours: number;
+  certEarlyRenewalHours: number;
+  caValidityHours: number;
+  network: NetworkSettings;
+  adminCidrs: string[];
+  bastionSecurityGroupId: string | undefined;
+  sshUser: string;
+  sshPublicKey: string;
+  bastionHost: string | undefined;
+  bastionUser: string | undefined;
+  masterInstanceType: string;
+  workerInstanceType: string;
+  dataVolumeGiB: number;
+  amiId: string | undefined;
+  clusterToken: string;
+  namePrefix: string;
+}
+
+/** Config as read from the stack, every value optional and unchecked. */
+export interface RawSettings {
+  masters?: number;
+  workers?: number;
+  certGeneration?: number;
+  caGeneration?: number;
+  retiredCaGenerations?: unknown;
+  certValidityHours?: number;
+  certEarlyRenewalHours?: number;
+  caValidityHours?: number;
+  vpcCidr?: string;
+  availabilityZones?: unknown;
+  existingVpcId?: string;
+  existingSubnets?: unknown;
+  adminCidrs?: unknown;
+  bastionSecurityGroupId?: string;
+  sshUser?: string;
+  sshPublicKey?: string;
+  bastionHost?: string;
+  bastionUser?: string;
+  masterInstanceType?: string;
+  workerInstanceType?: string;
+  dataVolumeGiB?: number;
+  amiId?: string;
+  clusterToken?: string;
+  namePrefix?: string;
+}
+
+export const DEFAULTS = {
+  masters: 3,
+  workers: 0,
+  certGeneration: 1,
+  caGeneration: 1,
+  certValidityHours: 8760,
+  certEarlyRenewalHours: 720,
+  caValidityHours: 87600,
+  vpcCidr: "10.42.0.0/16",
+  sshUser: "admin",
+  masterInstanceType: "t3.small",
+  workerInstanceType: "t3.micro",
+  dataVolumeGiB: 20,
+  namePrefix: "raftkv",
+} as const;
+
+function positiveInt(value: number | undefined, fallback: number, key: string, min = 1): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < min) throw new TopologyError(`raftkv:${key} must be an integer >= ${min}, got ${String(v)}`);
+  return v;
+}
+
+function stringList(value: unknown, key: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || !value.every((x) => typeof x === "string")) {
+    throw new TopologyError(`raftkv:${key} must be a list of strings`);
+  }
+  return value as string[];
+}
+
+function isOpenToTheWorld(cidr: string): boolean {
+  return parseCidr(cidr).prefix === 0;
+}
+
+export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: string }): ClusterSettings {
+  const masters = raw.masters ?? DEFAULTS.masters;
+  assertMasterCount(masters);
+  const workers = positiveInt(raw.workers, DEFAULTS.workers, "workers", 0);
+  const certGeneration = positiveInt(raw.certGeneration, DEFAULTS.certGeneration, "certGeneration");
+  const caGeneration = positiveInt(raw.caGeneration, DEFAULTS.caGeneration, "caGeneration");
+  const retired = raw.retiredCaGenerations === undefined ? [] : raw.retiredCaGenerations;
+  if (!Array.isArray(retired) || !retired.every((g) => Number.isInteger(g) && g >= 1 && g !== caGeneration)) {
+    throw new TopologyError(`raftkv:retiredCaGenerations must be a list of earlier CA generations (integers other than caGeneration ${caGeneration})`);
+  }
+  const certValidityHours = positiveInt(raw.certValidityHours, DEFAULTS.certValidityHours, "certValidityHours");
+  const certEarlyRenewalHours = positiveInt(raw.certEarlyRenewalHours, DEFAULTS.certEarlyRenewalHours, "certEarlyRenewalHours", 0);
+  if (certEarlyRenewalHours >= certValidityHours) {
+    throw new TopologyError(`raftkv:certEarlyRenewalHours (${certEarlyRenewalHours}) must be less than raftkv:certValidityHours (${certValidityHours})`);
+  }
+  const caValidityHours = positiveInt(raw.caValidityHours, DEFAULTS.caValidityHours, "caValidityHours");
+  if (caValidityHours <= certValidityHours) {
+    throw new TopologyError(`raftkv:caValidityHours (${caValidityHours}) must exceed raftkv:certValidityHours (${certValidityHours})`);
+  }
+
+  let network: NetworkSettings;
+  if (raw.existingVpcId !== undefined) {
+    const subnets = stringList(raw.existingSubnets, "existingSubnets") ?? [];
+    if (subnets.length === 0) {
+      throw new TopologyError('raftkv:existingVpcId needs raftkv:existingSubnets: one "subnet-id:cidr:availability-zone" per zone');
+    }
+    const parsed = subnets.map((entry, i) => {
+      const [id, cidr, availabilityZone, ...rest] = entry.split(":");
+      if (!id?.startsWith("subnet-") || cidr === undefined || availabilityZone === undefined || availabilityZone === "" || rest.length > 0) {
+        throw new TopologyError(`raftkv:existingSubnets[${i}] is ${JSON.stringify(entry)}; expected "subnet-id:cidr:availability-zone"`);
+      }
+      parseCidr(cidr);
+      return { id, cidr, availabilityZone };
+    });
+    network = { kind: "existing", vpcId: raw.existingVpcId, subnets: parsed };
+  } else {
+    if (raw.existingSubnets !== undefined) throw new TopologyError("raftkv:existingSubnets is only used together with raftkv:existingVpcId");
+    const zones = stringList(raw.availabilityZones, "availabilityZones") ?? ["a", "b", "c"].map((z) => `${ctx.region}${z}`);
+    const vpcCidr = raw.vpcCidr ?? DEFAULTS.vpcCidr;
+    network = { kind: "new", vpcCidr, subnets: carveSubnets(vpcCidr, zones) };
+  }
+
+  const adminCidrs = stringList(raw.adminCidrs, "adminCidrs") ?? [];
+  for (const c of adminCidrs) {
+    parseCidr(c);
+    if (isOpenToTheWorld(c)) throw new TopologyError(`raftkv:adminCidrs must not contain ${c}: SSH and the client port are never opened to the whole internet`);
+  }
+  if (adminCidrs.length === 0 && raw.bastionSecurityGroupId === undefined) {
+    throw new TopologyError("set raftkv:adminCidrs (the networks Pulumi and operators connect from) or raftkv:bastionSecurityGroupId; without either no one can reach the hosts to install them");
+  }
+  if (raw.sshPublicKey === undefined || !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) /.test(raw.sshPublicKey)) {
+    throw new TopologyError("raftkv:sshPublicKey must be an OpenSSH public key (its private half goes in the secret raftkv:sshPrivateKey)");
+  }
+  const namePrefix = raw.namePrefix ?? DEFAULTS.namePrefix;
+  validateMemberName(`${namePrefix}-1`);
+  const clusterToken = raw.clusterToken ?? `${namePrefix}-${ctx.stack}`;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(clusterToken)) throw new TopologyError(`raftkv:clusterToken ${JSON.stringify(clusterToken)}: use 1-64 letters, digits, '.', '_' or '-'`);
+
+  return {
+    masters,
+    workers,
+    certGeneration,
+    caGeneration,
+    retiredCaGenerations: [...new Set(retired as number[])].sort((a, b) => a - b),
+    certValidityHours,
+    certEarlyRenewalHours,
+    caValidityHours,
+    network,
+    adminCidrs,
+    bastionSecurityGroupId: raw.bastionSecurityGroupId,
+    sshUser: raw.sshUser ?? DEFAULTS.sshUser,
+    sshPublicKey: raw.sshPublicKey,
+    bastionHost: raw.bastionHost,
+    bastionUser: raw.bastionUser,
+    masterInstanceType: raw.masterInstanceType ?? DEFAULTS.masterInstanceType,
+    workerInstanceType: raw.workerInstanceType ?? DEFAULTS.workerInstanceType,
+    dataVolumeGiB: positiveInt(raw.dataVolumeGiB, DEFAULTS.dataVolumeGiB, "dataVolumeGiB"),
+    amiId: raw.amiId,
+    clusterToken,
+    namePrefix,
+  };
+}

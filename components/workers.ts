@@ -1,0 +1,23 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import type { HostPlacement } from "./addressing";
+import { hostInstanceArgs, type HostInstanceSettings } from "./hostInstance";
+
+export interface WorkersArgs extends HostInstanceSettings {
+  placements: HostPlacement[];
+  subnetIds: pulumi.Input<string>[];
+}
+
+/** The cluster's client machines, spread over the zones like the masters. */
+export class Workers extends pulumi.ComponentResource {
+  readonly instances: Record<string, aws.ec2.Instance>;
+
+  constructor(name: string, args: WorkersArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("raftkv:compute:Workers", name, {}, opts);
+    this.instances = {};
+    for (const p of args.placements) {
+      this.instances[p.name] = new aws.ec2.Instance(p.name, hostInstanceArgs(p, args.subnetIds[p.subnetIndex]!, args), { parent: this });
+    }
+    this.registerOutputs({ instanceIds: Object.values(this.instances).map((i) => i.id) });
+  }
+}
