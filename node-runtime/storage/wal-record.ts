@@ -141,7 +141,8 @@ export function encodeSegmentInfo(info: SegmentInfo): Buffer {
 
 export type FrameResult =
   | { ok: true; type: RecordType; payloadStart: number; payloadEnd: number }
-  | { ok: false; reason: string };
+  /** `end`: where the record ends if its header verified (its length is then trustworthy). */
+  | { ok: false; reason: string; end?: number };
 
 /** Checks the record at `off` (framing and checksums only); never throws. */
 export function readFrame(buf: Buffer, off: number, end: number): FrameResult {
@@ -155,8 +156,10 @@ export function readFrame(buf: Buffer, off: number, end: number): FrameResult {
   if (len > MAX_PAYLOAD_BYTES) return { ok: false, reason: `record length ${len} exceeds the maximum` };
   const payloadStart = off + HEADER_BYTES;
   const payloadEnd = payloadStart + len;
-  if (payloadEnd > end) return { ok: false, reason: `record of ${len} bytes runs past the end of the file` };
-  if (crc32c(buf, payloadStart, payloadEnd) !== buf.readUInt32LE(off + 8)) return { ok: false, reason: "record payload checksum mismatch" };
+  if (payloadEnd > end) return { ok: false, reason: `record of ${len} bytes runs past the end of the file`, end: payloadEnd };
+  if (crc32c(buf, payloadStart, payloadEnd) !== buf.readUInt32LE(off + 8)) {
+    return { ok: false, reason: "record payload checksum mismatch", end: payloadEnd };
+  }
   return { ok: true, type: type as RecordType, payloadStart, payloadEnd };
 }
 

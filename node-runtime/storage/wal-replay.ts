@@ -83,7 +83,9 @@ export async function replayWal(dir: string, segments: readonly SegmentName[]): 
       const fr = readFrame(data, off, data.length);
       if (!fr.ok) {
         if (!isLast) throw new WalCorruptionError(seg.file, off, fr.reason);
-        const intact = findIntactRecord(data, off + 1);
+        // Past a record whose header verified, so entry data that happens to contain a
+        // valid-looking record is never mistaken for one.
+        const intact = findIntactRecord(data, Math.max(off + 1, fr.end ?? 0));
         if (intact >= 0) {
           throw new WalCorruptionError(seg.file, off, `${fr.reason}; an intact record follows at offset ${intact}, so this is not a torn tail`);
         }

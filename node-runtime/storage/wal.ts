@@ -71,6 +71,7 @@ export class WriteAheadLog {
   private draining = false;
   /** Set once closed or after a failed write; every later call rejects with it. */
   private unavailable: WalUnavailableError | undefined;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -195,10 +196,12 @@ export class WriteAheadLog {
 
   /** Waits for queued work, then closes the file. Later calls reject with WalUnavailableError. */
   close(): Promise<void> {
-    if (this.unavailable) return this.unavailable.message === CLOSED ? Promise.resolve() : this.closeAfterFailure();
-    const p = this.enqueue({ kind: "close" });
-    this.unavailable = new WalUnavailableError(CLOSED);
-    return p;
+    if (!this.closing) {
+      // After a failure the queue is already empty and rejected; just release the file.
+      this.closing = this.unavailable ? this.fh.close().catch(() => undefined) : this.enqueue({ kind: "close" });
+      this.unavailable ??= new WalUnavailableError("WAL is closed");
+    }
+    return this.closing;
   }
 
   /** Segment files currently on disk, oldest first (for tests and status output). */
@@ -330,17 +333,12 @@ export class WriteAheadLog {
     const cause = err instanceof Error ? err : new Error(String(err));
     this.unavailable = new WalUnavailableError(`WAL write failed, reopen to recover: ${cause.message}`, { cause });
     for (const o of inflight) o.reject(cause);
-    for (const o of this.queue.splice(0)) o.reject(this.unavailable);
-  }
-
-  private async closeAfterFailure(): Promise<void> {
-    const fh = this.fh;
-    this.unavailable = new WalUnavailableError(CLOSED);
-    await fh.close().catch(() => undefined);
+    for (const o of this.queue.splice(0)) {
+      if (o.kind === "close") void this.fh.close().then(o.resolve, () => o.resolve());
+      else o.reject(this.unavailable);
+    }
   }
 }
-
-const CLOSED = "WAL is closed";
 
 /** Writes a segment's info record and makes the file and its name durable. Returns its size. */
 async function startSegment(fh: FileHandle, dir: string, seg: SegmentName, state: DurableState): Promise<number> {

@@ -67,6 +67,21 @@ describe("WAL recovery from damage", () => {
     assert.match(String(r.logs[0].fields?.reason), /incomplete record header/);
   });
 
+  it("cuts a torn entry whose data happens to contain a valid-looking record", async () => {
+    await writeTen();
+    const [seg] = await segments();
+    const path = join(walDir(), seg);
+    const embedded = (await readFile(path)).subarray(entryOffset(0), entryOffset(1));
+    await withWal(walDir(), {}, async (wal) => {
+      await wal.save(undefined, [{ index: 11, term: 1, type: 0, data: Buffer.concat([Buffer.alloc(40, 1), embedded, Buffer.alloc(40, 2)]) }]);
+    });
+    await truncate(path, entryOffset(10) + 16 + 17 + 40 + embedded.length + 10);
+    const { recovered, wal, logs } = await openWal(walDir());
+    await wal.close();
+    assert.equal(recovered.entries.length, 10);
+    assert.equal(logs[0].fields?.offset, entryOffset(10));
+  });
+
   it("refuses a damaged record in the middle of the last segment, naming file and offset, and changes nothing", async () => {
     await writeTen();
     const [seg] = await segments();
