@@ -171,6 +171,29 @@ describe("WriteAheadLog", () => {
     assert.equal(recovered.hardState.commit, 199);
   });
 
+  it("stops accepting writes after a failed fdatasync, and a reopen recovers what is on disk", async () => {
+    const probe = await open(join(tmp.path, "probe"), "w");
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const original = proto.datasync;
+    const { wal } = await openWal(walDir());
+    await wal.save(undefined, entries(1, 2, 1));
+    proto.datasync = () => Promise.reject(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
+    try {
+      const failing = wal.save(undefined, entries(3, 1, 1));
+      const queued = wal.save(undefined, entries(4, 1, 1));
+      await assert.rejects(failing, /EIO/);
+      await assert.rejects(queued, WalUnavailableError);
+      await assert.rejects(wal.save(undefined, entries(5, 1, 1)), /reopen to recover/);
+    } finally {
+      proto.datasync = original;
+    }
+    await wal.close();
+    const again = await openWal(walDir());
+    await again.wal.close();
+    assert.ok(again.recovered.entries.length >= 2);
+  });
+
   it("refuses calls after close", async () => {
     const { wal } = await openWal(walDir());
     const pending = wal.save(undefined, entries(1, 1, 1));
