@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { WatchCompactedError } from '../../node-runtime/kv/errors';
+import type { Event } from '../../node-runtime/kv/types';
+import type { WatchOptions } from '../../node-runtime/kv/watch';
+import { Harness, b } from './helpers';
+
+/** Records every delivery as "rev: TYPE key=value[ prev=value]" lines, one array per call. */
+function record(h: Harness, opts: WatchOptions): { calls: string[][]; cancel: () => void } {
+  const calls: string[][] = [];
+  const fmt = (e: Event): string =>
+    `${e.kv.mod_revision}:${e.type}:${e.kv.key}=${e.kv.value}` + (e.prev_kv ? ` prev=${e.prev_kv.value}` : '');
+  const handle = h.store.watch(opts, (events) => calls.push(events.map(fmt)));
+  return { calls, cancel: () => handle.cancel() };
+}
+
+describe('kv watch', () => {
+  it('delivers new events of a key, a range and a prefix; each revision in one call, in write order', () => {
+    const h = new Harness();
+    const one = record(h, { key: b('a') });
+    const prefix = record(h, { key: b('a'), range_end: b('b') });
+    const from = record(h, { key: b('b'), range_end: b('\0') });
+    h.put('a', '1');
+    h.ok({
+      type: 'txn',
+      req: { success: [{ request_put: { key: b('ab'), value: b('2') } }, { request_put: { key: b('c'), value: b('3') } }, { request_delete_range: { key: b('a') } }] },
+    });
+    assert.deepEqual(one.calls, [['2:PUT:a=1'], ['3:DELETE:a=']]);
+    assert.deepEqual(prefix.calls, [['2:PUT:a=1'], ['3:PUT:ab=2', '3:DELETE:a=']]);
+    assert.deepEqual(from.calls, [['3:PUT:c=3']]);
+  });
+
+  it('includes prev_kv on request and honours NOPUT / NODELETE filters', () => {
+    const h = new Harness();
+    const prev = record(h, { key: b('k'), prev_kv: true });
+    const noPut = record(h, { key: b('k'), filters: ['NOPUT'] });
+    const noDel = record(h, { key: b('k'), filters: ['NODELETE'] });
+    h.put('k', '1');
+    h.put('k', '2');
+    h.del('k');
+    assert.deepEqual(prev.calls, [['2:PUT:k=1'], ['3:PUT:k=2 prev=1'], ['4:DELETE:k= prev=2']]);
+    assert.deepEqual(noPut.calls, [['4:DELETE:k=']]);
+    assert.deepEqual(noDel.calls, [['2:PUT:k=1'], ['3:PUT:k=2']]);
+  });
+
+  it('replays history from start_revision before live events, with prev_kv', () => {
+    const h = new Harness();
+    h.put('k', '1'); // 2
+    h.put('other', 'x'); // 3
+    h.put('k', '2'); // 4
+    const w = record(h, { key: b('k'), start_revision: 3, prev_kv: true });
+    assert.deepEqual(w.calls, [['4:PUT:k=2 prev=1']]);
+    h.put('k', '3');
+    assert.deepEqual(w.calls[1], ['5:PUT:k=3 prev=2']);
+    const future = record(h, { key: b('k'), start_revision: 7 });
+    h.put('k', '4'); // 6: before the start
+    h.put('k', '5'); // 7
+    assert.deepEqual(future.calls, [['7:PUT:k=5']]);
+  });
+
+  it('never splits a revision across replay batches', () => {
+    const h = new Harness();
+    const ops = Array.from({ length: 120 }, (_, i) => ({ request_put: { key: b(`k${String(i).padStart(3, '0')}`), value: b('v') } }));
+    for (let r = 0; r < 12; r++) h.ok({ type: 'txn', req: { success: ops } });
+    const w = record(h, { key: b('k'), range_end: b('l'), start_revision: 2 });
+    assert.ok(w.calls.length > 1, 'history came in several batches');
+    const revsPerCall = w.calls.map((c) => new Set(c.map((e) => e.split(':')[0])));
+    const seen = new Set<string>();
+    for (const revs of revsPerCall) for (const r of revs) {
+      assert.ok(!seen.has(r), `revision ${r} split across calls`);
+      seen.add(r);
+    }
+    assert.equal(w.calls.flat().length, 1440);
+  });
+
+  it('refuses a start revision below the compact revision, reporting it', () => {
+    const h = new Harness();
+    h.put('k', '1');
+    h.put('k', '2');
+    h.put('k', '3'); // 4
+    h.ok({ type: 'compact', req: { revision: 3 } });
+    assert.throws(
+      () => h.store.watch({ key: b('k'), start_revision: 2 }, () => undefined),
+      (e: unknown) => e instanceof WatchCompactedError && e.compact_revision === 3,
+    );
+    const ok = record(h, { key: b('k'), start_revision: 3 });
+    assert.deepEqual(ok.calls, [['3:PUT:k=2', '4:PUT:k=3']]);
+  });
+
+  it('stops after cancel', () => {
+    const h = new Harness();
+    const w = record(h, { key: b('k') });
+    h.put('k', '1');
+    w.cancel();
+    h.put('k', '2');
+    assert.equal(w.calls.length, 1);
+    assert.equal(h.store.watcherCount, 0);
+  });
+
+  it('a throwing listener does not break apply or other watchers', async () => {
+    const h = new Harness();
+    const seen: Error[] = [];
+    const onErr = (e: Error): void => void seen.push(e);
+    // Mocha fails the test on any uncaught exception; take its handlers out for this one.
+    const saved = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', onErr);
+    try {
+      h.store.watch({ key: b('k') }, () => {
+        throw new Error('listener bug');
+      });
+      const other = record(h, { key: b('k') });
+      h.put('k', '1');
+      assert.equal(h.store.revision, 2);
+      assert.equal(other.calls.length, 1);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(seen[0]?.message, 'listener bug');
+    } finally {
+      process.removeListener('uncaughtException', onErr);
+      for (const l of saved) process.on('uncaughtException', l);
+    }
+  });
+});
