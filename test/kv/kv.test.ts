@@ -257,7 +257,7 @@ describe('kv apply is idempotent and deterministic', () => {
   it('replaying a log over a restored snapshot reaches the same state as applying it once', () => {
     const h = new Harness();
     const cmds = Array.from({ length: 20 }, (_, i) => ({ type: 'put' as const, req: { key: b(`k${i % 7}`), value: b(`v${i}`) } }));
-    let snap = Buffer.alloc(0);
+    let snap: Buffer = Buffer.alloc(0);
     cmds.forEach((c, i) => {
       h.store.apply(i + 1, c);
       if (i === 9) snap = h.store.snapshot();
