@@ -192,6 +192,7 @@ export class RaftNode {
       if (e.index !== log.base + 1 + i) throw new Error(`raft restart: entries not contiguous at ${e.index}`);
     });
     n.appendToLog(ents);
+    n.refreshMembership();
     log.stable = log.lastIndex();
     const commit = Math.max(st.hardState.commit, log.base);
     if (commit > log.lastIndex()) throw new Error(`raft restart: commit ${commit} beyond last index ${log.lastIndex()}`);
@@ -711,7 +712,11 @@ export class RaftNode {
       case "heartbeatResp":
         pr.recentActive = true;
         pr.probeSent = false;
-        if (pr.match < this.log.lastIndex()) this.needBroadcast = true;
+        // Appends or their answers may have been lost: free a slot so the window cannot stay
+        // full forever, and probe even with nothing new so a lost tail is noticed (the
+        // follower rejects, and we fall back to probing from its match).
+        if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirst();
+        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
         if (m.readSeq > 0) this.ackReads(m.from, m.readSeq);
         break;
       default:

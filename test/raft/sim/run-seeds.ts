@@ -1,0 +1,37 @@
+/**
+ * Run many simulator seeds: node --import tsx test/raft/sim/run-seeds.ts --seeds 10000 [--from N]
+ * Replay one: --seed N (prints the tail of the event log on failure).
+ */
+import { runSeed } from "./scenario";
+
+function arg(name: string): number | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return undefined;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isSafeInteger(v) || v < 0) throw new Error(`--${name} needs a non-negative integer`);
+  return v;
+}
+
+const single = arg("seed");
+const from = single ?? arg("from") ?? 1;
+const count = single !== undefined ? 1 : (arg("seeds") ?? 1000);
+const started = Date.now();
+let failures = 0;
+let applied = 0;
+for (let seed = from; seed < from + count; seed++) {
+  try {
+    applied += runSeed(seed).applied;
+  } catch (e) {
+    failures++;
+    const err = e as Error & { simLog?: string[] };
+    console.error(`FAIL seed ${seed}: ${err.message}`);
+    if (single !== undefined) {
+      for (const line of err.simLog ?? []) console.error(line);
+      console.error(err.stack);
+    }
+    console.error(`  replay: node --import tsx test/raft/sim/run-seeds.ts --seed ${seed}`);
+  }
+  if ((seed - from + 1) % 1000 === 0) console.log(`${seed - from + 1} seeds, ${failures} failures, ${((Date.now() - started) / 1000).toFixed(1)}s`);
+}
+console.log(`done: ${count} seeds from ${from}, ${failures} failures, ${applied} entries applied, ${((Date.now() - started) / 1000).toFixed(1)}s`);
+process.exitCode = failures > 0 ? 1 : 0;
