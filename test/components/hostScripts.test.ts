@@ -1,0 +1,372 @@
+import { strict as assert } from "node:assert";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { joinPlan, type JoinPlan } from "../../components/membership";
+import { planHostMembers, type MemberEndpoint } from "../../components/topology";
+import { HOST, renderFileBundle, renderMemberUnit } from "../../components/hostFiles";
+import {
+  renderDataVolumeUserData,
+  renderMemberInstallScript,
+  renderMemberLeaveScript,
+  renderMemberRollScript,
+  renderTrustScript,
+  renderWorkerInstallScript,
+  sshInvocation,
+} from "../../components/hostScripts";
+
+const IPS = ["10.42.0.10", "10.42.1.10", "10.42.2.10", "10.42.0.11", "10.42.1.11", "10.42.2.11", "10.42.0.12"];
+
+function pem(tag: string): string {
+  return `-----BEGIN CERTIFICATE-----\n${Buffer.from(tag).toString("base64")}\n-----END CERTIFICATE-----\n`;
+}
+function keyPem(tag: string): string {
+  return `-----BEGIN PRIVATE KEY-----\n${Buffer.from(tag).toString("base64")}\n-----END PRIVATE KEY-----\n`;
+}
+
+/** Every script the components generate for one cluster size. */
+function allScripts(n: number): Array<{ name: string; text: string }> {
+  const out: Array<{ name: string; text: string }> = [];
+  for (const j of joinPlan(planHostMembers(IPS.slice(0, n)))) {
+    const opts = { join: j, clusterToken: "raftkv-test", uploadDir: "/home/admin", revision: "0123abcd" };
+    for (const phase of ["create", "update"] as const) {
+      out.push({ name: `${j.member.name}-install-${phase}.sh`, text: renderMemberInstallScript(phase, opts) });
+      out.push({ name: `${j.member.name}-roll-${phase}.sh`, text: renderMemberRollScript(phase, opts) });
+    }
+    out.push({ name: `${j.member.name}-leave.sh`, text: renderMemberLeaveScript(opts) });
+  }
+  for (const phase of ["create", "update"] as const) {
+    out.push({ name: `trust-${phase}.sh`, text: renderTrustScript(phase) });
+    out.push({
+      name: `worker-${phase}.sh`,
+      text: renderWorkerInstallScript(phase, { endpoints: ["https://internal-raftkv-lb.elb.eu-west-1.amazonaws.com:2379"], uploadDir: "/home/admin", revision: "r1" }),
+    });
+  }
+  out.push({ name: "user-data.sh", text: renderDataVolumeUserData() });
+  return out;
+}
+
+describe("generated host scripts and units", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "raftkv-scripts-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("every script passes bash -n and shellcheck (7 members: bootstrap and joining members)", () => {
+    const scripts = allScripts(7);
+    const files = scripts.map((s) => {
+      const f = path.join(dir, s.name);
+      writeFileSync(f, s.text);
+      execFileSync("bash", ["-n", f]);
+      return f;
+    });
+    const r = spawnSync("shellcheck", ["--severity=style", ...files], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+
+  it("every member unit passes systemd-analyze verify", () => {
+    for (const j of joinPlan(planHostMembers(IPS.slice(0, 5)))) {
+      const unit = path.join(dir, "raftkv.service");
+      // verify insists that ExecStart's binary exists; the running node does.
+      writeFileSync(unit, renderMemberUnit(j, { clusterToken: "raftkv-test", nodePath: process.execPath }));
+      const r = spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8" });
+      assert.equal(r.status, 0, `${j.member.name}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stderr.trim(), "", r.stderr);
+    }
+  });
+
+  it("refuses values systemd would expand or split", () => {
+    const j = joinPlan(planHostMembers(IPS.slice(0, 3)))[0]!;
+    assert.throws(() => renderMemberUnit(j, { clusterToken: "raftkv-test", nodePath: "/usr/bin/my node" }), /systemd ExecStart/);
+  });
+});
+
+/**
+ * Runs the scripts for real against a temporary root. What is stubbed (on PATH): systemctl,
+ * chown, useradd, cloud-init, apt-get and sudo — things that would change this machine. What
+ * is real: bash, awk, install (file modes), cmp, mktemp, node (the /health probe against a
+ * real HTTP server, the member-ID parsing), and a fake raftkvctl bundle run by node that
+ * answers like etcdctl and records its arguments.
+ */
+describe("host scripts executed against a temporary root", function () {
+  this.timeout(20000);
+  let root: string;
+  let stubs: string;
+  let log: string;
+  // The scripts run synchronously (spawnSync), so /health is served by a separate process;
+  // it answers 503 while the file named by its argument exists.
+  let server: ChildProcess;
+  let port = 0;
+  let unhealthyFlag: string;
+  const setHealthy = (yes: boolean) => (yes ? rmSync(unhealthyFlag, { force: true }) : writeFileSync(unhealthyFlag, ""));
+  let member: MemberEndpoint;
+  let plans: JoinPlan[];
+  const bigId = 12345678901234567890n; // above 2^53: JSON.parse would round it
+
+  before(async () => {
+    unhealthyFlag = path.join(mkdtempSync(path.join(tmpdir(), "raftkv-health-")), "unhealthy");
+    server = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const fs = require("fs");
+         const s = require("http").createServer((req, res) => {
+           const ok = req.url === "/health" && !fs.existsSync(process.argv[1]);
+           res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+           res.end(JSON.stringify({ health: String(ok) }));
+         });
+         s.listen(0, "127.0.0.1", () => console.log(s.address().port));`,
+        unhealthyFlag,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    port = await new Promise<number>((resolve, reject) => {
+      server.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+      server.once("exit", (code) => reject(new Error(`health server exited with ${String(code)}`)));
+    });
+    const planned = planHostMembers(IPS.slice(0, 5));
+    // The member under test serves /health on the test server's port.
+    planned[3] = { ...planned[3]!, metricsPort: port };
+    planned[0] = { ...planned[0]!, metricsPort: port };
+    plans = joinPlan(planned);
+    member = planned[0]!;
+  });
+  after(() => {
+    server.kill();
+    rmSync(path.dirname(unhealthyFlag), { recursive: true, force: true });
+  });
+
+  beforeEach(() => {
+    setHealthy(true);
+    root = mkdtempSync(path.join(tmpdir(), "raftkv-root-"));
+    stubs = path.join(root, "stub-bin");
+    log = path.join(root, "calls.log");
+    mkdirSync(stubs);
+    for (const cmd of ["systemctl", "chown", "useradd", "cloud-init", "apt-get"]) {
+      const f = path.join(stubs, cmd);
+      // systemctl is-active answers from STUB_ACTIVE, everything else succeeds and is logged.
+      writeFileSync(f, `#!/bin/sh\necho "${cmd} $*" >> "${log}"\nif [ "${cmd} $1" = "systemctl is-active" ]; then [ "\${STUB_ACTIVE:-0}" = 1 ]; fi\n`);
+      chmodSync(f, 0o755);
+    }
+    writeFileSync(path.join(stubs, "sudo"), "#!/bin/sh\nexec \"$@\"\n");
+    chmodSync(path.join(stubs, "sudo"), 0o755);
+    // The uploaded bundles, and an installed fake raftkvctl that speaks etcdctl's JSON.
+    mkdirSync(path.join(root, "home/admin"), { recursive: true });
+    writeFileSync(path.join(root, "home/admin/raftkv.cjs"), "// member v1\n");
+    writeFileSync(path.join(root, "home/admin/raftkvctl.cjs"), fakeCtl(root));
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  function fakeCtl(r: string): string {
+    return `const fs = require("fs");
+fs.appendFileSync(${JSON.stringify(path.join(r, "ctl.log"))}, process.argv.slice(2).join(" ") + "\\n");
+const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+if (args[0] === "member" && args[1] === "list") {
+  const listed = fs.existsSync(${JSON.stringify(path.join(r, "members.json"))}) ? fs.readFileSync(${JSON.stringify(path.join(r, "members.json"))}, "utf8") : '{"members":[]}';
+  process.stdout.write(listed);
+} else if (args[0] === "endpoint" && args[1] === "health") {
+  process.exit(fs.existsSync(${JSON.stringify(path.join(r, "unhealthy"))}) ? 1 : 0);
+}
+`;
+  }
+
+  function run(script: string, stdin = "", env: Record<string, string> = {}): { status: number | null; stderr: string } {
+    const r = spawnSync("bash", ["-c", script, "test"], {
+      input: stdin,
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root, RAFTKV_HEALTH_TIMEOUT: "6", ...env },
+    });
+    return { status: r.status, stderr: r.stderr };
+  }
+  const calls = () => (existsSync(log) ? readFileSync(log, "utf8") : "");
+  const ctlCalls = () => (existsSync(path.join(root, "ctl.log")) ? readFileSync(path.join(root, "ctl.log"), "utf8") : "");
+  const mode = (p: string) => (statSync(path.join(root, p)).mode & 0o777).toString(8);
+  const memberStdin = (tag: string) =>
+    renderFileBundle([
+      { name: "server.crt", content: pem(`server ${tag}`) },
+      { name: "server.key", content: keyPem(`server key ${tag}`) },
+      { name: "peer.crt", content: pem(`peer ${tag}`) },
+      { name: "peer.key", content: keyPem(`peer key ${tag}`) },
+    ]);
+  const opts = (j: JoinPlan) => ({ join: j, clusterToken: "raftkv-test", uploadDir: "/home/admin", revision: "r1" });
+  const installFirst = () => {
+    const t = run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }]));
+    assert.equal(t.status, 0, t.stderr);
+    const r = run(renderMemberInstallScript("create", opts(plans[0]!)), memberStdin("g1"));
+    assert.equal(r.status, 0, r.stderr);
+  };
+
+  it("trust: prepares the host, writes ca.crt 0600 for the service user, reloads a running member", () => {
+    const r = run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }]));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("ca1"));
+    assert.equal(mode("etc/raftkv/pki/ca.crt"), "600");
+    assert.equal(mode("etc/raftkv/pki"), "700");
+    assert.match(calls(), /cloud-init status --wait/);
+    assert.match(calls(), /useradd --system .* raftkv/);
+    assert.match(calls(), /chown raftkv:raftkv .*ca\.crt\.new/);
+    assert.doesNotMatch(calls(), /systemctl reload/, "nothing runs yet, so nothing to reload");
+
+    // CA rotation step 1: the bundle grows to old + new; a running member gets SIGHUP.
+    const step1 = run(renderTrustScript("update"), renderFileBundle([{ name: "ca.crt", content: pem("ca2") + pem("ca1") }]), { STUB_ACTIVE: "1" });
+    assert.equal(step1.status, 0, step1.stderr);
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("ca2") + pem("ca1"));
+    assert.match(calls(), /systemctl reload raftkv\.service/);
+    // Step 2: the old CA is dropped the same way.
+    const step2 = run(renderTrustScript("update"), renderFileBundle([{ name: "ca.crt", content: pem("ca2") }]), { STUB_ACTIVE: "1" });
+    assert.equal(step2.status, 0, step2.stderr);
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("ca2"));
+    assert.equal((calls().match(/systemctl reload/g) ?? []).length, 2);
+  });
+
+  it("trust: refuses stdin without the CA file", () => {
+    const r = run(renderTrustScript("update"), "no header\n");
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /does not start with a file header/);
+  });
+
+  it("install (bootstrap member): keys 0600 from stdin, the planned unit, env file, start, wait for /health", () => {
+    installFirst();
+    for (const f of ["server.key", "peer.key", "server.crt", "peer.crt"]) assert.equal(mode(`etc/raftkv/pki/${f}`), "600", f);
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/server.key"), "utf8"), keyPem("server key g1"));
+    assert.equal(readFileSync(path.join(root, HOST.unitPath), "utf8"), renderMemberUnit(plans[0]!, { clusterToken: "raftkv-test" }));
+    assert.match(readFileSync(path.join(root, HOST.envFile), "utf8"), /^ETCDCTL_ENDPOINTS=https:\/\/127\.0\.0\.1:2379$/m);
+    assert.equal(readFileSync(path.join(root, HOST.memberBundle), "utf8"), "// member v1\n");
+    assert.equal(mode(HOST.ctlWrapper.slice(1)), "755");
+    assert.match(calls(), /systemctl enable raftkv\.service\nsystemctl restart raftkv\.service/);
+    assert.equal(ctlCalls(), "", "a bootstrap member never calls the membership API");
+    // No key material may be left in the staging area or next to the files.
+    assert.equal(spawnSync("sh", ["-c", `ls ${root}/etc/raftkv/pki`], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).sort().join(","),
+      "ca.crt,peer.crt,peer.key,server.crt,server.key");
+  });
+
+  it("install fails after the timeout when /health never turns healthy", () => {
+    setHealthy(false);
+    const t = run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }]));
+    assert.equal(t.status, 0, t.stderr);
+    const r = run(renderMemberInstallScript("create", opts(plans[0]!)), memberStdin("g1"), { RAFTKV_HEALTH_TIMEOUT: "2" });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /not healthy after 2 s/);
+  });
+
+  it("update + roll: new certificates only -> SIGHUP; a new bundle -> restart; nothing pending -> neither", () => {
+    installFirst();
+    const update = run(renderMemberInstallScript("update", opts(plans[0]!)), memberStdin("g2"));
+    assert.equal(update.status, 0, update.stderr);
+    assert.ok(existsSync(path.join(root, "var/lib/raftkv/reload-pending")));
+    assert.ok(!existsSync(path.join(root, "var/lib/raftkv/restart-pending")));
+    assert.doesNotMatch(calls().split("systemctl restart")[1] ?? "", /systemctl (restart|reload)/, "the install never restarts; the roll does");
+
+    const roll = run(renderMemberRollScript("update", opts(plans[0]!)));
+    assert.equal(roll.status, 0, roll.stderr);
+    assert.match(calls(), /systemctl reload raftkv\.service/);
+    assert.ok(!existsSync(path.join(root, "var/lib/raftkv/reload-pending")));
+    assert.match(ctlCalls(), /--endpoints=https:\/\/127\.0\.0\.1:2379 .*endpoint health --cluster/);
+
+    writeFileSync(path.join(root, "home/admin/raftkv.cjs"), "// member v2\n");
+    assert.equal(run(renderMemberInstallScript("update", opts(plans[0]!)), memberStdin("g2")).status, 0);
+    assert.ok(existsSync(path.join(root, "var/lib/raftkv/restart-pending")));
+    const before = (calls().match(/systemctl restart/g) ?? []).length;
+    assert.equal(run(renderMemberRollScript("update", opts(plans[0]!))).status, 0);
+    assert.equal((calls().match(/systemctl restart/g) ?? []).length, before + 1);
+
+    const quiet = run(renderMemberRollScript("update", opts(plans[0]!)));
+    assert.equal(quiet.status, 0);
+    assert.match(quiet.stderr, /nothing pending/);
+  });
+
+  it("roll waits for the cluster to be healthy before touching the member", () => {
+    installFirst();
+    writeFileSync(path.join(root, "unhealthy"), "");
+    const r = run(renderMemberRollScript("update", opts(plans[0]!)), "", { RAFTKV_HEALTH_TIMEOUT: "1" });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /cluster not healthy/);
+    assert.doesNotMatch(calls(), /systemctl reload|systemctl restart raftkv.service\n.*\n.*restart/);
+  });
+
+  it("install (joining member): member add through the running members, once", () => {
+    const joiner = plans[3]!;
+    assert.equal(run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }])).status, 0);
+    const r = run(renderMemberInstallScript("create", opts(joiner)), memberStdin("g1"));
+    assert.equal(r.status, 0, r.stderr);
+    const via = "https://10.42.0.10:2379,https://10.42.1.10:2379,https://10.42.2.10:2379";
+    assert.match(ctlCalls(), new RegExp(`--endpoints=${via} .*member add raftkv-4 --peer-urls=https://10.42.0.11:2380`));
+    assert.ok(readFileSync(path.join(root, HOST.unitPath), "utf8").includes("--initial-cluster-state=existing"));
+
+    // A retry after the add succeeded (member listed, not started: no name yet) must not add twice.
+    rmSync(path.join(root, "ctl.log"));
+    writeFileSync(path.join(root, "members.json"), `{"header":{"cluster_id":1},"members":[{"ID":${bigId},"peerURLs":["https://10.42.0.11:2380"]}]}`);
+    assert.equal(run(renderMemberInstallScript("create", opts(joiner)), memberStdin("g1")).status, 0);
+    assert.doesNotMatch(ctlCalls(), /member add/);
+  });
+
+  it("leave (joining member): removes itself by hex ID through the staying members, then stops", () => {
+    writeFileSync(
+      path.join(root, "members.json"),
+      `{"members":[{"ID":1,"name":"raftkv-1","peerURLs":["https://10.42.0.10:2380"]},{"ID":${bigId},"name":"raftkv-5","peerURLs":["https://10.42.1.11:2380"]}]}`,
+    );
+    mkdirSync(path.join(root, "opt/raftkv"), { recursive: true });
+    writeFileSync(path.join(root, "opt/raftkv/raftkvctl.cjs"), fakeCtl(root));
+    const r = run(renderMemberLeaveScript({ join: plans[4]! }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(ctlCalls(), new RegExp(`member remove ${bigId.toString(16)}\\n`));
+    assert.match(ctlCalls(), /--endpoints=https:\/\/10\.42\.0\.10:2379,https:\/\/10\.42\.1\.10:2379,https:\/\/10\.42\.2\.10:2379,https:\/\/10\.42\.0\.11:2379 /);
+    assert.match(calls(), /systemctl disable --now raftkv\.service/);
+
+    // Already gone (an earlier attempt removed it): no second removal.
+    rmSync(path.join(root, "ctl.log"));
+    writeFileSync(path.join(root, "members.json"), `{"members":[{"ID":1,"name":"raftkv-1","peerURLs":["https://10.42.0.10:2380"]}]}`);
+    assert.equal(run(renderMemberLeaveScript({ join: plans[4]! })).status, 0);
+    assert.doesNotMatch(ctlCalls(), /member remove/);
+  });
+
+  it("leave (bootstrap member): never calls the membership API", () => {
+    const r = run(renderMemberLeaveScript({ join: plans[0]! }));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(ctlCalls(), "");
+  });
+
+  it("worker: client key 0600, env file pointing at the load balancer, raftkvctl wrapper", () => {
+    assert.equal(run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }])).status, 0);
+    const r = run(
+      renderWorkerInstallScript("create", { endpoints: ["https://lb.internal:2379"], uploadDir: "/home/admin", revision: "r1" }),
+      renderFileBundle([
+        { name: "client.crt", content: pem("worker") },
+        { name: "client.key", content: keyPem("worker key") },
+      ]),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(mode("etc/raftkv/pki/client.key"), "600");
+    const env = readFileSync(path.join(root, HOST.envFile), "utf8");
+    assert.match(env, /^ETCDCTL_ENDPOINTS=https:\/\/lb\.internal:2379$/m);
+    assert.match(env, /^ETCDCTL_KEY=\/etc\/raftkv\/pki\/client\.key$/m);
+  });
+
+  it("the SSH invocation runs the script as root with the command's stdin", () => {
+    const inv = sshInvocation(renderTrustScript("update"), "raftkv-1-trust");
+    const r = spawnSync("bash", ["-c", inv], {
+      input: renderFileBundle([{ name: "ca.crt", content: pem("it's quoted") }]),
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("it's quoted"));
+  });
+
+  it("the health wait turns green as soon as /health does", () => {
+    installFirst();
+    setHealthy(false);
+    const roll = spawn("bash", ["-c", renderMemberRollScript("create", opts(plans[0]!)), "test"], {
+      env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root, RAFTKV_HEALTH_TIMEOUT: "15" },
+      stdio: "ignore",
+    });
+    return new Promise<void>((resolve, reject) => {
+      roll.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`roll exited ${String(code)}`))));
+      // Health comes back while the script is polling (it polls every 2 s).
+      setTimeout(() => setHealthy(true), 500);
+      assert.equal(member.metricsPort, port);
+    });
+  });
+});
