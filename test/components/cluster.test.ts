@@ -1,0 +1,401 @@
+import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { masterCountProblem, memberCertProfiles, clientCertProfile, quorum, renderMemberFlags } from "../../components/topology";
+import { joinPlan } from "../../components/membership";
+import { resolveSettings, type RawSettings } from "../../components/settings";
+import type { RaftkvCluster as RaftkvClusterT } from "../../components/cluster";
+
+/** What the mock engine saw for one resource. */
+interface Rec {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const LB_DNS = "internal-raftkv-lb-123.elb.eu-west-1.amazonaws.com";
+let records: Rec[] = [];
+/** dependsOn of every resource, by name, captured with a transformation on the top component. */
+let deps = new Map<string, string[]>();
+
+function isSecretValue(v: unknown): boolean {
+  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
+}
+function reveal(v: unknown): unknown {
+  return isSecretValue(v) ? (v as { value: unknown }).value : v;
+}
+function str(v: unknown): string {
+  const r = reveal(v);
+  assert.equal(typeof r, "string", `expected a string, got ${JSON.stringify(r)}`);
+  return r as string;
+}
+/** The script inside `sudo bash -c '<script>' label`. */
+function scriptOf(cmd: string): string {
+  const m = /^sudo bash -c '([\s\S]*)' '[^']*'$/.exec(cmd);
+  assert.ok(m, "command is a sudo bash -c invocation");
+  return m[1]!.replace(/'\\''/g, "'");
+}
+
+function fakePem(kind: string, name: string): string {
+  return `-----BEGIN ${kind}-----\n${Buffer.from(name).toString("base64")}\n-----END ${kind}-----\n`;
+}
+
+const mocks: pulumi.runtime.Mocks = {
+  newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
+    records.push({ type: args.type, name: args.name, inputs: args.inputs as Record<string, unknown> });
+    const state: Record<string, unknown> = { ...args.inputs };
+    switch (args.type) {
+      case "tls:index/privateKey:PrivateKey":
+        state["privateKeyPem"] = fakePem("PRIVATE KEY", args.name);
+        break;
+      case "tls:index/selfSignedCert:SelfSignedCert":
+      case "tls:index/locallySignedCert:LocallySignedCert":
+        state["certPem"] = fakePem("CERTIFICATE", args.name);
+        break;
+      case "tls:index/certRequest:CertRequest":
+        state["certRequestPem"] = fakePem("CERTIFICATE REQUEST", args.name);
+        break;
+      case "aws:lb/loadBalancer:LoadBalancer":
+        state["dnsName"] = LB_DNS;
+        state["arn"] = `arn:${args.name}`;
+        break;
+      case "aws:lb/targetGroup:TargetGroup":
+        state["arn"] = `arn:${args.name}`;
+        break;
+      case "aws:ec2/keyPair:KeyPair":
+        state["keyName"] = args.name;
+        break;
+      case "command:remote:Command":
+        state["stdout"] = "";
+        break;
+    }
+    return { id: `${args.name}-id`, state };
+  },
+  call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+    return args.token === "aws:ec2/getAmi:getAmi" ? { id: "ami-0debian13" } : {};
+  },
+};
+
+const BASE: RawSettings = { adminCidrs: ["10.99.0.0/16"], sshPublicKey: "ssh-ed25519 AAAAC3Nza test", workers: 2 };
+const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+
+/** Waits until the mock engine has seen every registration the program makes. */
+async function settle(): Promise<void> {
+  let last = -1;
+  let stable = 0;
+  while (stable < 10) {
+    await new Promise((r) => setTimeout(r, 5));
+    if (records.length === last) stable++;
+    else {
+      stable = 0;
+      last = records.length;
+    }
+  }
+}
+
+describe("Pulumi components (setMocks)", function () {
+  this.timeout(30000);
+  let RaftkvCluster: typeof RaftkvClusterT;
+
+  before(async () => {
+    await pulumi.runtime.setMocks(mocks, "raftkv", "test");
+    // Loaded only now: the SDK must see the mocks before any resource module is evaluated.
+    ({ RaftkvCluster } = await import("../../components/cluster"));
+  });
+
+  async function build(raw: RawSettings): Promise<{ recs: Rec[]; cluster: RaftkvClusterT }> {
+    records = [];
+    deps = new Map();
+    const names = new Map<pulumi.Resource, string>();
+    const capture: pulumi.ResourceTransformation = (a) => {
+      names.set(a.resource, a.name);
+      const on = a.opts.dependsOn;
+      const list = on === undefined ? [] : Array.isArray(on) ? on : [on];
+      deps.set(a.name, (list as pulumi.Resource[]).map((r) => names.get(r) ?? "?"));
+      return undefined;
+    };
+    const settings = resolveSettings({ ...BASE, ...raw }, { region: "eu-west-1", stack: "test" });
+    const cluster = new RaftkvCluster(
+      "raftkv",
+      { settings, region: "eu-west-1", sshPrivateKey: pulumi.secret("PRIVATE-SSH-KEY"), runtimeRevision: "rev1" },
+      { transformations: [capture] },
+    );
+    await settle();
+    return { recs: records, cluster };
+  }
+  const of = (recs: Rec[], type: string) => recs.filter((r) => r.type === type);
+  const byName = (recs: Rec[], name: string) => {
+    const r = recs.find((x) => x.name === name);
+    assert.ok(r, `no resource named ${name}`);
+    return r;
+  };
+
+  for (const n of [3, 5, 7]) {
+    describe(`${n} masters`, () => {
+      let recs: Rec[];
+      let cluster: RaftkvClusterT;
+      before(async () => {
+        ({ recs, cluster } = await build({ masters: n }));
+      });
+
+      it("declares the expected resources", () => {
+        const workers = 2;
+        const count = (t: string) => of(recs, t).length;
+        assert.equal(count("aws:ec2/instance:Instance"), n + workers);
+        assert.equal(count("aws:lb/targetGroupAttachment:TargetGroupAttachment"), n);
+        assert.equal(count("aws:ec2/subnet:Subnet"), 3 + 1);
+        assert.equal(count("aws:lb/loadBalancer:LoadBalancer"), 1);
+        assert.equal(count("tls:index/selfSignedCert:SelfSignedCert"), 1);
+        assert.equal(count("tls:index/locallySignedCert:LocallySignedCert"), 2 * n + 1 + workers);
+        assert.equal(count("tls:index/privateKey:PrivateKey"), 2 * n + 1 + workers + 1);
+        // trust per host; install + roll per member; client install per worker
+        assert.equal(count("command:remote:Command"), n + workers + 2 * n + workers);
+        assert.equal(count("command:remote:CopyToRemote"), 2 * n + workers);
+        for (const t of ["raftkv:index:Cluster", "raftkv:network:Network", "raftkv:pki:Pki", "raftkv:compute:Masters", "raftkv:compute:Workers", "raftkv:loadbalancer:ClientLoadBalancer", "raftkv:install:ClusterInstall"]) {
+          assert.equal(count(t), 1, t);
+        }
+      });
+
+      it("spreads masters round-robin over the zones at their planned addresses, IMDSv2 and encrypted", () => {
+        const masters = cluster.members;
+        const instances = masters.map((m) => byName(recs, m.name));
+        const perZone = ZONES.map((z) => instances.filter((i) => i.inputs["availabilityZone"] === z).length);
+        assert.ok(Math.max(...perZone) - Math.min(...perZone) <= 1);
+        for (const lost of perZone) assert.ok(n - lost >= quorum(n));
+        for (const [i, inst] of instances.entries()) {
+          assert.equal(inst.inputs["privateIp"], masters[i]!.privateIp);
+          assert.equal((inst.inputs["metadataOptions"] as Record<string, unknown>)["httpTokens"], "required");
+          assert.equal((inst.inputs["rootBlockDevice"] as Record<string, unknown>)["encrypted"], true);
+          const data = inst.inputs["ebsBlockDevices"] as Array<Record<string, unknown>>;
+          assert.equal(data.length, 1);
+          assert.equal(data[0]!["encrypted"], true);
+          assert.equal(inst.inputs["associatePublicIpAddress"], false);
+        }
+      });
+
+      it("security groups: no 0.0.0.0/0 on 22/2379/2380/2381, peers only from masters, SSH only from admins", () => {
+        const rules = of(recs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule");
+        assert.ok(rules.length > 0);
+        const mastersSg = "raftkv-net-masters-id";
+        for (const r of rules) {
+          assert.notEqual(r.inputs["cidrIpv4"], "0.0.0.0/0", r.name);
+          assert.equal(r.inputs["cidrIpv6"], undefined, r.name);
+          assert.equal(r.inputs["fromPort"], r.inputs["toPort"], `${r.name} opens a single port`);
+          const port = r.inputs["fromPort"];
+          if (port === 2380) assert.equal(r.inputs["referencedSecurityGroupId"], mastersSg, r.name);
+          if (port === 22) assert.equal(r.inputs["cidrIpv4"], "10.99.0.0/16", r.name);
+        }
+        const peer = rules.filter((r) => r.inputs["fromPort"] === 2380);
+        assert.equal(peer.length, 1);
+        const client = rules.filter((r) => r.inputs["fromPort"] === 2379 && r.inputs["securityGroupId"] === mastersSg);
+        assert.deepEqual(
+          client.map((r) => r.inputs["referencedSecurityGroupId"] ?? r.inputs["cidrIpv4"]).sort(),
+          ["10.99.0.0/16", "raftkv-net-lb-id", "raftkv-net-masters-id", "raftkv-net-workers-id"],
+        );
+      });
+
+      it("load balancer: internal TCP 2379, health check HTTP 2381 /health, every master a target", () => {
+        const nlb = of(recs, "aws:lb/loadBalancer:LoadBalancer")[0]!;
+        assert.equal(nlb.inputs["internal"], true);
+        assert.equal(nlb.inputs["loadBalancerType"], "network");
+        const tg = of(recs, "aws:lb/targetGroup:TargetGroup")[0]!;
+        assert.equal(tg.inputs["port"], 2379);
+        assert.equal(tg.inputs["protocol"], "TCP");
+        assert.deepEqual(
+          [tg.inputs["healthCheck"]].map((h) => {
+            const hc = h as Record<string, unknown>;
+            return [hc["protocol"], hc["port"], hc["path"], hc["matcher"]];
+          })[0],
+          ["HTTP", "2381", "/health", "200"],
+        );
+        const listener = of(recs, "aws:lb/listener:Listener")[0]!;
+        assert.equal(listener.inputs["port"], 2379);
+        assert.equal(listener.inputs["protocol"], "TCP");
+      });
+
+      it("certificates: SANs and usages from the plan, ECDSA P-256 keys", () => {
+        for (const k of of(recs, "tls:index/privateKey:PrivateKey")) {
+          assert.equal(k.inputs["algorithm"], "ECDSA");
+          assert.equal(k.inputs["ecdsaCurve"], "P256");
+        }
+        const plan = joinPlan(cluster.members.map((m) => ({ name: m.name, host: m.privateIp, clientPort: 2379, peerPort: 2380, metricsPort: 2381 })));
+        for (const { member } of plan) {
+          const dns = `ip-${member.host.replace(/\./g, "-")}.eu-west-1.compute.internal`;
+          const [server, peer] = memberCertProfiles(member, { extraDnsNames: [dns, LB_DNS] });
+          const serverCsr = byName(recs, `raftkv-pki-${member.name}-server-g1-csr`);
+          assert.deepEqual(serverCsr.inputs["ipAddresses"], [member.host, "127.0.0.1"]);
+          assert.deepEqual(serverCsr.inputs["dnsNames"], server!.dnsNames);
+          assert.ok(server!.dnsNames.includes("localhost") && server!.dnsNames.includes(LB_DNS));
+          assert.deepEqual(byName(recs, `raftkv-pki-${member.name}-server-g1`).inputs["allowedUses"], server!.usages);
+          const peerCsr = byName(recs, `raftkv-pki-${member.name}-peer-g1-csr`);
+          assert.deepEqual(peerCsr.inputs["ipAddresses"], [member.host]);
+          assert.deepEqual(byName(recs, `raftkv-pki-${member.name}-peer-g1`).inputs["allowedUses"], peer!.usages);
+          assert.ok((peer!.usages as string[]).includes("client_auth") && (peer!.usages as string[]).includes("server_auth"));
+        }
+        for (const who of ["admin", "raftkv-worker-1", "raftkv-worker-2"]) {
+          const cert = byName(recs, `raftkv-pki-${who}-client-g1`);
+          assert.deepEqual(cert.inputs["allowedUses"], clientCertProfile(who).usages);
+          assert.deepEqual(byName(recs, `raftkv-pki-${who}-client-g1-csr`).inputs["ipAddresses"] ?? [], []);
+        }
+        const ca = of(recs, "tls:index/selfSignedCert:SelfSignedCert")[0]!;
+        assert.equal(ca.inputs["isCaCertificate"], true);
+        assert.ok((ca.inputs["allowedUses"] as string[]).includes("cert_signing"));
+      });
+
+      it("every install script carries exactly the plan's flags for its member", () => {
+        for (const j of joinPlan(cluster.members.map((m) => ({ name: m.name, host: m.privateIp, clientPort: 2379, peerPort: 2380, metricsPort: 2381 })))) {
+          const expected = renderMemberFlags(j.member, j.initialCluster, {
+            dataDir: "/var/lib/raftkv/data",
+            certDir: "/etc/raftkv/pki",
+            clusterToken: "raftkv-test",
+            clusterState: j.clusterState,
+            listenHost: "0.0.0.0",
+          });
+          const install = byName(recs, `${j.member.name}-install`);
+          for (const phase of ["create", "update"]) {
+            const script = scriptOf(str(install.inputs[phase]));
+            const execStart = /^ExecStart=([\s\S]*?)\nExecReload/m.exec(script);
+            assert.ok(execStart, `${j.member.name} ${phase} has a unit`);
+            const words = execStart[1]!.split(/\s+\\\n\s+|\s+/);
+            assert.deepEqual(words.slice(2), expected, `${j.member.name} ${phase}`);
+          }
+          // A joiner adds itself through everyone before it; removal runs on delete.
+          const leave = scriptOf(str(install.inputs["delete"]));
+          if (j.clusterState === "existing") assert.match(leave, /member remove/);
+          else assert.doesNotMatch(leave, /member remove/);
+        }
+      });
+
+      it("private keys travel only as secrets", async () => {
+        for (const c of of(recs, "command:remote:Command").filter((r) => /-(install|client)$/.test(r.name))) {
+          assert.ok(isSecretValue(c.inputs["stdin"]), `${c.name} stdin must be secret`);
+          assert.match(str(c.inputs["stdin"]), /--- raftkv-file (server|client)\.key\n-----BEGIN PRIVATE KEY/);
+          for (const phase of ["create", "update", "delete"]) {
+            const text = reveal(c.inputs[phase]);
+            if (typeof text === "string") assert.doesNotMatch(text, /PRIVATE KEY-----\n/, `${c.name} ${phase} carries no key`);
+          }
+        }
+        for (const c of [...of(recs, "command:remote:Command"), ...of(recs, "command:remote:CopyToRemote")]) {
+          // The SDK marks the whole connection secret once a field of it is.
+          const conn = reveal(c.inputs["connection"]) as Record<string, unknown>;
+          assert.ok(isSecretValue(c.inputs["connection"]) || isSecretValue(conn["privateKey"]), `${c.name} SSH key must be secret`);
+          assert.equal(reveal(conn["privateKey"]), "PRIVATE-SSH-KEY");
+        }
+        assert.equal(await pulumi.isSecret(cluster.adminKeyPem), true);
+        assert.equal(await pulumi.isSecret(cluster.adminCertPem), false);
+      });
+
+      it("bootstrap members install in parallel; joiners and rolls are chained one member at a time", () => {
+        const names = cluster.members.map((m) => m.name);
+        const hosts = [...names, "raftkv-worker-1", "raftkv-worker-2"];
+        const trusts = hosts.map((h) => `${h}-trust`);
+        names.forEach((name, i) => {
+          const install = deps.get(`${name}-install`)!;
+          const roll = deps.get(`${name}-roll`)!;
+          assert.ok(install && roll, name);
+          const rollsBefore = install.filter((d) => d.endsWith("-roll"));
+          // Pulumi deletes in reverse dependency order, so this chain also makes removals
+          // run highest member first, one at a time.
+          assert.deepEqual(rollsBefore, i < 3 ? [] : [`${names[i - 1]}-roll`], `${name} install`);
+          assert.ok(roll.includes(`${name}-install`), `${name} roll follows its install`);
+          if (i > 0) assert.ok(roll.includes(`${names[i - 1]}-roll`), `${name} roll follows the previous roll`);
+          // A new CA is trusted on every host before any member presents a leaf it signed.
+          for (const t of trusts) assert.ok(roll.includes(t), `${name} roll after ${t}`);
+        });
+        for (const w of ["raftkv-worker-1", "raftkv-worker-2"]) {
+          for (const t of trusts) assert.ok(deps.get(`${w}-client`)!.includes(t), `${w} client after ${t}`);
+        }
+      });
+    });
+  }
+
+  it("bumping certGeneration replaces the leaf certificates and keys, and nothing else", async () => {
+    const g1 = (await build({ masters: 5, certGeneration: 1 })).recs;
+    const g2 = (await build({ masters: 5, certGeneration: 2 })).recs;
+    const names = (rs: Rec[]) => new Set(rs.map((r) => `${r.type} ${r.name}`));
+    const [a, b] = [names(g1), names(g2)];
+    const gone = [...a].filter((x) => !b.has(x));
+    const added = [...b].filter((x) => !a.has(x));
+    const leafCount = 2 * 5 + 1 + 2;
+    assert.equal(gone.length, leafCount * 3, "key + CSR + certificate per leaf");
+    assert.deepEqual(gone.map((x) => x.replace("-g1", "-g2")).sort(), added.sort());
+    for (const x of gone) assert.match(x, /^tls:index\/(privateKey|certRequest|locallySignedCert):\S+ raftkv-pki-\S+-(server|peer|client)-g1(-key|-csr)?$/);
+    // Everything else keeps its inputs, except the scripts and their stdin that roll the members.
+    const rolling = new Set(["create", "update", "stdin"]);
+    for (const r of g1) {
+      if (r.type.startsWith("tls:")) continue;
+      const other = g2.find((x) => x.type === r.type && x.name === r.name);
+      assert.ok(other, r.name);
+      for (const [k, v] of Object.entries(r.inputs)) {
+        if (r.type === "command:remote:Command" && rolling.has(k)) continue;
+        assert.deepEqual(other.inputs[k], v, `${r.name}.${k} changed`);
+      }
+    }
+    const ca1 = g1.filter((r) => r.type.startsWith("tls:") && /-ca-/.test(r.name));
+    const ca2 = g2.filter((r) => r.type.startsWith("tls:") && /-ca-/.test(r.name));
+    assert.deepEqual(ca2, ca1);
+  });
+
+  it("CA rotation: step 1 trusts old + new and signs with the new CA; step 2 drops the old CA", async () => {
+    const step1 = (await build({ caGeneration: 2, retiredCaGenerations: [1] }));
+    const cas = of(step1.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort();
+    assert.deepEqual(cas, ["raftkv-pki-ca-g1", "raftkv-pki-ca-g2"]);
+    const bundle1 = await new Promise<string>((r) => step1.cluster.caCertPem.apply(r));
+    assert.equal(bundle1, fakePem("CERTIFICATE", "raftkv-pki-ca-g2") + fakePem("CERTIFICATE", "raftkv-pki-ca-g1"));
+    for (const leaf of of(step1.recs, "tls:index/locallySignedCert:LocallySignedCert")) {
+      assert.equal(leaf.inputs["caCertPem"], fakePem("CERTIFICATE", "raftkv-pki-ca-g2"), leaf.name);
+    }
+    // Every host's trust command receives the two-CA bundle.
+    for (const t of of(step1.recs, "command:remote:Command").filter((r) => r.name.endsWith("-trust"))) {
+      assert.equal(str(t.inputs["stdin"]), `--- raftkv-file ca.crt\n${bundle1}`);
+    }
+    const step2 = await build({ caGeneration: 2 });
+    assert.deepEqual(of(step2.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name), ["raftkv-pki-ca-g2"]);
+    const bundle2 = await new Promise<string>((r) => step2.cluster.caCertPem.apply(r));
+    assert.equal(bundle2, fakePem("CERTIFICATE", "raftkv-pki-ca-g2"));
+  });
+
+  it("4 and 9 masters fail with the plan's message", async () => {
+    for (const n of [4, 9]) {
+      assert.throws(() => resolveSettings({ ...BASE, masters: n }, { region: "eu-west-1", stack: "test" }), (e: Error) => e.message === masterCountProblem(n));
+      const settings = { ...resolveSettings(BASE, { region: "eu-west-1", stack: "test" }), masters: n };
+      assert.throws(
+        () => new RaftkvCluster(`bad${n}`, { settings, region: "eu-west-1", sshPrivateKey: pulumi.secret("k"), runtimeRevision: "r" }),
+        (e: Error) => e.message === masterCountProblem(n),
+      );
+    }
+    await settle();
+  });
+
+  it("index.ts reads the stack config and exports the cluster's outputs", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "raftkv-dist-"));
+    try {
+      writeFileSync(path.join(dir, "raftkv.cjs"), "// member\n");
+      writeFileSync(path.join(dir, "raftkvctl.cjs"), "// ctl\n");
+      pulumi.runtime.setAllConfig({
+        "aws:region": "eu-west-1",
+        "raftkv:masters": "5",
+        "raftkv:workers": "1",
+        "raftkv:adminCidrs": JSON.stringify(["10.99.0.0/16"]),
+        "raftkv:sshPublicKey": "ssh-ed25519 AAAAC3Nza test",
+        "raftkv:sshPrivateKey": "PRIVATE",
+        "raftkv:runtimeDir": dir,
+      }, ["raftkv:sshPrivateKey"]);
+      records = [];
+      const program = (await import("../../index")) as Record<string, unknown>;
+      await settle();
+      assert.equal(of(records, "aws:ec2/instance:Instance").length, 6);
+      const endpoint = await new Promise<string>((r) => (program["clientEndpoint"] as pulumi.Output<string>).apply(r));
+      assert.equal(endpoint, `https://${LB_DNS}:2379`);
+      const cmd = await new Promise<string>((r) => (program["etcdctlCommand"] as pulumi.Output<string>).apply(r));
+      assert.equal(cmd, `ETCDCTL_API=3 etcdctl --endpoints=https://${LB_DNS}:2379 --cacert=raftkv-ca.crt --cert=raftkv-admin.crt --key=raftkv-admin.key member list -w table`);
+      assert.deepEqual((program["members"] as Array<{ name: string }>).map((m) => m.name), ["raftkv-1", "raftkv-2", "raftkv-3", "raftkv-4", "raftkv-5"]);
+      assert.equal(await pulumi.isSecret(program["adminKeyPem"] as pulumi.Output<string>), true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
