@@ -530,8 +530,15 @@ export class RaftNode {
     this.randomizedElectionTimeout = this.cfg.electionTick + Math.floor(this.cfg.random() * this.cfg.electionTick);
   }
 
+  /**
+   * May this member start an election? Voters may; so may a member whose removal is appended but
+   * not committed, because it may be the only one holding that entry (thesis §4.2.2). It then
+   * campaigns among the new voters and does not count itself.
+   */
   private promotable(): boolean {
-    return this.voters.has(this.id);
+    if (this.voters.has(this.id)) return true;
+    const last = this.lastConfIndex();
+    return last > this.log.committed && this.confAt(last - 1).voters.includes(this.id);
   }
 
   private campaign(kind: "pre" | "elect" | "transfer"): void {

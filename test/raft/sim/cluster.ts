@@ -145,7 +145,7 @@ export class Simulation {
   }
 
   fail(msg: string): never {
-    throw new SafetyViolation(`seed ${this.seed} step ${this.now}: ${msg}`);
+    throw new SafetyViolation(`seed ${this.seed} step ${this.now}: ${msg}\n${this.describe()}`);
   }
 
   alive(): SimMember[] {
@@ -404,6 +404,24 @@ export class Simulation {
       if (t === undefined) break;
       if (t !== this.applied.get(i)!.term) this.fail(`leader completeness: leader ${m.id} has term ${t} at committed index ${i}`);
     }
+  }
+
+  /** Every member's state, for failure reports. */
+  describe(): string {
+    const lines: string[] = [];
+    for (const m of this.members.values()) {
+      const st = m.raft?.status();
+      if (st === undefined) {
+        lines.push(`  ${m.id}: down`);
+        continue;
+      }
+      let line = `  ${m.id}: ${st.role} term=${st.term} vote=${st.vote} lead=${st.lead} commit=${st.commit} last=${st.lastIndex} lastTerm=${m.raft!.logTerm(st.lastIndex)} applied=${m.smIndex} voters=${st.voters} learners=${st.learners}`;
+      if (st.progress !== undefined) {
+        for (const [id, p] of st.progress) line += `\n      ${id}: ${p.state} match=${p.match} next=${p.next} active=${p.recentActive}`;
+      }
+      lines.push(line);
+    }
+    return lines.join("\n");
   }
 
   maxCommit(): number {

@@ -36,11 +36,6 @@ export function optionsFor(seed: number): { size: number; opts: SimOptions; chao
   return { size, opts, chaosSteps: r.int(1500, 3000) };
 }
 
-function voters(sim: Simulation): NodeId[] {
-  const l = sim.leaders()[0] ?? sim.alive()[0];
-  return l === undefined ? [...sim.members.keys()] : l.raft!.status().voters;
-}
-
 function randomPartition(sim: Simulation): void {
   const r = sim.rng;
   const ids = r.shuffle([...sim.members.keys()]);
@@ -170,22 +165,37 @@ function liveness(sim: Simulation): void {
     return l !== undefined && l.raft!.status().voters.includes(l.id);
   };
   if (!runTicks(sim, leaderBound * 10, () => undefined, hasLeader)) sim.fail(`no leader within ${leaderBound} election timeouts after healing`);
-  // Members outside the leader's configuration are shut down, as a server would on removal.
   let leader = sim.leaders()[0];
-  const st = leader.raft!.status();
-  const conf = new Set([...st.voters, ...st.learners]);
-  for (const m of sim.members.values()) if (!conf.has(m.id) && m.alive) sim.crash(m);
+  let conf = new Set<NodeId>();
+  const trackConf = () => {
+    // Members outside the leader's configuration are shut down, as a server would on removal.
+    const l = sim.leaders()[0];
+    if (l === undefined) return;
+    const st = l.raft!.status();
+    conf = new Set([...st.voters, ...st.learners]);
+    for (const m of sim.members.values()) {
+      if (!conf.has(m.id) && m.alive) sim.crash(m);
+      else if (conf.has(m.id) && !m.alive) sim.restart(m);
+    }
+  };
+  trackConf();
   // A final write proves the cluster is live and pins what everyone must reach.
   let target = 0;
+  let targetTerm = -1;
   const converged = runTicks(
     sim,
     800,
     () => {
+      trackConf();
       leader = sim.leaders()[0];
-      if (target === 0 && leader !== undefined) {
+      // Re-propose if the leader changed since: the earlier attempt may have been overwritten.
+      if (leader !== undefined && !sim.acked.has("final") && leader.raft!.status().term !== targetTerm) {
         try {
           const p = leader.raft!.propose(new TextEncoder().encode("final"));
-          if (p !== undefined) target = p.index;
+          if (p !== undefined) {
+            target = p.index;
+            targetTerm = p.term;
+          }
         } catch {
           // leader changing; retry next time unit
         }
@@ -228,6 +238,5 @@ export function runSeed(seed: number): SeedResult {
     if (e instanceof Error) (e as Error & { simLog?: string[] }).simLog = sim.log;
     throw e;
   }
-  void voters;
   return { seed, size, applied: sim.maxApplied, reads: sim.readsServed, steps: sim.now };
 }
