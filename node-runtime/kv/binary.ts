@@ -4,6 +4,12 @@
  * always encodes to the same bytes.
  */
 
+/** Node's undocumented-but-stable fast paths (what buf.write / toString dispatch to). */
+interface Latin1Buffer extends Buffer {
+  latin1Write(s: string, offset: number, length: number): number;
+  latin1Slice(start: number, end: number): string;
+}
+
 export class BinWriter {
   private buf: Buffer;
   private pos = 0;
@@ -52,7 +58,7 @@ export class BinWriter {
   latin1(s: string): void {
     this.uvar(s.length);
     this.ensure(s.length);
-    this.pos += this.buf.write(s, this.pos, s.length, 'latin1');
+    this.pos += (this.buf as Latin1Buffer).latin1Write(s, this.pos, s.length);
   }
 
   finish(): Buffer {
@@ -109,7 +115,7 @@ export class BinReader {
     const len = this.uvar();
     const end = this.pos + len;
     if (end > this.buf.length) throw new RangeError('truncated input');
-    const s = this.buf.toString('latin1', this.pos, end);
+    const s = (this.buf as Latin1Buffer).latin1Slice(this.pos, end);
     this.pos = end;
     return s;
   }

@@ -53,15 +53,14 @@ export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean 
     w.latin1(l.id);
     w.svar(l.ttl);
   }
-  const slot = new Map<KeyIndex, number>();
   w.uvar(s.keys.length);
   for (let i = 0; i < s.keys.length; i++) {
-    slot.set(s.keys[i], i);
+    s.keys[i].slot = i;
     w.latin1(s.keys[i].key);
   }
   w.uvar(s.log.length);
   for (const r of s.log) {
-    w.uvar(slot.get(r.ki) as number);
+    w.uvar(r.ki.slot);
     w.uvar(r.mod);
     w.uvar(r.sub);
     if (r.val === null) {
