@@ -55,7 +55,7 @@ function measureSize(n: number): SizeRow {
   const rangeMs = ms(() => {
     for (let i = 0; i < reps; i++) store.range(q);
   });
-  let snap = Buffer.alloc(0);
+  let snap: Buffer = Buffer.alloc(0);
   const snapMs = ms(() => {
     snap = store.snapshot();
   });
