@@ -133,6 +133,7 @@ export async function runRows(cluster: BenchCluster, cfg: BenchConfig, progress:
   for (const c of cfg.putConcurrency) await loadRow(`put.c${c}`, "put", c);
   for (const { op } of OPS) await loadRow(`${op}.c${cfg.rangeConcurrency}`, op, cfg.rangeConcurrency);
 
+  if (cfg.failoverTrials === 0) return run;
   try {
     const trials: Array<{ killedLeader: string; recoveryMs: number }> = [];
     for (let i = 0; i < cfg.failoverTrials; i++) {
