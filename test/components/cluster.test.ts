@@ -103,7 +103,7 @@ describe("Pulumi components (setMocks)", function () {
   before(async () => {
     await pulumi.runtime.setMocks(mocks, "raftkv", "test");
     // Loaded only now: the SDK must see the mocks before any resource module is evaluated.
-    ({ RaftkvCluster } = await import("../../components/cluster"));
+    ({ RaftkvCluster } = require("../../components/cluster") as typeof import("../../components/cluster"));
   });
 
   async function build(raw: RawSettings): Promise<{ recs: Rec[]; cluster: RaftkvClusterT }> {
@@ -385,7 +385,7 @@ describe("Pulumi components (setMocks)", function () {
         "raftkv:runtimeDir": dir,
       }, ["raftkv:sshPrivateKey"]);
       records = [];
-      const program = (await import("../../index")) as Record<string, unknown>;
+      const program = require("../../index") as Record<string, unknown>;
       await settle();
       assert.equal(of(records, "aws:ec2/instance:Instance").length, 6);
       const endpoint = await new Promise<string>((r) => (program["clientEndpoint"] as pulumi.Output<string>).apply(r));

@@ -29,7 +29,7 @@ describe("resize plan", () => {
     for (const [a, b] of [[3, 5], [3, 7], [5, 7], [7, 5], [7, 3], [5, 3], [5, 5]] as const) {
       const steps = planResize(a, b);
       assert.equal(steps.length, Math.abs(b - a));
-      let size = a;
+      let size: number = a;
       for (const s of steps) {
         assert.equal(s.sizeBefore, size);
         assert.equal(Math.abs(s.sizeAfter - s.sizeBefore), 1);
