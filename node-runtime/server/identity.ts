@@ -9,11 +9,9 @@
  */
 import { createHash } from "node:crypto";
 
-const ID_MASK = 2 ** 52;
-
 function hashToId(input: string): number {
   const digest = createHash("sha256").update(input).digest();
-  const id = digest.readUIntBE(0, 7) % ID_MASK;
+  const id = Number(digest.readBigUInt64BE(0) & ((1n << 52n) - 1n));
   return id === 0 ? 1 : id;
 }
 

@@ -1,0 +1,191 @@
+/**
+ * A real multi-process raftkv cluster on loopback for tests: certificates from our PKI, flags
+ * from the topology plan, members started from the esbuild bundle (the artefact we ship).
+ * Every process is tracked by PID and stopped in `destroy()`, which tests call from `after`.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { planLocalMembers, renderMemberFlags, type MemberEndpoint } from "../../../components/topology";
+import { writeClusterPki, type ClusterPki } from "../../../node-runtime/pki";
+import { fetchStatus, type MemberStatus } from "../../../node-runtime/cli/local-status";
+
+export const REPO = path.resolve(__dirname, "..", "..", "..");
+export const BUNDLE = path.join(REPO, "dist", "raftkv.cjs");
+
+let built = false;
+/** Builds dist/ once per test process, so tests run exactly what `npm run build` ships. */
+export function ensureBuilt(): void {
+  if (built) return;
+  const r = spawnSync(process.execPath, [path.join(REPO, "scripts", "build.mjs")], { cwd: REPO, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
+  built = true;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/** A base port with `count` consecutive free ports (base .. base+count-1). */
+async function freeRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 2000) * 20;
+    const checks = await Promise.all(Array.from({ length: count }, (_, i) => portFree(base + i)));
+    if (checks.every(Boolean)) return base;
+  }
+  throw new Error("no free port range found");
+}
+
+export interface ClusterOptions {
+  size: number;
+  heartbeatMs?: number;
+  electionMs?: number;
+  snapshotCount?: number;
+  extraFlags?: string[];
+}
+
+export class TestCluster {
+  readonly procs = new Map<string, ChildProcess>();
+  readonly logs = new Map<string, string>();
+  private constructor(
+    readonly dir: string,
+    readonly members: MemberEndpoint[],
+    readonly pki: ClusterPki,
+    readonly token: string,
+    readonly opts: ClusterOptions,
+  ) {}
+
+  static async start(opts: ClusterOptions): Promise<TestCluster> {
+    ensureBuilt();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "raftkv-test-"));
+    const base = await freeRange(opts.size * 10);
+    const members = planLocalMembers(opts.size, "127.0.0.1", base);
+    const pki = await writeClusterPki(path.join(dir, "pki"), members, ["admin"]);
+    const c = new TestCluster(dir, members, pki, `test-${path.basename(dir)}`, opts);
+    for (const m of members) c.startMember(m.name);
+    await c.waitHealthy();
+    return c;
+  }
+
+  member(name: string): MemberEndpoint {
+    const m = this.members.find((x) => x.name === name);
+    if (!m) throw new Error(`no member ${name}`);
+    return m;
+  }
+
+  flags(m: MemberEndpoint, clusterState: "new" | "existing" = "new", cluster: MemberEndpoint[] = this.members): string[] {
+    return [
+      ...renderMemberFlags(m, cluster, {
+        dataDir: path.join(this.dir, "data", m.name),
+        certDir: path.join(this.dir, "pki", m.name),
+        clusterToken: this.token,
+        clusterState,
+        listenHost: m.host,
+        heartbeatIntervalMs: this.opts.heartbeatMs ?? 50,
+        electionTimeoutMs: this.opts.electionMs ?? 500,
+        ...(this.opts.snapshotCount !== undefined ? { snapshotCount: this.opts.snapshotCount } : {}),
+      }),
+      ...(this.opts.extraFlags ?? []),
+    ];
+  }
+
+  startMember(name: string, flags?: string[]): ChildProcess {
+    const m = this.member(name);
+    const logFile = path.join(this.dir, `${name}.log`);
+    const fd = fs.openSync(logFile, "a");
+    const child = spawn(process.execPath, [BUNDLE, ...(flags ?? this.flags(m))], { stdio: ["ignore", fd, fd] });
+    fs.closeSync(fd);
+    this.procs.set(name, child);
+    this.logs.set(name, logFile);
+    return child;
+  }
+
+  /** Adds a member to the plan (not to the cluster: use the Cluster API for that). */
+  async planExtraMember(name: string): Promise<MemberEndpoint> {
+    const base = await freeRange(3);
+    const m: MemberEndpoint = { name, host: "127.0.0.1", clientPort: base, peerPort: base + 1, metricsPort: base + 2 };
+    await writeClusterPki(path.join(this.dir, "pki"), [m], [], { ca: this.pki.ca });
+    this.members.push(m);
+    return m;
+  }
+
+  log(name: string): string {
+    try {
+      return fs.readFileSync(this.logs.get(name) ?? "", "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  async kill(name: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const p = this.procs.get(name);
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once("exit", () => resolve());
+      p.kill(signal);
+    });
+  }
+
+  async status(name: string): Promise<MemberStatus | undefined> {
+    return fetchStatus(this.member(name));
+  }
+
+  async leader(timeoutMs = 10_000, among?: string[]): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const names = among ?? this.members.map((m) => m.name).filter((n) => this.running(n));
+      const st = await Promise.all(names.map((n) => this.status(n)));
+      const l = st.find((s) => s?.isLeader && s.healthy);
+      if (l) return l.name;
+      if (Date.now() > deadline) throw new Error(`no leader within ${timeoutMs} ms; statuses: ${JSON.stringify(st)}`);
+      await sleep(50);
+    }
+  }
+
+  running(name: string): boolean {
+    const p = this.procs.get(name);
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  async waitHealthy(names = this.members.map((m) => m.name), timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const st = await Promise.all(names.map((n) => this.status(n)));
+      if (st.every((s) => s?.healthy)) return;
+      for (const n of names) {
+        if (!this.running(n)) throw new Error(`member ${n} exited during startup:\n${this.log(n).slice(-3000)}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`cluster not healthy within ${timeoutMs} ms: ${JSON.stringify(st)}\n${names.map((n) => `--- ${n}\n${this.log(n).slice(-1500)}`).join("\n")}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  /** etcdctl-style environment for our admin client certificate. */
+  ctlEnv(names = this.members.map((m) => m.name).filter((n) => this.running(n))): Record<string, string> {
+    const admin = this.pki.clients["admin"]!;
+    return {
+      ETCDCTL_API: "3",
+      ETCDCTL_ENDPOINTS: names.map((n) => `127.0.0.1:${this.member(n).clientPort}`).join(","),
+      ETCDCTL_CACERT: admin.ca,
+      ETCDCTL_CERT: admin.cert,
+      ETCDCTL_KEY: admin.key,
+    };
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.procs.keys()].map((n) => this.kill(n, "SIGKILL")));
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
