@@ -67,8 +67,12 @@ export class KeyIndex {
   }
 }
 
-/** Approximate bytes a record costs for quota purposes (keys + values + bookkeeping). */
-export const REC_OVERHEAD = 64;
+/**
+ * Bytes a record counts against the quota: key + value + this overhead. 256 is about the
+ * heap a record costs beyond its strings (Rec object, log and history slots; the first record
+ * of a key also pays for its index entry) so that the quota bounds memory, not just payload.
+ */
+export const REC_OVERHEAD = 256;
 export const recCost = (keyLen: number, valLen: number): number => keyLen + valLen + REC_OVERHEAD;
 
 /** [begin, end): end undefined = the single key `begin`; null = no upper bound. */
