@@ -14,6 +14,7 @@ import { parseGoInt } from "./go-format";
 import { buildDel, buildGet, buildPut, prefixEnd } from "./kv-ops";
 import { printDel, printGet, printPut, printTxn, printWatch, unsupportedFormat } from "./print-kv";
 import { parseTxn } from "./txn-parse";
+import { omitEmptyBytes } from "./connection";
 
 export type Run = (action: (ctx: CommandContext, args: string[], opts: Record<string, unknown>) => Promise<void>) => (...a: unknown[]) => Promise<void>;
 
@@ -195,9 +196,9 @@ async function watch(ctx: CommandContext, args: string[], f: WatchFlags): Promis
       reject(new CtlError(ExitCode.Interrupted, rpcErrorMessage(err)));
     });
     stream.on("end", () => resolve());
-    stream.write({
+    stream.write(omitEmptyBytes({
       create_request: { key, range_end: rangeEnd, start_revision: rev.toString(), prev_kv: f.prevKv, progress_notify: false, filters: [] },
-    });
+    }));
   });
   throw new CtlError(ExitCode.Interrupted, "watch is canceled by the server");
 }

@@ -105,9 +105,8 @@ export function registerLease(program: Command, run: Run): void {
           if (keys) txt += `, attached keys(${goStringSlice(r.keys.map((k) => k.toString("utf8")))})`;
           ctx.io.out(txt + "\n");
         } else {
-          const header = `{${headerMembers(r.header).join(",")}}`;
           const ks = r.keys.length === 0 ? "null" : `[${r.keys.map((k) => JSON.stringify(k.toString("base64"))).join(",")}]`;
-          ctx.io.out(goStruct([["response-header", header], ["id", r.ID], ["ttl", r.TTL], ["granted-ttl", r.grantedTTL], ["keys", ks]]) + "\n");
+          ctx.io.out(inlineHeader(r.header, [["id", r.ID], ["ttl", r.TTL], ["granted-ttl", r.grantedTTL], ["keys", ks]]) + "\n");
         }
       }),
     );

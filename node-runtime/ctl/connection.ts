@@ -115,7 +115,21 @@ function readPem(path: string, what: string): Buffer {
   }
 }
 
-export type Unary<Req, Res> = (req: Req) => Promise<Res>;
+/**
+ * Drops empty bytes fields before sending. protobufjs encodes a present empty Buffer as a
+ * zero-length field, and etcd (gogoproto) decodes that as a non-nil empty slice: an empty
+ * range_end then means "to the end of the keyspace", turning `get foo` into `get foo --from-key`.
+ */
+export function omitEmptyBytes<T>(msg: T): T {
+  if (Array.isArray(msg)) return msg.map((x: unknown) => omitEmptyBytes(x)) as T;
+  if (msg === null || typeof msg !== "object" || Buffer.isBuffer(msg)) return msg;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(msg as Record<string, unknown>)) {
+    if (Buffer.isBuffer(v) && v.length === 0) continue;
+    out[k] = omitEmptyBytes(v);
+  }
+  return out as T;
+}
 
 type ClientName = "KV" | "Watch" | "Lease" | "Cluster" | "Maintenance";
 
@@ -218,7 +232,7 @@ export class Connection {
     const md = new grpc.Metadata();
     md.set("hasleader", "true");
     return new Promise<Res>((resolve, reject) => {
-      fn.call(c, req, md, { deadline: Date.now() + (timeoutMs ?? this.opts.commandTimeoutMs) }, (err, res) => {
+      fn.call(c, omitEmptyBytes(req), md, { deadline: Date.now() + (timeoutMs ?? this.opts.commandTimeoutMs) }, (err, res) => {
         if (err) reject(rpcFailure(err));
         else resolve(res);
       });
@@ -231,7 +245,7 @@ export class Connection {
     const c = this.client(service, t) as unknown as Record<string, (req: Req, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>>;
     const md = new grpc.Metadata();
     md.set("hasleader", "true");
-    return c[method]!.call(c, req, md);
+    return c[method]!.call(c, omitEmptyBytes(req), md);
   }
 
   /** A bidirectional stream without deadline (watch, keep-alive). */

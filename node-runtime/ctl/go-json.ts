@@ -29,9 +29,14 @@ function descriptor(fullName: string): MessageDescriptor {
   return def.type;
 }
 
-function resolveTypeName(scope: string, typeName: string): string {
+/** A field's type name is relative: nested in the message itself first, then its package. */
+function resolveTypeName(message: string, typeName: string): string {
   const name = typeName.replace(/^\./, "");
-  return name.includes(".") ? name : `${scope}.${name}`;
+  const defs = loadEtcdGrpc().packageDefinition;
+  if (defs[`${message}.${name}`] || descriptor(message).enumType?.some((e) => e.name === name)) return `${message}.${name}`;
+  const pkg = message.slice(0, message.indexOf("."));
+  if (defs[`${pkg}.${name}`]) return `${pkg}.${name}`;
+  return name;
 }
 
 const ENUM_NUMBERS: Record<string, Record<string, number>> = {};
@@ -40,9 +45,12 @@ function enumNumber(fullEnum: string, value: unknown): number {
   if (typeof value === "number") return value;
   let table = ENUM_NUMBERS[fullEnum];
   if (!table) {
-    const def = loadEtcdGrpc().packageDefinition[fullEnum] as { type?: { value: Array<{ name: string; number: number }> } } | undefined;
+    // Top-level enums have their own entry; nested ones live in their message's enumType.
+    const def = loadEtcdGrpc().packageDefinition[fullEnum] as { type?: { value?: Array<{ name: string; number: number }> } } | undefined;
+    const dot = fullEnum.lastIndexOf(".");
+    const values = def?.type?.value ?? descriptor(fullEnum.slice(0, dot)).enumType?.find((e) => e.name === fullEnum.slice(dot + 1))?.value ?? [];
     table = {};
-    for (const v of def?.type?.value ?? []) table[v.name] = v.number;
+    for (const v of values) table[v.name] = v.number;
     ENUM_NUMBERS[fullEnum] = table;
   }
   return table[String(value)] ?? 0;
@@ -92,7 +100,7 @@ function goFieldName(protoName: string): string {
 /** Go's JSON members of a message, without braces (for embedding). */
 export function goJsonMembers(fullName: string, msg: Record<string, unknown>): string[] {
   const desc = descriptor(fullName);
-  const scope = fullName.slice(0, fullName.lastIndexOf("."));
+  const scope = fullName;
   const oneofs = desc.oneofDecl ?? [];
   const members: string[] = [];
   const doneOneofs = new Set<string>();
@@ -107,7 +115,8 @@ export function goJsonMembers(fullName: string, msg: Record<string, unknown>): s
       members.push(`${JSON.stringify(goFieldName(oneof.name))}:${inner}`);
       continue;
     }
-    const v = msg[f.name];
+    const raw = msg[f.name];
+    const v = f.type === "TYPE_ENUM" && f.label !== "LABEL_REPEATED" ? enumNumber(resolveTypeName(fullName, f.typeName), raw) : raw;
     if (isZero(v)) continue;
     const val = f.label === "LABEL_REPEATED" ? `[${(v as unknown[]).map((x) => scalar(f, scope, x)).join(",")}]` : scalar(f, scope, v);
     members.push(`${JSON.stringify(f.name)}:${val}`);
