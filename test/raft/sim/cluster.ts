@@ -153,7 +153,10 @@ export class Simulation {
   }
 
   leaders(): SimMember[] {
-    return this.alive().filter((m) => m.raft!.status().role === "leader");
+    // Highest term first: a deposed leader that has not heard of the new term may linger.
+    return this.alive()
+      .filter((m) => m.raft!.status().role === "leader")
+      .sort((a, b) => b.raft!.status().term - a.raft!.status().term);
   }
 
   setFaults(on: boolean): void {
@@ -290,7 +293,7 @@ export class Simulation {
   }
 
   processReadies(): void {
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 50; round++) {
       let any = false;
       for (const m of this.alive()) {
         if (m.raft!.hasReady()) {
@@ -422,6 +425,16 @@ export class Simulation {
       lines.push(line);
     }
     return lines.join("\n");
+  }
+
+  proposalsMade(): number {
+    return this.propSeq;
+  }
+
+  maxAppliedTerm(): number {
+    let t = 0;
+    for (const a of this.applied.values()) t = Math.max(t, a.term);
+    return t;
   }
 
   maxCommit(): number {
