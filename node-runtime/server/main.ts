@@ -71,7 +71,7 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
     "grpc.max_send_message_length": 2 ** 31 - 1,
   });
   const member = new Member(cfg, peerTls, log, metrics);
-  const ctx = { member, maxRequestBytes: cfg.maxRequestBytes };
+  const ctx = { member, maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps };
   const { services } = loadEtcdGrpc();
   grpcServer.addService(services.KV, kvService(ctx));
   grpcServer.addService(services.Watch, watchService(ctx));

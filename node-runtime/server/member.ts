@@ -18,11 +18,12 @@ import {
   type Message,
   type Ready,
   type RaftConfig,
+  type Role,
 } from "../raft";
-import { decodeConfChange, decodeMessage, encodeConfChange, encodeMessage } from "../raft/codec";
+import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec";
 import { EntryType, type ConfState, type Entry, type Snapshot } from "../raft/types";
 import { SnapshotStore, WriteAheadLog, readMeta, writeMeta } from "../storage";
-import { KvError, KvStore, decodeCommand, encodeCommand, type KvApplyResult, type KvCommand } from "../kv";
+import { KvStore, decodeCommand, encodeCommand, type KvCommand } from "../kv";
 import { PeerTransport } from "./transport";
 import type { ReloadingTls } from "./tls";
 import type { Metrics } from "./obs";
@@ -71,6 +72,14 @@ export interface MemberStatusInfo {
 
 type RpcHandler = (body: unknown) => Promise<unknown>;
 
+/** A registry update that is not a voting change: published client URLs, changed peer URLs. */
+interface MemberAttr {
+  id: number;
+  name?: string;
+  clientURLs?: string[];
+  peerURLs?: string[];
+}
+
 export class Member extends EventEmitter {
   readonly id: number;
   clusterId = 0;
@@ -94,7 +103,9 @@ export class Member extends EventEmitter {
   private lastSnapshotIndex = 0;
   private appliedIndex = 0;
   private leader = 0;
-  private term = 0;
+  private role: Role = "follower";
+  /** The configuration as of the last applied entry (what a snapshot taken now covers). */
+  private appliedConf: ConfState = { voters: [], learners: [] };
   private readonly rpcHandlers = new Map<string, RpcHandler>();
   private readonly rpcPending = new Map<number, Waiter>();
   private readonly revoking = new Set<string>();
@@ -158,13 +169,13 @@ export class Member extends EventEmitter {
         hardState: recovered.hardState,
         ...(snapshot !== undefined ? { snapshot } : {}),
         entries: recovered.entries,
-        confState: this.confStateAfterLog(snapshot, recovered.entries),
+        applied: this.kv.appliedIndex,
       });
       this.log.info({ entries: recovered.entries.length, snapshotIndex: snapshot?.meta.index ?? 0, term: recovered.hardState.term }, "recovered from data dir");
     } else if (cfg.initialClusterState === "new") {
       this.membership = this.bootstrapMembership();
       this.clusterId = this.membership.clusterId;
-      this.kv = new KvStore({ quotaBackendBytes: cfg.quotaBackendBytes, maxTxnOps: cfg.maxTxnOps });
+      this.kv = this.newKv();
       this.raft = new RaftNode(raftCfg, { voters: this.membership.voters(), learners: [] });
       this.log.info({ members: this.membership.list().map((m) => m.name) }, "bootstrapping a new cluster");
     } else {
@@ -172,7 +183,7 @@ export class Member extends EventEmitter {
       // us the log (or a snapshot) including the conf change that added us.
       this.membership = this.bootstrapMembership();
       this.clusterId = 0;
-      this.kv = new KvStore({ quotaBackendBytes: cfg.quotaBackendBytes, maxTxnOps: cfg.maxTxnOps });
+      this.kv = this.newKv();
       this.raft = new RaftNode(raftCfg, { voters: [], learners: [] });
       this.log.info("joining an existing cluster");
     }
@@ -187,6 +198,7 @@ export class Member extends EventEmitter {
     }
     this.appliedIndex = this.kv.appliedIndex;
     this.lastSnapshotIndex = snapshot?.meta.index ?? 0;
+    if (snapshot) this.appliedConf = snapshot.meta.confState;
 
     this.transport = new PeerTransport({
       selfId: this.id,
@@ -194,6 +206,7 @@ export class Member extends EventEmitter {
       listen: { host: cfg.listenPeer.host, port: cfg.listenPeer.port },
       tls: this.peerTls,
       logger: this.log.child({ component: "transport" }),
+      metrics: this.metrics,
       onMessage: (from, payload) => this.onPeerPayload(from, payload),
     });
     await this.transport.start();
@@ -209,21 +222,18 @@ export class Member extends EventEmitter {
     void this.publishSelf();
   }
 
+  private kvOptions(): { quotaBytes: number; minLeaseTTL: number } {
+    // etcd's minimum lease TTL: one and a half election timeouts, in whole seconds.
+    return { quotaBytes: this.cfg.quotaBackendBytes, minLeaseTTL: Math.ceil((1.5 * this.cfg.electionTimeoutMs) / 1000) };
+  }
+
+  private newKv(): KvStore {
+    return new KvStore(this.kvOptions());
+  }
+
   private bootstrapMembership(): Membership {
     const ms = Membership.bootstrap(this.cfg.initialCluster, this.cfg.initialClusterToken);
     return ms;
-  }
-
-  /** Conf state at the end of the recovered log: the snapshot's, then every conf change after it. */
-  private confStateAfterLog(snapshot: Snapshot | undefined, entries: readonly Entry[]): ConfState {
-    const voters = new Set(snapshot?.meta.confState.voters ?? this.membership.voters());
-    const learners = new Set(snapshot?.meta.confState.learners ?? []);
-    for (const e of entries) {
-      if (e.type !== EntryType.ConfChange) continue;
-      const cc = decodeConfChange(e.data);
-      applyToSets(cc, voters, learners);
-    }
-    return { voters: [...voters], learners: [...learners] };
   }
 
   async stop(): Promise<void> {
@@ -276,15 +286,24 @@ export class Member extends EventEmitter {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
-    if (rd.softState) this.onSoftState(rd.softState.lead);
+    if (rd.softState) {
+      this.role = rd.softState.role;
+      this.onSoftState(rd.softState.lead);
+    }
+    // A leader's appends and heartbeats may leave before its own fsync: followers persist in
+    // parallel with it, and the core counts the leader's copy only after advance() (see Ready).
+    const deferred: Message[] = [];
+    for (const m of rd.messages) {
+      if (this.role === "leader" && (m.type === "app" || m.type === "heartbeat" || m.type === "snap")) this.sendRaft(m);
+      else deferred.push(m);
+    }
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     if (rd.hardState !== undefined || rd.entries.length > 0) {
       const t0 = process.hrtime.bigint();
       await this.wal.save(rd.hardState, rd.entries);
       this.metrics.walFsyncDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-      if (rd.hardState) this.term = rd.hardState.term;
     }
-    for (const m of rd.messages) this.sendRaft(m);
+    for (const m of deferred) this.sendRaft(m);
     for (const rs of rd.readStates) this.onReadState(rs.index, Buffer.from(rs.ctx));
     if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
     this.raft.advance(rd);
@@ -302,7 +321,12 @@ export class Member extends EventEmitter {
     const out = new Uint8Array(body.length + 1);
     out[0] = TAG_RAFT;
     out.set(body, 1);
-    this.transport.send(m.to, out);
+    if (m.type === "snap") {
+      // Snapshots take the transport's own lane; if delivery fails the leader probes again later.
+      this.transport.sendSnapshot(m.to, out).catch((e: unknown) => this.log.warn({ to: hexId(m.to), err: String(e) }, "snapshot not delivered"));
+    } else {
+      this.transport.send(m.to, out);
+    }
   }
 
   private onPeerPayload(from: number, payload: Uint8Array): void {
@@ -353,10 +377,10 @@ export class Member extends EventEmitter {
       if (e.index <= this.appliedIndex) continue;
       if (e.type === EntryType.ConfChange) this.applyConfChange(e);
       else if (e.data.length > 0) this.applyNormal(e);
+      else this.kv.advance(e.index);
       this.appliedIndex = e.index;
-      this.metrics.proposalsApplied.inc();
     }
-    this.metrics.appliedIndex.set(this.appliedIndex);
+    this.metrics.proposalsApplied.set(this.appliedIndex);
     while (this.applyWaiters.length > 0 && this.applyWaiters[0]!.index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
   }
 
@@ -366,73 +390,73 @@ export class Member extends EventEmitter {
     let error: Error | undefined;
     if (env.kind === EntryKind.Kv) {
       const cmd = decodeCommand(env.payload);
-      const r: KvApplyResult = this.kv.apply(e.index, cmd);
-      if (r instanceof KvError) error = r;
-      else result = r;
+      const r = this.kv.apply(e.index, cmd);
+      if (r.kind === "error") error = r.error;
+      else if (r.kind === "ok") result = r.response;
       if (cmd.type === "leaseRevoke") this.revoking.delete(cmd.req.ID);
     } else if (env.kind === EntryKind.MemberAttr) {
-      const attr = JSON.parse(Buffer.from(env.payload).toString("utf8")) as { id: number; name: string; clientURLs: string[] };
-      this.membership.publish(attr.id, attr.name, attr.clientURLs);
-      this.kv.markApplied(e.index);
+      const attr = JSON.parse(Buffer.from(env.payload).toString("utf8")) as MemberAttr;
+      if (attr.clientURLs !== undefined) this.membership.publish(attr.id, attr.name ?? "", attr.clientURLs);
+      if (attr.peerURLs !== undefined) {
+        this.membership.updatePeerUrls(attr.id, attr.peerURLs);
+        this.syncPeers();
+      }
+      result = this.membership.list();
+      this.kv.advance(e.index);
     } else {
       if (!this.membership.initialized) {
-        const state = JSON.parse(Buffer.from(env.payload).toString("utf8")) as MembershipState;
-        this.membership = Membership.fromState({ ...state, initialized: true });
+        this.membership.adoptFounding(JSON.parse(Buffer.from(env.payload).toString("utf8")) as MembershipState);
         this.clusterId = this.membership.clusterId;
         this.syncPeers();
       }
-      this.kv.markApplied(e.index);
+      this.kv.advance(e.index);
     }
     if (env.origin === this.id) this.settle(env.seq, result, error);
   }
 
+  /**
+   * The raft core has already adopted this change (configurations take effect when appended);
+   * here the member registry follows it. Requests are validated before they are proposed, so a
+   * committed change is always applied.
+   */
   private applyConfChange(e: Entry): void {
     const cc = decodeConfChange(e.data);
-    let error: Error | undefined;
-    const ctx = cc.context.length > 0 ? (JSON.parse(Buffer.from(cc.context).toString("utf8")) as MemberContext & { origin?: number; seq?: number }) : undefined;
-    if ((cc.type === "removeNode" || cc.type === "promote") && !this.membership.has(cc.nodeId)) {
-      error = Errors.memberNotFound();
-    } else if ((cc.type === "addNode" || cc.type === "addLearner") && this.membership.has(cc.nodeId) && !(cc.type === "addNode" && this.membership.get(cc.nodeId)!.isLearner)) {
-      error = Errors.memberIdExists();
-    }
-    if (error === undefined) {
-      const cs = this.raft.applyConfChange(cc);
-      switch (cc.type) {
-        case "addNode":
-          if (this.membership.get(cc.nodeId)?.isLearner) this.membership.promote(cc.nodeId);
-          else this.membership.add(cc.nodeId, ctx ?? { name: "", peerURLs: [] }, false);
-          break;
-        case "addLearner":
-          this.membership.add(cc.nodeId, ctx ?? { name: "", peerURLs: [] }, true);
-          break;
-        case "promote":
-          this.membership.promote(cc.nodeId);
-          break;
-        case "removeNode":
-          this.membership.remove(cc.nodeId);
-          break;
-        case "updateNode":
-          if (ctx) this.membership.updatePeerUrls(cc.nodeId, ctx.peerURLs);
-          break;
+    const ctx = cc.context.length > 0 ? (JSON.parse(Buffer.from(cc.context).toString("utf8")) as Partial<MemberContext> & { origin?: number; seq?: number }) : {};
+    const cs = this.raft.applyConfChange(cc);
+    this.appliedConf = cs;
+    const info: MemberContext = { name: ctx.name ?? "", peerURLs: ctx.peerURLs ?? [] };
+    switch (cc.type) {
+      case "addNode": {
+        const cur = this.membership.get(cc.nodeId);
+        // The founding members' entries carry no context: keep what --initial-cluster told us.
+        if (cur?.isLearner) this.membership.promote(cc.nodeId);
+        else if (!cur || ctx.peerURLs !== undefined) this.membership.add(cc.nodeId, info, false);
+        break;
       }
-      if (this.clusterId === 0) this.clusterId = this.membership.clusterId;
-      this.syncPeers();
-      this.log.info({ change: cc.type, member: hexId(cc.nodeId), voters: cs.voters.map(hexId), learners: cs.learners.map(hexId) }, "membership changed");
-      if (cc.type === "removeNode" && cc.nodeId === this.id) {
-        this.log.warn("this member was removed from the cluster; stopping");
-        setImmediate(() => this.emit("removed"));
-      }
-    } else {
-      this.raft.applyConfChange({ ...cc, type: "noop" } as unknown as ConfChange);
+      case "addLearner":
+        this.membership.add(cc.nodeId, info, true);
+        break;
+      case "removeNode":
+        this.membership.remove(cc.nodeId);
+        break;
     }
-    this.kv.markApplied(e.index);
-    if (ctx?.origin === this.id && ctx.seq !== undefined) this.settle(ctx.seq, this.membership.list(), error);
+    this.syncPeers();
+    this.kv.advance(e.index);
+    this.log.info({ change: cc.type, member: hexId(cc.nodeId), voters: cs.voters.map(hexId), learners: cs.learners.map(hexId) }, "membership changed");
+    if (ctx.origin === this.id && ctx.seq !== undefined) this.settle(ctx.seq, this.membership.list(), undefined);
+    if (cc.type === "removeNode" && cc.nodeId === this.id) {
+      this.log.warn("this member was removed from the cluster; stopping");
+      setImmediate(() => this.emit("removed"));
+    }
   }
 
   private syncPeers(): void {
     const want = new Map(this.membership.list().filter((m) => m.id !== this.id).map((m) => [m.id, m.peerURLs[0]!] as const));
-    for (const id of this.transport.peerIds()) if (!want.has(id)) this.transport.removePeer(id);
-    for (const [id, url] of want) this.transport.upsertPeer(id, url);
+    for (const id of this.transport.stats().keys()) if (!want.has(id)) this.transport.removePeer(id);
+    for (const [id, url] of want) {
+      if (!this.transport.hasPeer(id)) this.transport.addPeer(id, url);
+      else if (this.transport.stats().get(id)?.url !== url) this.transport.updatePeer(id, url);
+    }
   }
 
   private settle(seq: number, result: unknown, error: Error | undefined): void {
@@ -450,10 +474,11 @@ export class Member extends EventEmitter {
   private async maybeSnapshot(): Promise<void> {
     if (this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotCount) return;
     const index = this.appliedIndex;
-    const term = this.raft.termAt(index);
+    const term = this.raft.logTerm(index);
+    if (term === undefined) return;
     const payload: SnapshotPayload = { membership: this.membership.toState(), kv: this.kv.snapshot() };
     const snap: Snapshot = {
-      meta: { index, term, confState: this.raft.confState() },
+      meta: { index, term, confState: this.appliedConf },
       data: encodeSnapshotPayload(payload),
     };
     await this.snaps.save(snap);
@@ -477,11 +502,11 @@ export class Member extends EventEmitter {
 
   private restoreFromSnapshot(snap: Snapshot | undefined): void {
     if (snap === undefined) {
-      this.kv = new KvStore({ quotaBackendBytes: this.cfg.quotaBackendBytes, maxTxnOps: this.cfg.maxTxnOps });
+      this.kv = this.newKv();
       return;
     }
     const p = decodeSnapshotPayload(snap.data);
-    this.kv = KvStore.restore(p.kv, { quotaBackendBytes: this.cfg.quotaBackendBytes, maxTxnOps: this.cfg.maxTxnOps });
+    this.kv = KvStore.restore(p.kv, this.kvOptions());
     this.membership = Membership.fromState(p.membership);
   }
 
@@ -520,11 +545,12 @@ export class Member extends EventEmitter {
     }).finally(() => this.metrics.proposalsPending.dec());
   }
 
-  async proposeMemberChange(type: ConfChange["type"], nodeId: number, ctx: MemberContext | undefined): Promise<MemberInfo[]> {
+  /** Changes the voting configuration (promote = add a learner again as a voter); resolves with the new member list. */
+  async proposeMemberChange(type: "addNode" | "addLearner" | "removeNode" | "promote", nodeId: number, ctx: MemberContext | undefined): Promise<MemberInfo[]> {
     this.assertServing();
     const seq = ++this.seq;
     const context = Buffer.from(JSON.stringify({ ...(ctx ?? {}), origin: this.id, seq }));
-    const cc = { type, nodeId, context } as ConfChange;
+    const cc: ConfChange = { type: type === "promote" ? "addNode" : type, nodeId, context };
     return (await new Promise((resolve, reject) => {
       try {
         this.raft.proposeConfChange(cc);
@@ -535,9 +561,24 @@ export class Member extends EventEmitter {
         this.waiters.delete(seq);
         reject(Errors.timeout());
       }, this.requestTimeoutMs);
-      this.waiters.set(seq, { resolve, reject, timer });
+      this.waiters.set(seq, { resolve: resolve as (v: unknown) => void, reject, timer });
       this.schedule();
     })) as MemberInfo[];
+  }
+
+  /** Changes a member's peer URLs (not a voting change, so an ordinary replicated entry). */
+  async updateMemberPeerUrls(id: number, peerURLs: string[]): Promise<MemberInfo[]> {
+    const attr: MemberAttr = { id, peerURLs };
+    return (await this.propose(EntryKind.MemberAttr, Buffer.from(JSON.stringify(attr)))) as MemberInfo[];
+  }
+
+  /** A learner may be promoted once it has (nearly) all of the leader's log, as etcd requires. */
+  async learnerReady(id: number): Promise<boolean> {
+    if (!this.isLeader()) return (await this.callLeader("learnerReady", id)) as boolean;
+    const st = this.raft.status();
+    const pr = st.progress?.get(id);
+    if (!pr) return false;
+    return pr.match >= st.commit * 0.9;
   }
 
   /** Advertises this member's client URLs to the cluster (etcd's "publish"), retrying until applied. */
@@ -548,7 +589,8 @@ export class Member extends EventEmitter {
       if (me && me.name === this.cfg.name && sameList(me.clientURLs, clientURLs)) return;
       if (this.leader !== 0 && me) {
         try {
-          await this.propose(EntryKind.MemberAttr, Buffer.from(JSON.stringify({ id: this.id, name: this.cfg.name, clientURLs })));
+          const attr: MemberAttr = { id: this.id, name: this.cfg.name, clientURLs };
+          await this.propose(EntryKind.MemberAttr, Buffer.from(JSON.stringify(attr)));
           continue;
         } catch {
           // retried below
@@ -646,15 +688,16 @@ export class Member extends EventEmitter {
     return (await this.callLeader("leaseRenew", id)) as number;
   }
 
-  /** Remaining TTL (seconds) as the leader sees it. */
+  /** Remaining TTL (seconds) as the leader sees it; -1 when the lease does not exist. */
   async leaseRemaining(id: string): Promise<number> {
-    if (this.isLeader()) return this.kv.lessor.remaining(id, Date.now());
+    if (this.isLeader()) return this.kv.timeToLive(id, false, Date.now()).TTL;
     return (await this.callLeader("leaseRemaining", id)) as number;
   }
 
   private registerRpc(): void {
     this.rpcHandlers.set("leaseRenew", async (id) => this.leaseKeepAlive(String(id)));
     this.rpcHandlers.set("leaseRemaining", async (id) => this.leaseRemaining(String(id)));
+    this.rpcHandlers.set("learnerReady", async (id) => this.learnerReady(Number(id)));
   }
 
   private callLeader(method: string, body: unknown): Promise<unknown> {
@@ -725,8 +768,8 @@ export class Member extends EventEmitter {
 
   private async transferLeadershipAway(waitMs: number): Promise<void> {
     const st = this.raft.status();
-    const candidates = Object.entries(st.progress ?? {})
-      .map(([id, p]) => ({ id: Number(id), match: p.match }))
+    const candidates = [...(st.progress ?? new Map()).entries()]
+      .map(([id, p]) => ({ id, match: p.match }))
       .filter((p) => p.id !== this.id && this.membership.voters().includes(p.id))
       .sort((a, b) => b.match - a.match);
     const to = candidates[0];
@@ -763,28 +806,6 @@ export class Member extends EventEmitter {
   private assertServing(): void {
     if (this.fatal) throw Errors.stopped();
     if (this.stopped) throw Errors.stopped();
-  }
-}
-
-function applyToSets(cc: ConfChange, voters: Set<number>, learners: Set<number>): void {
-  switch (cc.type) {
-    case "addNode":
-      learners.delete(cc.nodeId);
-      voters.add(cc.nodeId);
-      break;
-    case "addLearner":
-      learners.add(cc.nodeId);
-      break;
-    case "promote":
-      learners.delete(cc.nodeId);
-      voters.add(cc.nodeId);
-      break;
-    case "removeNode":
-      voters.delete(cc.nodeId);
-      learners.delete(cc.nodeId);
-      break;
-    default:
-      break;
   }
 }
 

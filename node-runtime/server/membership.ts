@@ -33,7 +33,7 @@ export class Membership {
   private readonly removed = new Set<number>();
   initialized = false;
 
-  private constructor(readonly clusterId: number) {}
+  private constructor(public clusterId: number) {}
 
   static bootstrap(initial: readonly InitialClusterMember[], token: string): Membership {
     const ids = initial.map((m) => memberIdFor([m.peerUrl], token));
@@ -54,6 +54,23 @@ export class Membership {
 
   toState(): MembershipState {
     return { clusterId: this.clusterId, initialized: this.initialized, members: this.list(), removed: [...this.removed].sort((a, b) => a - b) };
+  }
+
+  /**
+   * Adopts the founding membership committed by the first leader (EntryKind.ClusterInit): the
+   * cluster ID, and names/URLs of members this registry knows only by ID. Members changed since
+   * are left as they are, so the entry can be applied after later changes without undoing them.
+   */
+  adoptFounding(s: MembershipState): void {
+    this.clusterId = s.clusterId;
+    for (const f of s.members) {
+      const cur = this.members.get(f.id);
+      if (cur && cur.peerURLs.length === 0) {
+        cur.name = f.name;
+        cur.peerURLs = [...f.peerURLs];
+      }
+    }
+    this.initialized = true;
   }
 
   list(): MemberInfo[] {

@@ -24,17 +24,21 @@ class ReloadingProvider implements CertificateProvider {
     for (const l of this.identity) l({ certificate: Buffer.from(m.options.cert), privateKey: Buffer.from(m.options.key) });
   }
 
+  // grpc-js registers its own watcher only after adding these listeners, so the current
+  // material must be delivered asynchronously or the first update is lost.
   addCaCertificateListener(l: CaCertificateUpdateListener): void {
     this.ca.add(l);
-    l({ caCertificate: Buffer.from(this.tls.current().options.ca.join("\n")) });
+    process.nextTick(() => l({ caCertificate: Buffer.from(this.tls.current().options.ca.join("\n")) }));
   }
   removeCaCertificateListener(l: CaCertificateUpdateListener): void {
     this.ca.delete(l);
   }
   addIdentityCertificateListener(l: IdentityCertificateUpdateListener): void {
     this.identity.add(l);
-    const m = this.tls.current();
-    l({ certificate: Buffer.from(m.options.cert), privateKey: Buffer.from(m.options.key) });
+    process.nextTick(() => {
+      const m = this.tls.current();
+      l({ certificate: Buffer.from(m.options.cert), privateKey: Buffer.from(m.options.key) });
+    });
   }
   removeIdentityCertificateListener(l: IdentityCertificateUpdateListener): void {
     this.identity.delete(l);

@@ -7,10 +7,10 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { createHash, randomBytes } from "node:crypto";
-import { encodeCommand, type KvCommand } from "../../kv";
+import { encodeCommand, validateCommand, type KvCommand } from "../../kv";
 import type * as kvt from "../../kv/types";
 import type * as wire from "../etcd-types";
-import { Errors, EtcdError } from "../errors";
+import { Errors } from "../errors";
 import { memberIdFor } from "../identity";
 import type { Member } from "../member";
 import type { MemberInfo } from "../membership";
@@ -25,6 +25,7 @@ type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 export interface ServiceContext {
   member: Member;
   maxRequestBytes: number;
+  maxTxnOps: number;
 }
 
 export function header(m: Member, revision?: number): wire.ResponseHeader {
@@ -58,22 +59,16 @@ function unary<Req, Res>(ctx: ServiceContext, service: string, method: string, f
   };
 }
 
+/** Validates a write like etcd's API layer does (sizes, txn rules), then replicates it. */
 async function replicate(ctx: ServiceContext, cmd: KvCommand): Promise<unknown> {
-  if (encodeCommand(cmd).length > ctx.maxRequestBytes) throw Errors.requestTooLarge();
+  const err = validateCommand(cmd, encodeCommand(cmd).length, { maxRequestBytes: ctx.maxRequestBytes, maxTxnOps: ctx.maxTxnOps });
+  if (err) throw err;
   return ctx.member.proposeKv(cmd);
 }
 
 function withHeader<T extends { header: unknown }>(m: Member, res: T): T {
   const rev = (res.header as { revision?: number } | undefined)?.revision;
   return { ...res, header: header(m, rev) };
-}
-
-function hasWrites(ops: readonly kvt.RequestOp[]): boolean {
-  return ops.some((o) => o.request_put !== undefined || o.request_delete_range !== undefined || (o.request_txn !== undefined && txnHasWrites(o.request_txn)));
-}
-
-function txnHasWrites(t: kvt.TxnRequest): boolean {
-  return hasWrites(t.success ?? []) || hasWrites(t.failure ?? []);
 }
 
 export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
@@ -86,27 +81,18 @@ export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementatio
     }),
     Put: unary(ctx, "etcdserverpb.KV", "Put", async (req: wire.PutRequest) => {
       const r = putReq(req);
-      m.kv.validate({ type: "put", req: r });
       return withHeader(m, (await replicate(ctx, { type: "put", req: r })) as kvt.PutResponse);
     }),
     DeleteRange: unary(ctx, "etcdserverpb.KV", "DeleteRange", async (req: wire.DeleteRangeRequest) => {
       const r = deleteReq(req);
-      m.kv.validate({ type: "deleteRange", req: r });
       return withHeader(m, (await replicate(ctx, { type: "deleteRange", req: r })) as kvt.DeleteRangeResponse);
     }),
     Txn: unary(ctx, "etcdserverpb.KV", "Txn", async (req: wire.TxnRequest) => {
       const r = txnReq(req);
-      m.kv.validate({ type: "txn", req: r });
-      if (!txnHasWrites(r)) {
-        // A read-only txn needs no log entry: a read barrier gives it the same linearizability.
-        await m.readBarrier();
-        return withHeader(m, m.kv.readOnlyTxn(r));
-      }
       return withHeader(m, (await replicate(ctx, { type: "txn", req: r })) as kvt.TxnResponse);
     }),
     Compact: unary(ctx, "etcdserverpb.KV", "Compact", async (req: wire.CompactionRequest) => {
       const r = compactReq(req);
-      m.kv.validate({ type: "compact", req: r });
       return withHeader(m, (await replicate(ctx, { type: "compact", req: r })) as kvt.CompactionResponse);
     }),
   };
@@ -123,7 +109,6 @@ export function leaseService(ctx: ServiceContext): grpc.UntypedServiceImplementa
     LeaseGrant: unary(ctx, "etcdserverpb.Lease", "LeaseGrant", async (req: wire.LeaseGrantRequest) => {
       const id = toId(req.ID) === "0" ? newLeaseId() : toId(req.ID);
       const cmd: KvCommand = { type: "leaseGrant", req: { ID: id, TTL: toNumber(req.TTL) } };
-      m.kv.validate(cmd);
       return withHeader(m, (await replicate(ctx, cmd)) as kvt.LeaseGrantResponse);
     }),
     LeaseRevoke: unary(ctx, "etcdserverpb.Lease", "LeaseRevoke", async (req: wire.LeaseRevokeRequest) => {
@@ -132,20 +117,15 @@ export function leaseService(ctx: ServiceContext): grpc.UntypedServiceImplementa
     LeaseTimeToLive: unary(ctx, "etcdserverpb.Lease", "LeaseTimeToLive", async (req: wire.LeaseTimeToLiveRequest) => {
       await m.readBarrier();
       const id = toId(req.ID);
-      const res = m.kv.timeToLive(id, req.keys);
+      const res = m.kv.timeToLive(id, req.keys, Date.now());
       if (res.TTL === -1) return withHeader(m, res);
-      let remaining = res.TTL;
-      try {
-        remaining = await m.leaseRemaining(id);
-      } catch (e) {
-        if (!(e instanceof EtcdError) || e.code !== grpc.status.NOT_FOUND) throw e;
-        return withHeader(m, { ...res, TTL: -1, grantedTTL: 0, keys: [] });
-      }
-      return withHeader(m, { ...res, TTL: remaining });
+      // Only the leader tracks deadlines; ask it for the time left.
+      const remaining = await m.leaseRemaining(id);
+      return withHeader(m, remaining === -1 ? { ...res, TTL: -1, grantedTTL: 0, keys: [] } : { ...res, TTL: remaining });
     }),
     LeaseLeases: unary(ctx, "etcdserverpb.Lease", "LeaseLeases", async () => {
       await m.readBarrier();
-      return withHeader(m, m.kv.leaseList());
+      return withHeader(m, m.kv.leases());
     }),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>) => {
       call.on("data", (req: wire.LeaseKeepAliveRequest) => {
@@ -201,7 +181,11 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
       const cur = m.membership.get(id);
       if (!cur) throw Errors.memberNotFound();
       if (!validPeerUrls(req.peerURLs)) throw Errors.memberBadUrls();
-      const members = await m.proposeMemberChange("updateNode", id, { name: cur.name, peerURLs: req.peerURLs });
+      for (const url of req.peerURLs) {
+        const owner = m.membership.findByPeerUrl(url);
+        if (owner && owner.id !== id) throw Errors.peerUrlExists();
+      }
+      const members = await m.updateMemberPeerUrls(id, req.peerURLs);
       return { header: header(m), members: members.map(wireMember) };
     }),
     MemberList: unary(ctx, "etcdserverpb.Cluster", "MemberList", async () => {
@@ -242,13 +226,13 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
         raftIndex: String(st.commitIndex),
         raftTerm: String(st.term),
         raftAppliedIndex: String(st.appliedIndex),
-        errors: m.kv.alarmList().length > 0 ? m.kv.alarmList().map((a) => `memberID:${a.memberID} alarm:${a.alarm}`) : [],
+        errors: m.kv.alarms().length > 0 ? m.kv.alarms().map((a) => `memberID:${a.memberID} alarm:${a.alarm}`) : [],
         dbSizeInUse: String(st.dbSize),
         isLearner: st.isLearner,
       };
     }),
     Alarm: unary(ctx, "etcdserverpb.Maintenance", "Alarm", async (req: wire.AlarmRequest) => {
-      if (req.action === "GET") return { header: header(m), alarms: m.kv.alarmList() };
+      if (req.action === "GET") return { header: header(m), alarms: m.kv.alarms() };
       const res = (await replicate(ctx, {
         type: "alarm",
         req: { action: req.action, memberID: toId(req.memberID), alarm: req.alarm },

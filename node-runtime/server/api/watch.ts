@@ -31,8 +31,19 @@ export function serveWatch(member: Member, call: Stream): void {
     revision: String(revision),
     raft_term: String(member.status().term),
   });
-  const send = (r: Partial<wire.WatchResponse> & { watch_id: string | number }) => {
-    if (!closed) call.write({ header: hdr(member.kv.revision), created: false, canceled: false, compact_revision: "0", cancel_reason: "", fragment: false, events: [], ...r } as wire.WatchResponse);
+  const send = (r: Omit<Partial<wire.WatchResponse>, "watch_id"> & { watch_id: number }) => {
+    if (closed) return;
+    call.write({
+      header: hdr(member.kv.revision),
+      created: false,
+      canceled: false,
+      compact_revision: "0",
+      cancel_reason: "",
+      fragment: false,
+      events: [],
+      ...r,
+      watch_id: String(r.watch_id),
+    });
   };
   const toWireEvents = (events: readonly Event[]) =>
     events.map((e) => ({ type: e.type, kv: e.kv, prev_kv: e.prev_kv ?? null })) as unknown as wire.Event[];
