@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { runSeed } from "./sim/scenario";
 
 // A few hundred seeds per `npm test`; thousands: node --import tsx test/raft/sim/run-seeds.ts --seeds 10000
-const SEEDS = 200;
+const SEEDS = 300;
 
 describe("raft simulator (seeded chaos: safety after every step, liveness after healing)", () => {
   it(`passes seeds 1..${SEEDS}`, function () {
