@@ -341,6 +341,10 @@ export class Member extends EventEmitter {
         this.log.warn({ from: hexId(from), err: (e as Error).message }, "dropping malformed raft message");
         return;
       }
+      // Decoded entries point into the transport's receive buffer; the log may keep them for a
+      // long time, so copy them out rather than pin whole network chunks in memory.
+      if (msg.type === "app" || msg.type === "prop") for (const e of msg.entries) e.data = e.data.slice();
+      else if (msg.type === "snap") msg.snapshot.data = msg.snapshot.data.slice();
       this.raft.step(msg);
       this.schedule();
     } else if (tag === TAG_RPC_REQ || tag === TAG_RPC_RES) {
