@@ -786,6 +786,11 @@ export class Member extends EventEmitter {
   }
 
   status(): MemberStatusInfo {
+    // The side HTTP port answers /status while start() is still opening the WAL: report an
+    // empty member rather than crash the process on a raft node that does not exist yet.
+    if (this.raft === undefined) {
+      return { id: this.id, name: this.cfg.name, clusterId: 0, leader: 0, term: 0, commitIndex: 0, appliedIndex: 0, isLeader: false, isLearner: false, revision: 0, dbSize: 0 };
+    }
     const st = this.raft.status();
     return {
       id: this.id,
