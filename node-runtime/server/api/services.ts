@@ -10,7 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { encodeCommand, validateCommand, type KvCommand } from "../../kv";
 import type * as kvt from "../../kv/types";
 import type * as wire from "../etcd-types";
-import { Errors } from "../errors";
+import { EtcdError, Errors } from "../errors";
 import { memberIdFor } from "../identity";
 import type { Member } from "../member";
 import type { MemberInfo } from "../membership";
@@ -154,6 +154,11 @@ function validPeerUrls(urls: readonly string[]): boolean {
   return urls.length > 0 && urls.every((u) => /^https?:\/\/[^/\s]+:\d+$/.test(u));
 }
 
+/** etcd's Cluster service leaves the revision out of its headers (a zero is not sent). */
+function clusterHeader(m: Member): wire.ResponseHeader {
+  return { ...header(m), revision: "0" };
+}
+
 export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   const m = ctx.member;
   const token = m.cfg.initialClusterToken;
@@ -161,11 +166,15 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
     MemberAdd: unary(ctx, "etcdserverpb.Cluster", "MemberAdd", async (req: wire.MemberAddRequest) => {
       if (!validPeerUrls(req.peerURLs)) throw Errors.memberBadUrls();
       for (const url of req.peerURLs) if (m.membership.findByPeerUrl(url)) throw Errors.peerUrlExists();
+      // etcd 3.4 allows one learner at a time (maxLearners = 1); clients see its refusal.
+      if (req.isLearner && m.membership.learners().length >= 1) {
+        throw new EtcdError(grpc.status.FAILED_PRECONDITION, "etcdserver: too many learner members in cluster");
+      }
       const id = memberIdFor(req.peerURLs, token);
       const members = await m.proposeMemberChange(req.isLearner ? "addLearner" : "addNode", id, { name: "", peerURLs: req.peerURLs });
       const added = members.find((x) => x.id === id);
       return {
-        header: header(m),
+        header: clusterHeader(m),
         member: added ? wireMember(added) : { ID: String(id), name: "", peerURLs: req.peerURLs, clientURLs: [], isLearner: req.isLearner },
         members: members.map(wireMember),
       };
@@ -174,7 +183,7 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
       const id = Number(toId(req.ID));
       if (!m.membership.has(id)) throw Errors.memberNotFound();
       const members = await m.proposeMemberChange("removeNode", id, undefined);
-      return { header: header(m), members: members.map(wireMember) };
+      return { header: clusterHeader(m), members: members.map(wireMember) };
     }),
     MemberUpdate: unary(ctx, "etcdserverpb.Cluster", "MemberUpdate", async (req: wire.MemberUpdateRequest) => {
       const id = Number(toId(req.ID));
@@ -186,10 +195,10 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
         if (owner && owner.id !== id) throw Errors.peerUrlExists();
       }
       const members = await m.updateMemberPeerUrls(id, req.peerURLs);
-      return { header: header(m), members: members.map(wireMember) };
+      return { header: clusterHeader(m), members: members.map(wireMember) };
     }),
     MemberList: unary(ctx, "etcdserverpb.Cluster", "MemberList", async () => {
-      return { header: header(m), members: m.membership.list().map(wireMember) };
+      return { header: clusterHeader(m), members: m.membership.list().map(wireMember) };
     }),
     MemberPromote: unary(ctx, "etcdserverpb.Cluster", "MemberPromote", async (req: wire.MemberPromoteRequest) => {
       const id = Number(toId(req.ID));
@@ -198,7 +207,7 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
       if (!cur.isLearner) throw Errors.memberNotLearner();
       if (!(await m.learnerReady(id))) throw Errors.learnerNotReady();
       const members = await m.proposeMemberChange("promote", id, undefined);
-      return { header: header(m), members: members.map(wireMember) };
+      return { header: clusterHeader(m), members: members.map(wireMember) };
     }),
   };
 }
@@ -232,12 +241,13 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
       };
     }),
     Alarm: unary(ctx, "etcdserverpb.Maintenance", "Alarm", async (req: wire.AlarmRequest) => {
-      if (req.action === "GET") return { header: header(m), alarms: m.kv.alarms() };
+      // etcd answers alarm requests without a header (`etcdctl alarm list -w json` prints {}).
+      if (req.action === "GET") return { alarms: m.kv.alarms() };
       const res = (await replicate(ctx, {
         type: "alarm",
         req: { action: req.action, memberID: toId(req.memberID), alarm: req.alarm },
       })) as kvt.AlarmResponse;
-      return withHeader(m, res);
+      return { alarms: res.alarms };
     }),
     Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async () => ({ header: header(m), hash: m.kv.hash() })),
     HashKV: unary(ctx, "etcdserverpb.Maintenance", "HashKV", async (req: wire.HashKVRequest) => {
