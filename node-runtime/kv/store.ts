@@ -366,7 +366,9 @@ export class KvStore {
   }
 
   private applyCompact(c: CompactionRequest): CompactionResponse {
-    if (c.revision <= this.compactRev) throw errCompacted();
+    // etcd starts its compact revision at -1, so the first `compaction 0` succeeds as a no-op;
+    // 0 here means "never compacted", so only a repeated compaction at 0 differs from etcd.
+    if (c.revision <= this.compactRev && !(c.revision === 0 && this.compactRev === 0)) throw errCompacted();
     if (c.revision > this.rev) throw errFutureRev();
     this.compactRev = c.revision;
     this.mvcc.compact(c.revision);

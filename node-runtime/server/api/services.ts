@@ -7,7 +7,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { createHash, randomBytes } from "node:crypto";
-import { encodeCommand, validateCommand, type KvCommand } from "../../kv";
+import { encodeCommand, validateCommand, validateRange, type KvCommand } from "../../kv";
 import type * as kvt from "../../kv/types";
 import type * as wire from "../etcd-types";
 import { EtcdError, Errors } from "../errors";
@@ -76,6 +76,9 @@ export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementatio
   return {
     Range: unary(ctx, "etcdserverpb.KV", "Range", async (req: wire.RangeRequest) => {
       const r = rangeReq(req);
+      // etcd refuses an empty key before reading ("etcdserver: key is not provided").
+      const invalid = validateRange(r);
+      if (invalid) throw invalid;
       if (!r.serializable) await m.readBarrier();
       return withHeader(m, m.kv.range(r));
     }),

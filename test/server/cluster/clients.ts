@@ -180,3 +180,59 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     await sleep(everyMs);
   }
 }
+
+/**
+ * Writes `<prefix>NNNNN` keys one after another until stopped, remembering every write the
+ * cluster acknowledged. Failures are counted, not fatal: the point is that no acknowledged
+ * write may be lost, whatever happens to the members meanwhile.
+ */
+export class BackgroundWriter {
+  readonly acked = new Map<string, string>();
+  readonly errors: string[] = [];
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private n = 0;
+
+  constructor(
+    private readonly write: (key: string, value: string) => Promise<unknown>,
+    private readonly prefix: string,
+    private readonly pauseMs = 5,
+  ) {}
+
+  start(): this {
+    this.loop = (async () => {
+      while (!this.stopping) {
+        const key = `${this.prefix}${String(this.n).padStart(5, "0")}`;
+        const value = `value-${this.n}`;
+        this.n++;
+        try {
+          await this.write(key, value);
+          this.acked.set(key, value);
+        } catch (e) {
+          this.errors.push(grpcDetails(e));
+          await sleep(50);
+        }
+        if (this.pauseMs > 0) await sleep(this.pauseMs);
+      }
+    })();
+    return this;
+  }
+
+  /** Resolves once at least `count` more writes have been acknowledged. */
+  async progress(count: number, timeoutMs = 20_000): Promise<void> {
+    const target = this.acked.size + count;
+    await eventually(`${count} more acknowledged writes (errors so far: ${this.errors.slice(-3).join("; ")})`, async () => (this.acked.size >= target ? true : undefined), timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loop;
+  }
+}
+
+/** Asserts that every acknowledged write is present with its value, reading by prefix. */
+export async function missingWrites(m: RawMember, prefix: string, acked: ReadonlyMap<string, string>, serializable = false): Promise<string[]> {
+  const r = await m.get(prefix, { prefix: true, serializable });
+  const have = new Map(r.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+  return [...acked].filter(([k, v]) => have.get(k) !== v).map(([k]) => k);
+}
