@@ -2,372 +2,301 @@
  * `npm start` / `npm run stop`: a local TLS cluster on this machine, started with the same
  * runtime bundle and the same rendered flags as a cloud deployment (components/topology.ts).
  *
- * Shape: the launcher process is the supervisor. It issues certificates on first run, spawns one
- * `raftkv` process per member, restarts members that die (with backoff), prints live status, and
- * stops everything on SIGINT/SIGTERM. `--detach` re-runs the supervisor in the background, waits
- * until the cluster is healthy and returns; `stop` signals that supervisor through the pid file.
+ * The launcher process is the supervisor (local-supervisor.ts). `--detach` re-runs it in the
+ * background, waits until the cluster is healthy and returns; `stop` signals that supervisor
+ * through the pid file and waits until no process of the cluster is left.
  */
 import { Command, CommanderError, Option } from "commander";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import {
+  DEFAULT_CLIENT_PORT,
   TopologyError,
-  assertMasterCount,
+  masterCountProblem,
   clientUrl,
   faultTolerance,
   planLocalMembers,
   quorum,
-  renderMemberFlags,
   type MemberEndpoint,
 } from "../../components/topology";
 import { writeClusterPki } from "../pki";
-import { fetchStatus, type MemberStatus } from "./local-status";
+import {
+  AlreadyRunningError,
+  DEFAULT_DIR,
+  claimPidFile,
+  describeRunning,
+  isRaftkvProcess,
+  livePids,
+  localPaths,
+  readPids,
+  readState,
+  removePids,
+  writeEnvFile,
+  writeState,
+  type LocalState,
+} from "./local-files";
+import { NotHealthyError, waitHealthy, type MemberStatus } from "./local-status";
+import { Supervisor } from "./local-supervisor";
 
-interface LocalState {
-  size: number;
-  token: string;
-}
+const HOST = "127.0.0.1";
+const RUNTIME = path.join(__dirname, "raftkv.cjs");
+const BIN_DIR = path.join(__dirname, "bin");
+const HEALTHY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
 
-interface PidFile {
-  supervisor: number;
-  members: Record<string, number>;
-}
-
-interface Options {
-  size: number;
+interface StartOptions {
+  /** Undefined: the size the directory's cluster has, or 3 for a new one. */
+  size?: number;
+  basePort?: number;
   reset: boolean;
   detach: boolean;
   restart: boolean;
   dir: string;
 }
 
+/** A problem the user can fix; its message is printed as the one line of output. */
 class UsageError extends Error {}
 
-const RUNTIME = path.join(__dirname, "raftkv.cjs");
-
-function paths(dir: string) {
-  return {
-    state: path.join(dir, "state.json"),
-    pids: path.join(dir, "pids.json"),
-    env: path.join(dir, "cluster.env"),
-    pki: path.join(dir, "pki"),
-    logs: path.join(dir, "logs"),
-    data: (name: string) => path.join(dir, "data", name),
-    certs: (name: string) => path.join(dir, "pki", name),
-    client: (name: string, ext: "crt" | "key") => path.join(dir, "pki", "clients", `${name}.${ext}`),
-  };
+/** How a path is shown: relative when it is inside the current directory. */
+function shown(p: string): string {
+  const rel = path.relative(process.cwd(), path.resolve(p));
+  return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : path.resolve(p);
 }
 
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(file, "utf8")) as T;
-  } catch {
-    return undefined;
-  }
+function stopHint(dir: string): string {
+  return path.resolve(dir) === path.resolve(DEFAULT_DIR) ? "npm run stop" : `npm run stop -- --dir ${shown(dir)}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A killed child of ours may linger as a zombie until reaped: that is not alive.
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return true;
-  }
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function runningSupervisor(dir: string): PidFile | undefined {
-  const pf = readJson<PidFile>(paths(dir).pids);
-  return pf !== undefined && alive(pf.supervisor) ? pf : undefined;
-}
-
-/** Prepares the directory (state, certificates, env file) and returns the member plan. */
-async function prepare(opts: Options): Promise<{ members: MemberEndpoint[]; state: LocalState }> {
-  const p = paths(opts.dir);
-  if (opts.reset) {
-    fs.rmSync(opts.dir, { recursive: true, force: true });
-    console.log(`reset: removed ${opts.dir}`);
-  }
-  let state = readJson<LocalState>(p.state);
-  if (state !== undefined && state.size !== opts.size) {
+/** The shape to start: what the directory already holds, or what was asked for a new cluster. */
+function resolveShape(opts: StartOptions, state: LocalState | undefined): { size: number; basePort: number } {
+  if (state === undefined) return { size: opts.size ?? 3, basePort: opts.basePort ?? DEFAULT_CLIENT_PORT };
+  if (opts.size !== undefined && opts.size !== state.size) {
     throw new UsageError(
-      `${opts.dir} holds a ${state.size}-member cluster; run with --size ${state.size}, or add --reset to start an empty ${opts.size}-member cluster`,
+      `${shown(opts.dir)} holds a ${state.size}-member cluster; run without --size to resume it, or add --reset to replace it with an empty ${opts.size}-member cluster`,
     );
   }
-  const members = planLocalMembers(opts.size);
+  if (opts.basePort !== undefined && opts.basePort !== state.basePort) {
+    throw new UsageError(
+      `${shown(opts.dir)} holds a cluster on base port ${state.basePort} (its members know each other by these ports); run without --base-port, or add --reset`,
+    );
+  }
+  return { size: state.size, basePort: state.basePort };
+}
+
+function portProblem(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code === "EADDRINUSE" ? "in use" : (e.code ?? e.message)));
+    s.listen(port, host, () => s.close(() => resolve(undefined)));
+  });
+}
+
+/** Fails with one line naming the first busy port, before any member is started. */
+async function checkPorts(members: readonly MemberEndpoint[], fresh: boolean): Promise<void> {
+  const wanted = members.flatMap((m) => [
+    { m, port: m.clientPort, what: "client" },
+    { m, port: m.peerPort, what: "peer" },
+    { m, port: m.metricsPort, what: "metrics" },
+  ]);
+  const problems = await Promise.all(wanted.map((w) => portProblem(w.m.host, w.port)));
+  const busy = wanted.map((w, i) => ({ ...w, problem: problems[i] })).filter((w) => w.problem !== undefined);
+  if (busy.length === 0) return;
+  const first = busy[0]!;
+  const more = busy.length > 1 ? ` (and ${plural(busy.length - 1, "more port")})` : "";
+  const fix = fresh ? "or choose other ports with --base-port <n>" : "or run another cluster with --dir <other> --base-port <n>";
+  throw new UsageError(
+    `cannot start: ${first.m.host}:${first.port}, the ${first.what} port of ${first.m.name}, is ${first.problem}${more}; ` +
+      `stop whatever listens there (another etcd or raftkv?), ${fix}`,
+  );
+}
+
+/** Certificates and state on first start, the env file every time. */
+async function prepare(dir: string, members: MemberEndpoint[], state: LocalState | undefined, shape: { size: number; basePort: number }): Promise<LocalState> {
+  const p = localPaths(dir);
   fs.mkdirSync(p.logs, { recursive: true });
   if (state === undefined) {
-    state = { size: opts.size, token: `raftkv-local-${randomBytes(4).toString("hex")}` };
-    process.stdout.write(`issuing a local CA and certificates for ${opts.size} members ... `);
+    process.stdout.write(`issuing a local CA and certificates for ${shape.size} members ... `);
     await writeClusterPki(p.pki, members, ["admin"]);
     console.log("done");
-    fs.writeFileSync(p.state, JSON.stringify(state, null, 2) + "\n");
+    state = { ...shape, token: `raftkv-local-${randomBytes(4).toString("hex")}` };
+    writeState(dir, state);
   }
-  writeEnvFile(opts.dir, members);
-  return { members, state };
+  writeEnvFile(dir, members, BIN_DIR);
+  return state;
 }
 
-function writeEnvFile(dir: string, members: MemberEndpoint[]): void {
-  const p = paths(dir);
-  const abs = (f: string) => path.resolve(f);
-  const endpoints = members.map((m) => `${m.host}:${m.clientPort}`).join(",");
-  const vars: Array<[string, string]> = [
-    ["ENDPOINTS", endpoints],
-    ["CACERT", abs(path.join(p.certs(members[0]!.name), "ca.crt"))],
-    ["CERT", abs(p.client("admin", "crt"))],
-    ["KEY", abs(p.client("admin", "key"))],
-  ];
-  const lines = ["# raftkv local cluster: source this file, then use etcdctl or raftkvctl", "export ETCDCTL_API=3"];
-  for (const [k, v] of vars) lines.push(`export ETCDCTL_${k}=${v}`);
-  for (const [k, v] of vars) lines.push(`export RAFTKVCTL_${k}=${v}`);
-  lines.push(`export PATH="${abs(path.join(__dirname, "bin"))}:$PATH"`);
-  fs.writeFileSync(p.env, lines.join("\n") + "\n");
-}
-
-class Supervisor {
-  private readonly children = new Map<string, ChildProcess>();
-  private readonly restarts = new Map<string, number>();
-  private stopping = false;
-  private lastLine = "";
-
-  constructor(
-    private readonly opts: Options,
-    private readonly members: MemberEndpoint[],
-    private readonly state: LocalState,
-  ) {}
-
-  start(): void {
-    for (const m of this.members) this.spawnMember(m);
-    this.writePids();
-  }
-
-  private flags(m: MemberEndpoint): string[] {
-    const p = paths(this.opts.dir);
-    return renderMemberFlags(m, this.members, {
-      dataDir: p.data(m.name),
-      certDir: p.certs(m.name),
-      clusterToken: this.state.token,
-      clusterState: "new",
-      listenHost: m.host,
-    });
-  }
-
-  private spawnMember(m: MemberEndpoint): void {
-    const p = paths(this.opts.dir);
-    const log = fs.openSync(path.join(p.logs, `${m.name}.log`), "a");
-    const child = spawn(process.execPath, [RUNTIME, ...this.flags(m)], { stdio: ["ignore", log, log] });
-    fs.closeSync(log);
-    this.children.set(m.name, child);
-    child.on("exit", (code, signal) => {
-      if (this.children.get(m.name) === child) this.children.delete(m.name);
-      if (this.stopping) return;
-      const how = signal !== null ? `signal ${signal}` : `exit code ${String(code)}`;
-      const n = (this.restarts.get(m.name) ?? 0) + 1;
-      if (!this.opts.restart) {
-        this.say(`${m.name} stopped (${how}); --no-restart: leaving it down`);
-        this.writePids();
-        return;
-      }
-      const delay = Math.min(500 * 2 ** Math.min(n - 1, 5), 15_000);
-      this.restarts.set(m.name, n);
-      this.say(`${m.name} stopped (${how}); restarting in ${(delay / 1000).toFixed(1)} s (restart #${n}; log: ${path.join(p.logs, m.name + ".log")})`);
-      setTimeout(() => {
-        if (this.stopping) return;
-        this.spawnMember(m);
-        this.writePids();
-      }, delay).unref();
-    });
-  }
-
-  private writePids(): void {
-    const members: Record<string, number> = {};
-    for (const [name, c] of this.children) if (c.pid !== undefined) members[name] = c.pid;
-    fs.writeFileSync(paths(this.opts.dir).pids, JSON.stringify({ supervisor: process.pid, members } satisfies PidFile) + "\n");
-  }
-
-  private say(line: string): void {
-    if (process.stdout.isTTY && this.lastLine !== "") process.stdout.write("\r\x1b[K");
-    console.log(line);
-    this.lastLine = "";
-  }
-
-  async statusLine(): Promise<string> {
-    const statuses = await Promise.all(this.members.map((m) => fetchStatus(m)));
-    return renderStatusLine(this.members, statuses);
-  }
-
-  async watch(): Promise<void> {
-    for (;;) {
-      await sleep(1000);
-      if (this.stopping) return;
-      const line = await this.statusLine();
-      if (line === this.lastLine) continue;
-      if (process.stdout.isTTY) process.stdout.write(`\r\x1b[K${line}`);
-      else console.log(line);
-      this.lastLine = line;
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    if (process.stdout.isTTY) process.stdout.write("\n");
-    console.log("stopping members ...");
-    const exits = [...this.children.values()].map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          c.once("exit", () => resolve());
-          c.kill("SIGTERM");
-          setTimeout(() => c.kill("SIGKILL"), 10_000).unref();
-        }),
-    );
-    await Promise.all(exits);
-    fs.rmSync(paths(this.opts.dir).pids, { force: true });
-    console.log("all members stopped");
-  }
-}
-
-export function renderStatusLine(members: MemberEndpoint[], statuses: Array<MemberStatus | undefined>): string {
-  const up = statuses.filter((s) => s !== undefined).length;
-  const leader = statuses.find((s) => s !== undefined && s.isLeader);
-  const term = Math.max(0, ...statuses.map((s) => s?.term ?? 0));
-  const commit = Math.max(0, ...statuses.map((s) => s?.commitIndex ?? 0));
-  const lead = leader !== undefined ? leader.name : "none";
-  const q = quorum(members.length);
-  const health = up >= q && leader !== undefined ? "healthy" : up >= q ? "electing" : "NO QUORUM";
-  return `[${new Date().toISOString().slice(11, 19)}] ${health} · leader ${lead} · term ${term} · commit ${commit} · members up ${up}/${members.length}`;
-}
-
-async function waitHealthy(members: MemberEndpoint[], timeoutMs: number, isAlive: () => boolean): Promise<MemberStatus[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const st = await Promise.all(members.map((m) => fetchStatus(m)));
-    const ok = st.filter((s): s is MemberStatus => s !== undefined && s.healthy);
-    if (ok.length === members.length) return ok;
-    if (!isAlive()) throw new UsageError("the cluster stopped before it became healthy; see the member logs under .raftkv/local/logs/");
-    if (Date.now() > deadline) {
-      throw new UsageError(
-        `the cluster did not become healthy within ${timeoutMs / 1000} s (${ok.length}/${members.length} members healthy); see the member logs`,
-      );
-    }
-    await sleep(200);
-  }
-}
-
-function printSummary(opts: Options, members: MemberEndpoint[], statuses: MemberStatus[]): void {
-  const leader = statuses.find((s) => s.isLeader);
+function printSummary(dir: string, members: readonly MemberEndpoint[], statuses: readonly MemberStatus[]): void {
+  const leader = statuses.find((s) => s.isLeader)?.name;
   const n = members.length;
+  const f = faultTolerance(n);
+  const urlWidth = Math.max(...members.map((m) => clientUrl(m).length));
   console.log("");
-  console.log(`raftkv local cluster: ${n} members, quorum ${quorum(n)}, tolerates ${faultTolerance(n)} failure(s)`);
+  console.log(`raftkv local cluster: ${n} members · quorum ${quorum(n)} · tolerates ${plural(f, "failed member")}`);
   for (const m of members) {
-    const tag = leader?.name === m.name ? "  (leader)" : "";
-    console.log(`  ${m.name.padEnd(10)} ${clientUrl(m).padEnd(26)} health http://${m.host}:${m.metricsPort}/health${tag}`);
+    console.log(`  ${m.name.padEnd(9)} ${clientUrl(m).padEnd(urlWidth)}${m.name === leader ? "  leader" : ""}`);
   }
-  const env = paths(opts.dir).env;
+  console.log(`  data, certificates and logs in ${shown(dir)}/`);
   console.log("");
   console.log("try it:");
-  console.log(`  source ${env}`);
-  console.log("  etcdctl put name john");
-  console.log("  etcdctl get name");
-  console.log("  etcdctl get / --prefix --keys-only");
+  console.log(`  source ${shown(localPaths(dir).env)}`);
+  for (const ctl of ["etcdctl", "raftkvctl"]) {
+    console.log(`  ${ctl} put name john`);
+    console.log(`  ${ctl} get name`);
+    console.log(`  ${ctl} put /greeting hello`);
+    console.log(`  ${ctl} get / --prefix --keys-only`);
+  }
   console.log("  raftkvctl endpoint status -w table");
   console.log("");
 }
 
-async function startCommand(opts: Options): Promise<void> {
-  assertMasterCount(opts.size);
-  if (!fs.existsSync(RUNTIME)) throw new UsageError(`runtime bundle ${RUNTIME} is missing; run npm run build`);
-  const running = runningSupervisor(opts.dir);
-  if (running !== undefined) {
-    throw new UsageError(`a local cluster is already running from ${opts.dir} (supervisor pid ${running.supervisor}); run npm run stop first`);
+async function startCommand(opts: StartOptions): Promise<void> {
+  if (opts.size !== undefined) {
+    const problem = masterCountProblem(opts.size);
+    if (problem !== undefined) throw new UsageError(`--size ${opts.size}: ${problem}`);
   }
-  if (opts.detach) return detach(opts);
-  const { members, state } = await prepare(opts);
-  const sup = new Supervisor(opts, members, state);
+  if (!fs.existsSync(RUNTIME)) throw new UsageError(`the runtime bundle ${RUNTIME} is missing; run npm run build`);
+  const running = describeRunning(opts.dir);
+  if (running !== undefined) throw new UsageError(`${running}; stop it first with: ${stopHint(opts.dir)}`);
+  if (opts.reset && fs.existsSync(opts.dir)) {
+    fs.rmSync(opts.dir, { recursive: true, force: true });
+    console.log(`--reset: removed ${shown(opts.dir)}`);
+  }
+  const existing = readState(opts.dir);
+  const shape = resolveShape(opts, existing);
+  const members = planLocalMembers(shape.size, HOST, shape.basePort);
+  await checkPorts(members, existing === undefined);
+  if (opts.detach) return detach(opts, members, existing, shape);
+
+  fs.mkdirSync(opts.dir, { recursive: true });
+  claimPidFile(opts.dir);
+  let sup: Supervisor | undefined;
   let exiting = false;
-  const onSignal = () => {
+  const shutdown = () => {
     if (exiting) return;
     exiting = true;
-    void sup.stop().then(() => process.exit(0));
+    const done = sup !== undefined ? sup.stop() : Promise.resolve();
+    void done.then(() => {
+      removePids(opts.dir);
+      process.exit(0);
+    });
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  console.log(`starting ${members.length} members (logs in ${paths(opts.dir).logs}) ...`);
-  sup.start();
-  const statuses = await waitHealthy(members, 60_000, () => !exiting);
-  printSummary(opts, members, statuses);
-  console.log(opts.restart ? "members that die are restarted. Ctrl-C stops the cluster." : "--no-restart: members that die stay down. Ctrl-C stops the cluster.");
-  await sup.watch();
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, shutdown);
+  try {
+    const state = await prepare(opts.dir, members, existing, shape);
+    sup = new Supervisor({ dir: opts.dir, runtime: RUNTIME, restart: opts.restart, out: process.stdout }, members, state);
+    console.log(`starting ${members.length} members (logs in ${shown(localPaths(opts.dir).logs)}/) ...`);
+    sup.start();
+    const s = sup;
+    const statuses = await waitHealthy(members, HEALTHY_TIMEOUT_MS, () => !exiting && s.anyRunning());
+    printSummary(opts.dir, members, statuses);
+    console.log(
+      opts.restart
+        ? "members that die are restarted. Ctrl-C stops the cluster."
+        : "--no-restart: members that die stay down. Ctrl-C stops the cluster.",
+    );
+    await sup.watch();
+  } catch (e) {
+    if (exiting) return; // Ctrl-C during startup: shutdown() finishes and exits.
+    exiting = true;
+    await sup?.stop();
+    removePids(opts.dir);
+    if (e instanceof NotHealthyError) throw new UsageError(`${e.message}; see the member logs in ${shown(localPaths(opts.dir).logs)}/`);
+    throw e;
+  }
 }
 
 /** Runs the supervisor in the background and returns once the cluster is healthy. */
-async function detach(opts: Options): Promise<void> {
-  const { members } = await prepare(opts);
-  const logFile = path.join(paths(opts.dir).logs, "supervisor.log");
+async function detach(opts: StartOptions, members: MemberEndpoint[], existing: LocalState | undefined, shape: { size: number; basePort: number }): Promise<void> {
+  await prepare(opts.dir, members, existing, shape);
+  const logFile = localPaths(opts.dir).supervisorLog;
+  fs.appendFileSync(logFile, `--- ${new Date().toISOString()} started in the background by pid ${process.pid}\n`);
+  const logStart = fs.statSync(logFile).size;
   const out = fs.openSync(logFile, "a");
-  const args = [__filename, "start", "--size", String(opts.size), "--dir", opts.dir];
+  const args = [__filename, "start", "--dir", opts.dir, "--size", String(shape.size), "--base-port", String(shape.basePort)];
   if (!opts.restart) args.push("--no-restart");
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", out, out] });
   fs.closeSync(out);
-  child.unref();
-  const statuses = await waitHealthy(members, 60_000, () => alive(child.pid!));
-  printSummary(opts, members, statuses);
-  console.log(`running in the background (supervisor pid ${String(child.pid)}, log ${logFile}); stop with: npm run stop`);
+  let exited = false;
+  child.once("exit", () => (exited = true));
+  try {
+    const statuses = await waitHealthy(members, HEALTHY_TIMEOUT_MS, () => !exited);
+    printSummary(opts.dir, members, statuses);
+    console.log(`running in the background (supervisor pid ${String(child.pid)}, log ${shown(logFile)}); stop it with: ${stopHint(opts.dir)}`);
+  } catch (e) {
+    if (!(e instanceof NotHealthyError)) throw e;
+    if (!exited) {
+      child.kill("SIGTERM");
+      await new Promise<void>((resolve) => (exited ? resolve() : child.once("exit", () => resolve())));
+      throw new UsageError(`${e.message}, so it was stopped again; see ${shown(localPaths(opts.dir).logs)}/`);
+    }
+    const said = fs.readFileSync(logFile, "utf8").slice(logStart).split("\n");
+    const reason = said.find((l) => l.startsWith("raftkv-local: "))?.slice("raftkv-local: ".length);
+    throw new UsageError(reason ?? `the background supervisor exited before the cluster became healthy; see ${shown(logFile)}`);
+  } finally {
+    child.unref();
+  }
 }
 
 async function stopCommand(dir: string): Promise<void> {
-  const pf = readJson<PidFile>(paths(dir).pids);
-  if (pf === undefined || !alive(pf.supervisor)) {
-    const stray = pf === undefined ? [] : Object.values(pf.members).filter(alive);
-    for (const pid of stray) process.kill(pid, "SIGTERM");
-    fs.rmSync(paths(dir).pids, { force: true });
-    console.log(stray.length > 0 ? `stopped ${stray.length} member(s) left without a supervisor` : "no local cluster is running");
+  const pf = readPids(dir);
+  const live = livePids(pf);
+  if (pf === undefined || live.length === 0) {
+    removePids(dir);
+    console.log(`no local cluster is running in ${shown(dir)}`);
     return;
   }
-  process.kill(pf.supervisor, "SIGTERM");
-  const pids = [pf.supervisor, ...Object.values(pf.members)];
-  const deadline = Date.now() + 15_000;
-  while (pids.some(alive)) {
+  const supervised = isRaftkvProcess(pf.supervisor);
+  // The supervisor stops its members itself; members left without one are signalled directly.
+  for (const pid of supervised ? [pf.supervisor] : live) process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (livePids(pf).length > 0) {
     if (Date.now() > deadline) {
-      for (const pid of pids.filter(alive)) process.kill(pid, "SIGKILL");
+      for (const pid of livePids(pf)) process.kill(pid, "SIGKILL");
       break;
     }
-    await sleep(100);
+    await new Promise((r) => setTimeout(r, 100));
   }
-  fs.rmSync(paths(dir).pids, { force: true });
-  console.log(`stopped the local cluster (${pids.length - 1} members)`);
+  removePids(dir);
+  const members = Object.keys(pf.members).length;
+  console.log(`stopped the local cluster in ${shown(dir)} (${supervised ? "supervisor and " : ""}${plural(members, "member")})`);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function intOption(flag: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v)) throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
 }
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command("raftkv-local").description("run a local raftkv cluster").exitOverride();
   program
     .command("start", { isDefault: true })
-    .description("start a local TLS cluster (default 3 members)")
-    .addOption(new Option("--size <n>", "number of members: 3, 5 or 7").default("3"))
-    .option("--reset", "delete existing local data and certificates first", false)
-    .option("--detach", "start in the background and return once healthy", false)
+    .description("start a local TLS cluster (3 members unless --size), or resume the one in --dir")
+    .addOption(new Option("--size <n>", "members of a new cluster: 3, 5 or 7 (default 3)").argParser(intOption("--size")))
+    .addOption(
+      new Option("--base-port <n>", `first client port of a new cluster; member i uses n+10i, n+10i+1, n+10i+2 (default ${DEFAULT_CLIENT_PORT})`).argParser(
+        intOption("--base-port"),
+      ),
+    )
+    .option("--reset", "delete existing data, certificates and logs first", false)
+    .option("--detach", "start in the background and return once the cluster is healthy", false)
     .option("--no-restart", "leave members that die down (to demonstrate quorum loss)")
-    .option("--dir <path>", "where data, certificates and logs live", ".raftkv/local")
-    .action(async (o: { size: string; reset: boolean; detach: boolean; restart: boolean; dir: string }) => {
-      const size = Number(o.size);
-      await startCommand({ size, reset: o.reset, detach: o.detach, restart: o.restart, dir: o.dir });
+    .option("--dir <path>", "where data, certificates and logs live", DEFAULT_DIR)
+    .action(async (o: { size?: number; basePort?: number; reset: boolean; detach: boolean; restart: boolean; dir: string }) => {
+      await startCommand({ size: o.size, basePort: o.basePort, reset: o.reset, detach: o.detach, restart: o.restart, dir: o.dir });
     });
   program
     .command("stop")
-    .description("stop a local cluster started with --detach")
-    .option("--dir <path>", "where the cluster runs from", ".raftkv/local")
+    .description("stop the local cluster running from --dir")
+    .option("--dir <path>", "where the cluster runs from", DEFAULT_DIR)
     .action(async (o: { dir: string }) => stopCommand(o.dir));
   await program.parseAsync(argv, { from: "user" });
 }
@@ -378,7 +307,8 @@ if (require.main === module) {
       process.exitCode = e.exitCode;
       return;
     }
-    const msg = e instanceof UsageError || e instanceof TopologyError ? e.message : e instanceof Error ? e.message : String(e);
+    const known = e instanceof UsageError || e instanceof TopologyError || e instanceof AlreadyRunningError;
+    const msg = e instanceof Error ? (known ? e.message : `${e.message} (${e.name})`) : String(e);
     console.error(`raftkv-local: ${msg}`);
     process.exitCode = 1;
   });
