@@ -21,7 +21,7 @@ import {
   type Role,
 } from "../raft";
 import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec";
-import { EntryType, type ConfState, type Entry, type Snapshot } from "../raft/types";
+import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types";
 import { SnapshotStore, WriteAheadLog, readMeta, writeMeta } from "../storage";
 import { KvStore, decodeCommand, encodeCommand, type KvCommand } from "../kv";
 import { PeerTransport } from "./transport";
@@ -103,6 +103,9 @@ export class Member extends EventEmitter {
   private lastSnapshotIndex = 0;
   private appliedIndex = 0;
   private leader = 0;
+  /** Term and vote as last fsync'd. */
+  private synced = { term: 0, vote: 0 };
+  private unsavedHardState: HardState | undefined;
   private role: Role = "follower";
   /** The configuration as of the last applied entry (what a snapshot taken now covers). */
   private appliedConf: ConfState = { voters: [], learners: [] };
@@ -197,6 +200,7 @@ export class Member extends EventEmitter {
       });
     }
     this.appliedIndex = this.kv.appliedIndex;
+    this.synced = { term: recovered.hardState.term, vote: recovered.hardState.vote };
     this.lastSnapshotIndex = snapshot?.meta.index ?? 0;
     if (snapshot) this.appliedConf = snapshot.meta.confState;
 
@@ -298,14 +302,25 @@ export class Member extends EventEmitter {
       else deferred.push(m);
     }
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
-    if (rd.hardState !== undefined || rd.entries.length > 0) {
+    // Committed entries are already durable on a quorum, so applying them need not wait for
+    // this member's own fsync below (etcd applies in parallel with its WAL write too); the
+    // client waiting on a write is answered one fsync earlier.
+    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
+    for (const rs of rd.readStates) this.onReadState(rs.index, Buffer.from(rs.ctx));
+    // Term, vote and entries must be on disk before anyone hears of them. A hard state whose
+    // only change is the commit index is not worth a disk write of its own (raft re-learns the
+    // commit index after a crash): it is saved with the next entries or vote.
+    const hs = rd.hardState ?? this.unsavedHardState;
+    if (rd.entries.length > 0 || (hs !== undefined && (hs.term !== this.synced.term || hs.vote !== this.synced.vote))) {
       const t0 = process.hrtime.bigint();
-      await this.wal.save(rd.hardState, rd.entries);
+      await this.wal.save(hs, rd.entries);
       this.metrics.walFsyncDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      if (hs) this.synced = { term: hs.term, vote: hs.vote };
+      this.unsavedHardState = undefined;
+    } else {
+      this.unsavedHardState = hs;
     }
     for (const m of deferred) this.sendRaft(m);
-    for (const rs of rd.readStates) this.onReadState(rs.index, Buffer.from(rs.ctx));
-    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
     this.raft.advance(rd);
     await this.maybeSnapshot();
   }

@@ -141,15 +141,15 @@ describe("WriteAheadLog", () => {
     assert.deepEqual(recovered.entries.map((e) => e.index), [4, 5, 6]);
   });
 
-  it("serializes concurrent saves in call order and coalesces them into few fdatasyncs", async () => {
+  it("serializes concurrent saves in call order and coalesces them into few durable (O_DSYNC) writes", async () => {
     const probe = await open(join(tmp.path, "probe"), "w");
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
     await probe.close();
-    const original = proto.datasync;
+    const original = proto.write;
     let syncs = 0;
-    proto.datasync = function (this: unknown) {
+    proto.write = function (this: unknown, ...args: unknown[]) {
       syncs++;
-      return original.call(this);
+      return original.apply(this, args);
     };
     try {
       await withWal(walDir(), {}, async (wal) => {
@@ -160,10 +160,10 @@ describe("WriteAheadLog", () => {
         );
         await Promise.all(saves);
         assert.deepEqual(resolved, Array.from({ length: 200 }, (_, i) => i));
-        assert.ok(syncs <= 3, `200 queued saves took ${syncs} fdatasyncs`);
+        assert.ok(syncs <= 3, `200 queued saves took ${syncs} durable writes`);
       });
     } finally {
-      proto.datasync = original;
+      proto.write = original;
     }
     const { recovered, wal } = await openWal(walDir());
     await wal.close();
@@ -171,14 +171,14 @@ describe("WriteAheadLog", () => {
     assert.equal(recovered.hardState.commit, 199);
   });
 
-  it("stops accepting writes after a failed fdatasync, and a reopen recovers what is on disk", async () => {
+  it("stops accepting writes after a failed durable write, and a reopen recovers what is on disk", async () => {
     const probe = await open(join(tmp.path, "probe"), "w");
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
     await probe.close();
-    const original = proto.datasync;
+    const original = proto.write;
     const { wal } = await openWal(walDir());
     await wal.save(undefined, entries(1, 2, 1));
-    proto.datasync = () => Promise.reject(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
+    proto.write = () => Promise.reject(Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" }));
     try {
       const failing = wal.save(undefined, entries(3, 1, 1));
       const queued = wal.save(undefined, entries(4, 1, 1));
@@ -186,7 +186,7 @@ describe("WriteAheadLog", () => {
       await assert.rejects(queued, WalUnavailableError);
       await assert.rejects(wal.save(undefined, entries(5, 1, 1)), /reopen to recover/);
     } finally {
-      proto.datasync = original;
+      proto.write = original;
     }
     await wal.close();
     const again = await openWal(walDir());
