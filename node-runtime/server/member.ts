@@ -212,6 +212,8 @@ export class Member extends EventEmitter {
       logger: this.log.child({ component: "transport" }),
       metrics: this.metrics,
       onMessage: (from, payload) => this.onPeerPayload(from, payload),
+      isRemovedPeer: (id) => this.membership.isRemoved(id),
+      onRemovedFromCluster: (by) => this.onRemovedByPeer(by),
     });
     await this.transport.start();
     for (const m of this.membership.list()) if (m.id !== this.id) this.transport.addPeer(m.id, m.peerURLs[0]!);
@@ -463,10 +465,22 @@ export class Member extends EventEmitter {
     this.kv.advance(e.index);
     this.log.info({ change: cc.type, member: hexId(cc.nodeId), voters: cs.voters.map(hexId), learners: cs.learners.map(hexId) }, "membership changed");
     if (ctx.origin === this.id && ctx.seq !== undefined) this.settle(ctx.seq, this.membership.list(), undefined);
-    if (cc.type === "removeNode" && cc.nodeId === this.id) {
-      this.log.warn("this member was removed from the cluster; stopping");
-      setImmediate(() => this.emit("removed"));
-    }
+    if (cc.type === "removeNode" && cc.nodeId === this.id) this.markRemoved("applied the change removing it");
+  }
+
+  private removedNoticed = false;
+
+  private markRemoved(how: string): void {
+    if (this.removedNoticed) return;
+    this.removedNoticed = true;
+    this.log.warn({ how }, "this member was removed from the cluster; stopping");
+    setImmediate(() => this.emit("removed"));
+  }
+
+  /** A peer that applied our removal refuses us; we may never see that entry committed ourselves. */
+  private onRemovedByPeer(by: number): void {
+    if (this.stopped) return;
+    this.markRemoved(`peer ${hexId(by)} refused it as removed`);
   }
 
   private syncPeers(): void {

@@ -34,15 +34,23 @@ function isMemberId(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
+/**
+ * Marks a refusal that tells the dialer it was removed from the cluster. A removed member may
+ * never receive the committed entry that removes it (the leader stops replicating to it as soon
+ * as the change is appended), so this refusal is how it learns to stop, as with etcd's 410 Gone.
+ */
+export const REMOVED_MARKER = "has been removed from this cluster";
+
 /** Why the acceptor refuses a handshake, or undefined when it is acceptable. */
 export function checkHello(
   h: Hello,
-  self: { id: number; clusterId: string; isKnownPeer: (id: number) => boolean },
+  self: { id: number; clusterId: string; isKnownPeer: (id: number) => boolean; isRemovedPeer?: (id: number) => boolean },
 ): string | undefined {
   if (h.version !== PROTOCOL_VERSION) return `unsupported peer protocol version ${h.version} (want ${PROTOCOL_VERSION})`;
   if (h.clusterId !== self.clusterId) return `cluster ID mismatch: peer is in cluster ${h.clusterId}, this member in ${self.clusterId}`;
   if (h.to !== self.id) return `member ID mismatch: peer dialed member ${h.to.toString(16)}, this is member ${self.id.toString(16)}`;
   if (h.from === self.id) return `peer claims this member's own ID ${self.id.toString(16)}`;
+  if (self.isRemovedPeer?.(h.from)) return `member ${h.from.toString(16)} ${REMOVED_MARKER}`;
   if (!self.isKnownPeer(h.from)) return `member ${h.from.toString(16)} is not a member of this cluster (removed or not yet added)`;
   return undefined;
 }

@@ -17,6 +17,8 @@ export interface InboundOptions {
   metrics?: Metrics;
   maxMessageBytes: number;
   isKnownPeer: (id: number) => boolean;
+  /** Members removed from the cluster are refused with REMOVED_MARKER, so they stop. */
+  isRemovedPeer?: (id: number) => boolean;
   /** Called once the handshake is accepted; the transport keeps one connection per peer. */
   onIdentified: (conn: InboundConnection, from: number) => void;
   onMessage: (from: number, payload: Uint8Array) => void;
@@ -117,7 +119,7 @@ export class InboundConnection {
   }
 
   private accept(hello: Hello): void {
-    const problem = checkHello(hello, { id: this.o.selfId, clusterId: this.o.clusterId, isKnownPeer: this.o.isKnownPeer });
+    const problem = checkHello(hello, { id: this.o.selfId, clusterId: this.o.clusterId, isKnownPeer: this.o.isKnownPeer, ...(this.o.isRemovedPeer ? { isRemovedPeer: this.o.isRemovedPeer } : {}) });
     if (problem) return this.refuse(problem, hello.from);
     clearTimeout(this.handshakeTimer);
     this.from = hello.from;

@@ -7,7 +7,7 @@ import type { Logger } from "../obs/logger";
 import { memberLabel, type Metrics } from "../obs/metrics";
 import type { ReloadingTls } from "../tls/reloading";
 import { CHUNK_BYTES, FrameParser, FrameType, HEADER_BYTES, encodeFrame, writeHeader } from "./frame";
-import { PROTOCOL_VERSION, encodeHello } from "./handshake";
+import { PROTOCOL_VERSION, REMOVED_MARKER, encodeHello } from "./handshake";
 import { SendQueue } from "./send-queue";
 
 const MIN_BACKOFF_MS = 50;
@@ -43,6 +43,8 @@ export interface PeerLinkOptions {
   pingIntervalMs: number;
   peerTimeoutMs: number;
   onUnreachable: () => void;
+  /** The peer refused us because we were removed from the cluster. */
+  onRemoved?: () => void;
 }
 
 interface PendingSnapshot {
@@ -188,6 +190,7 @@ export class PeerLink {
       if (type === FrameType.Reject) {
         this.rejection = body.toString("utf8");
         socket.destroy(new Error(`peer refused the connection: ${this.rejection}`));
+        if (this.rejection.includes(REMOVED_MARKER)) this.o.onRemoved?.();
         return;
       }
     } else if (this.state === "connected" && type === FrameType.Pong && body.length === 8) {

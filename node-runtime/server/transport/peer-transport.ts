@@ -27,6 +27,10 @@ export interface PeerTransportOptions {
   onMessage: (from: number, payload: Uint8Array) => void;
   /** Called when a peer's connection breaks or a dial fails (raft: ReportUnreachable). */
   onPeerUnreachable?: (id: number) => void;
+  /** Whether a member ID was removed from the cluster (its connections are refused as removed). */
+  isRemovedPeer?: (id: number) => boolean;
+  /** Called when a peer refuses us because this member was removed from the cluster. */
+  onRemovedFromCluster?: (byPeer: number) => void;
   /** Bound of the ordered queue per peer (default 16 MiB). */
   maxQueueBytes?: number;
   /** Largest reassembled message accepted (default 1 GiB). */
@@ -118,6 +122,7 @@ export class PeerTransport {
       pingIntervalMs: this.o.pingIntervalMs ?? 1000,
       peerTimeoutMs: this.o.peerTimeoutMs ?? 5000,
       onUnreachable: () => this.o.onPeerUnreachable?.(id),
+      onRemoved: () => this.o.onRemovedFromCluster?.(id),
     });
     this.links.set(id, link);
     if (this.started && !this.stopped) link.start();
@@ -187,6 +192,7 @@ export class PeerTransport {
       ...(this.o.metrics ? { metrics: this.o.metrics } : {}),
       maxMessageBytes: this.o.maxMessageBytes ?? 1024 * 1024 * 1024,
       isKnownPeer: (id) => this.links.has(id),
+      isRemovedPeer: (id) => this.o.isRemovedPeer?.(id) ?? false,
       onIdentified: (c, from) => {
         // A peer that redialed leaves its old connection half-open on our side; the newest wins.
         const old = this.inbound.get(from);
