@@ -106,6 +106,9 @@ export class Member extends EventEmitter {
   /** Term and vote as last fsync'd. */
   private synced = { term: 0, vote: 0 };
   private unsavedHardState: HardState | undefined;
+  /** Raft term and commit index as of the last Ready (cheap to read on every response). */
+  private term = 0;
+  private commitIndex = 0;
   private role: Role = "follower";
   /** The configuration as of the last applied entry (what a snapshot taken now covers). */
   private appliedConf: ConfState = { voters: [], learners: [] };
@@ -201,6 +204,8 @@ export class Member extends EventEmitter {
     }
     this.appliedIndex = this.kv.appliedIndex;
     this.synced = { term: recovered.hardState.term, vote: recovered.hardState.vote };
+    this.term = recovered.hardState.term;
+    this.commitIndex = recovered.hardState.commit;
     this.lastSnapshotIndex = snapshot?.meta.index ?? 0;
     if (snapshot) this.appliedConf = snapshot.meta.confState;
 
@@ -292,6 +297,10 @@ export class Member extends EventEmitter {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    if (rd.hardState) {
+      this.term = rd.hardState.term;
+      this.commitIndex = rd.hardState.commit;
+    }
     if (rd.softState) {
       this.role = rd.softState.role;
       this.onSoftState(rd.softState.lead);
@@ -376,7 +385,7 @@ export class Member extends EventEmitter {
     this.metrics.leaderChanges.inc();
     this.metrics.hasLeader.set(lead === 0 ? 0 : 1);
     this.metrics.isLeader.set(lead === this.id ? 1 : 0);
-    this.log.info({ leader: lead === 0 ? "none" : hexId(lead), term: this.raft.status().term }, "leader changed");
+    this.log.info({ leader: lead === 0 ? "none" : hexId(lead), term: this.term }, "leader changed");
     if (lead === this.id) {
       this.kv.lessor.promote(Date.now());
       if (!this.membership.initialized) {
@@ -402,6 +411,7 @@ export class Member extends EventEmitter {
       this.appliedIndex = e.index;
     }
     this.metrics.proposalsApplied.set(this.appliedIndex);
+    this.metrics.proposalsCommitted.set(this.commitIndex);
     while (this.applyWaiters.length > 0 && this.applyWaiters[0]!.index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
   }
 
@@ -552,8 +562,8 @@ export class Member extends EventEmitter {
   // proposals
 
   /** Replicates a key-value command and resolves with its result once applied here. */
-  proposeKv(cmd: KvCommand): Promise<unknown> {
-    return this.propose(EntryKind.Kv, encodeCommand(cmd));
+  proposeKv(cmd: KvCommand, encoded: Uint8Array = encodeCommand(cmd)): Promise<unknown> {
+    return this.propose(EntryKind.Kv, encoded);
   }
 
   private propose(kind: EntryKind, payload: Uint8Array): Promise<unknown> {
@@ -778,6 +788,11 @@ export class Member extends EventEmitter {
 
   // -------------------------------------------------------------------------------------------
   // leadership and status
+
+  /** The current raft term, for response headers. */
+  currentTerm(): number {
+    return this.term;
+  }
 
   isLeader(): boolean {
     return this.leader === this.id && this.leader !== 0;

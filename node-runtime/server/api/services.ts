@@ -16,6 +16,7 @@ import type { Member } from "../member";
 import type { MemberInfo } from "../membership";
 import { compactReq, deleteReq, putReq, rangeReq, toId, toNumber, txnReq } from "./convert";
 import { serveWatch } from "./watch";
+import type { MessageStream } from "./stream";
 
 /** The etcd release whose API we implement; reported by Maintenance/Status as clients expect. */
 export const ETCD_API_VERSION = "3.4.0";
@@ -33,37 +34,66 @@ export function header(m: Member, revision?: number): wire.ResponseHeader {
     cluster_id: String(m.clusterId),
     member_id: String(m.id),
     revision: String(revision ?? m.kv.revision),
-    raft_term: String(m.status().term),
+    raft_term: String(m.currentTerm()),
   };
 }
 
-/** Wraps an async handler: errors become etcd statuses; duration and outcome are recorded. */
-function unary<Req, Res>(ctx: ServiceContext, service: string, method: string, f: (req: Req) => Promise<Res>): Unary<Req, Res> {
+/**
+ * A unary RPC as a plain async function (request and response in proto-loader's shapes; failures
+ * are EtcdErrors). The gRPC services and the HTTP/JSON gateway run the same function.
+ */
+export type UnaryFunction = (req: unknown) => Promise<unknown>;
+
+const PLAIN = Symbol("plain unary function");
+
+/** Wraps an async handler: errors become EtcdErrors; duration and outcome are recorded. */
+function instrument<Req, Res>(ctx: ServiceContext, service: string, method: string, f: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
   const { metrics } = ctx.member;
-  return (call, cb) => {
+  return async (req) => {
     const end = metrics.requestDuration.startTimer({ grpc_type: "unary", grpc_service: service, grpc_method: method });
-    f(call.request).then(
-      (res) => {
-        end();
-        metrics.requestsHandled.inc({ grpc_type: "unary", grpc_service: service, grpc_method: method, grpc_code: "OK" });
-        cb(null, res);
-      },
+    try {
+      const res = await f(req);
+      metrics.requestsHandled.inc({ grpc_type: "unary", grpc_service: service, grpc_method: method, grpc_code: "OK" });
+      return res;
+    } catch (err) {
+      const e = Errors.toEtcd(err);
+      metrics.requestsHandled.inc({ grpc_type: "unary", grpc_service: service, grpc_method: method, grpc_code: grpc.status[e.code] ?? "UNKNOWN" });
+      if (e.code === grpc.status.INTERNAL) ctx.member.log.error({ err, method }, "request failed");
+      throw e;
+    } finally {
+      end();
+    }
+  };
+}
+
+/** A grpc-js unary handler that also carries its plain function (see unaryFunction). */
+function unary<Req, Res>(ctx: ServiceContext, service: string, method: string, f: (req: Req) => Promise<Res>): Unary<Req, Res> {
+  const run = instrument(ctx, service, method, f);
+  const handler: Unary<Req, Res> = (call, cb) => {
+    run(call.request).then(
+      (res) => cb(null, res),
       (err: unknown) => {
-        end();
         const e = Errors.toEtcd(err);
-        metrics.requestsHandled.inc({ grpc_type: "unary", grpc_service: service, grpc_method: method, grpc_code: grpc.status[e.code] ?? "UNKNOWN" });
-        if (e.code === grpc.status.INTERNAL) ctx.member.log.error({ err, method }, "request failed");
         cb({ code: e.code, details: e.message, message: e.message } as grpc.ServiceError, null);
       },
     );
   };
+  const plain: UnaryFunction = (req) => run(req as Req);
+  return Object.assign(handler, { [PLAIN]: plain });
+}
+
+/** The plain function behind unary `method` of a service built here; undefined for streams. */
+export function unaryFunction(service: grpc.UntypedServiceImplementation, method: string): UnaryFunction | undefined {
+  const h: unknown = service[method];
+  return typeof h === "function" && PLAIN in h ? (h as { [PLAIN]: UnaryFunction })[PLAIN] : undefined;
 }
 
 /** Validates a write like etcd's API layer does (sizes, txn rules), then replicates it. */
 async function replicate(ctx: ServiceContext, cmd: KvCommand): Promise<unknown> {
-  const err = validateCommand(cmd, encodeCommand(cmd).length, { maxRequestBytes: ctx.maxRequestBytes, maxTxnOps: ctx.maxTxnOps });
+  const encoded = encodeCommand(cmd);
+  const err = validateCommand(cmd, encoded.length, { maxRequestBytes: ctx.maxRequestBytes, maxTxnOps: ctx.maxTxnOps });
   if (err) throw err;
-  return ctx.member.proposeKv(cmd);
+  return ctx.member.proposeKv(cmd, encoded);
 }
 
 function withHeader<T extends { header: unknown }>(m: Member, res: T): T {
@@ -130,23 +160,46 @@ export function leaseService(ctx: ServiceContext): grpc.UntypedServiceImplementa
       await m.readBarrier();
       return withHeader(m, m.kv.leases());
     }),
-    LeaseKeepAlive: (call: grpc.ServerDuplexStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>) => {
-      call.on("data", (req: wire.LeaseKeepAliveRequest) => {
-        const id = toId(req.ID);
-        m.leaseKeepAlive(id).then(
-          (ttl) => call.write({ header: header(m), ID: id, TTL: String(ttl) }),
-          (err: unknown) => {
-            const e = Errors.toEtcd(err);
-            // etcd answers a keep-alive for an unknown lease with TTL 0, not with an error.
-            if (e.code === grpc.status.NOT_FOUND) call.write({ header: header(m), ID: id, TTL: "0" });
-            else call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
-          },
-        );
-      });
-      call.on("end", () => call.end());
-      call.on("error", () => undefined);
-    },
+    LeaseKeepAlive: (call: grpc.ServerDuplexStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>) => serveLeaseKeepAlive(m, call),
   };
+}
+
+/** One LeaseKeepAlive stream (gRPC or the HTTP gateway's). */
+export function serveLeaseKeepAlive(m: Member, call: MessageStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>): void {
+  // Like etcd, every request read before the client half-closes gets its answer, then the stream ends.
+  let pending = 0;
+  let ended = false;
+  let failed = false;
+  const settle = () => {
+    pending--;
+    if (ended && pending === 0 && !failed) call.end();
+  };
+  call.on("data", (req: wire.LeaseKeepAliveRequest) => {
+    const id = toId(req.ID);
+    pending++;
+    m.leaseKeepAlive(id).then(
+      (ttl) => {
+        if (!failed) call.write({ header: header(m), ID: id, TTL: String(ttl) });
+        settle();
+      },
+      (err: unknown) => {
+        const e = Errors.toEtcd(err);
+        // etcd answers a keep-alive for an unknown lease with TTL 0, not with an error.
+        if (e.code === grpc.status.NOT_FOUND) {
+          if (!failed) call.write({ header: header(m), ID: id, TTL: "0" });
+        } else if (!failed) {
+          failed = true;
+          call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
+        }
+        settle();
+      },
+    );
+  });
+  call.on("end", () => {
+    ended = true;
+    if (pending === 0 && !failed) call.end();
+  });
+  call.on("error", () => undefined);
 }
 
 function wireMember(x: MemberInfo): wire.Member {

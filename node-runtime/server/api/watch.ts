@@ -5,7 +5,6 @@
  * watcher (etcdctl drops events of a watch it has not seen created), so history replayed during
  * creation is held back until "created" is written.
  */
-import type * as grpc from "@grpc/grpc-js";
 import { WatchCompactedError } from "../../kv/errors";
 import type { Event } from "../../kv/types";
 import type { WatchHandle } from "../../kv/watch";
@@ -13,8 +12,9 @@ import type * as wire from "../etcd-types";
 import { Errors } from "../errors";
 import type { Member } from "../member";
 import { toBuffer, toNumber } from "./convert";
+import type { MessageStream } from "./stream";
 
-type Stream = grpc.ServerDuplexStream<wire.WatchRequest, wire.WatchResponse>;
+type Stream = MessageStream<wire.WatchRequest, wire.WatchResponse>;
 
 /** How often watchers created with progress_notify hear the current revision when idle. */
 const PROGRESS_INTERVAL_MS = 10 * 60 * 1000;
@@ -29,7 +29,7 @@ export function serveWatch(member: Member, call: Stream): void {
     cluster_id: String(member.clusterId),
     member_id: String(member.id),
     revision: String(revision),
-    raft_term: String(member.status().term),
+    raft_term: String(member.currentTerm()),
   });
   const send = (r: Omit<Partial<wire.WatchResponse>, "watch_id"> & { watch_id: number }) => {
     if (closed) return;
