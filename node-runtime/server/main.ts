@@ -12,7 +12,8 @@ import { createLogger, Metrics, type Logger } from "./obs";
 import { ReloadingTls, TlsConfigError } from "./tls";
 import { Member } from "./member";
 import { createSideServer } from "./http";
-import { reloadingServerCredentials } from "./api/credentials";
+import { createGateway } from "./api/gateway";
+import { listenForClients, type ClientListener } from "./api/listener";
 import { authService, clusterService, kvService, leaseService, maintenanceService, watchService } from "./api/services";
 
 /** A startup failure whose message is the whole story for the operator. */
@@ -35,13 +36,6 @@ function listenError(url: string, what: string, e: unknown): StartupError {
         ? "address not available on this host"
         : msg;
   return new StartupError(`cannot listen on ${url} for ${what}: ${cause}`);
-}
-
-async function bindGrpc(server: grpc.Server, u: ListenUrl, creds: grpc.ServerCredentials): Promise<void> {
-  const host = u.host.includes(":") ? `[${u.host}]` : u.host;
-  await new Promise<void>((resolve, reject) => {
-    server.bindAsync(`${host}:${u.port}`, creds, (err) => (err ? reject(listenError(u.url, "clients", err)) : resolve()));
-  });
 }
 
 async function bindHttp(server: http.Server, u: ListenUrl): Promise<void> {
@@ -73,15 +67,30 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
   const member = new Member(cfg, peerTls, log, metrics);
   const ctx = { member, maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps };
   const { services } = loadEtcdGrpc();
-  grpcServer.addService(services.KV, kvService(ctx));
-  grpcServer.addService(services.Watch, watchService(ctx));
-  grpcServer.addService(services.Lease, leaseService(ctx));
-  grpcServer.addService(services.Cluster, clusterService(ctx));
-  grpcServer.addService(services.Maintenance, maintenanceService(ctx));
-  grpcServer.addService(services.Auth, authService());
+  const impl = {
+    KV: kvService(ctx),
+    Watch: watchService(ctx),
+    Lease: leaseService(ctx),
+    Cluster: clusterService(ctx),
+    Maintenance: maintenanceService(ctx),
+    Auth: authService(),
+  };
+  for (const k of Object.keys(impl) as Array<keyof typeof impl>) grpcServer.addService(services[k], impl[k]);
+  // gRPC and the HTTP/JSON gateway share each client port, as in etcd.
+  const gateway = createGateway(member, impl, { maxBodyBytes: 2 * (cfg.maxRequestBytes + 512 * 1024) });
+  const clientListeners: ClientListener[] = [];
+  const dropClients = () => {
+    for (const l of clientListeners) l.destroy();
+    gateway.closeAllConnections();
+  };
   for (const u of cfg.listenClient) {
-    const creds = u.scheme === "https" ? reloadingServerCredentials(clientTls!, cfg.clientCertAuth) : grpc.ServerCredentials.createInsecure();
-    await bindGrpc(grpcServer, u, creds);
+    const tls = u.scheme === "https" ? { tls: { material: clientTls!, clientCertAuth: cfg.clientCertAuth } } : {};
+    try {
+      clientListeners.push(await listenForClients({ url: u, grpc: grpcServer, gateway, log: log.child({ component: "client-listener" }), ...tls }));
+    } catch (e) {
+      dropClients();
+      throw listenError(u.url, "clients", e);
+    }
   }
   const side: http.Server[] = [];
   for (const u of cfg.listenMetrics) {
@@ -92,6 +101,7 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
   try {
     await member.start();
   } catch (e) {
+    dropClients();
     grpcServer.forceShutdown();
     for (const s of side) s.close();
     const msg = e instanceof Error ? e.message : String(e);
@@ -108,7 +118,9 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
     down ??= (async () => {
       log.info({ reason }, "shutting down");
       await member.stop();
+      for (const l of clientListeners) l.close();
       await new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      gateway.closeAllConnections();
       await Promise.all(side.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       peerTls.close();
       clientTls?.close();

@@ -1,0 +1,188 @@
+/**
+ * The JSON form of etcd's protobuf messages, as etcd 3.4's grpc-gateway writes and reads it
+ * (golang/protobuf jsonpb with OrigName): field names exactly as in the .proto, 64-bit integers
+ * as decimal strings, bytes as standard base64, enums by name, and fields that hold their
+ * default value left out (empty messages stay, as `{}`). Requests may also use lowerCamelCase
+ * names, numbers for 64-bit integers and enum numbers; unknown fields are ignored.
+ *
+ * Requests leave here in exactly the shape grpc-js hands our handlers (they pass through the
+ * same proto-loader deserializer), and responses go through the same serializer as on gRPC, so
+ * the gateway and gRPC cannot drift apart.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import * as path from "node:path";
+import * as protobuf from "protobufjs";
+import { loadEtcdGrpc, protoDir } from "../proto";
+
+/** A request body that is not a valid JSON form of the message (gRPC InvalidArgument). */
+export class JsonInputError extends Error {}
+
+/** A JSON value as JSON.parse returns it. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface JsonMethod {
+  /** A parsed JSON request body → the request object the gRPC handler receives. */
+  decodeRequest(body: Json | undefined): unknown;
+  /** A handler's response object → its JSON form. */
+  encodeResponse(res: unknown): Json;
+}
+
+let root: protobuf.Root | undefined;
+
+function loadRoot(): protobuf.Root {
+  if (root) return root;
+  const dir = protoDir();
+  const r = new protobuf.Root();
+  r.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(dir, target));
+  r.loadSync("etcdserverpb/rpc.proto", { keepCase: true });
+  r.resolveAll();
+  root = r;
+  return r;
+}
+
+const INT64 = new Set(["int64", "uint64", "sint64", "fixed64", "sfixed64"]);
+const INT32 = new Set(["int32", "uint32", "sint32", "fixed32", "sfixed32"]);
+
+function lowerCamel(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function kindOf(v: Json): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v;
+}
+
+const STD_B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const URL_B64 = /^[A-Za-z0-9\-_]*={0,2}$/;
+
+/** Strict base64 like Go's encoding/base64 (standard alphabet, then the URL-safe one). */
+function decodeBase64(s: string): Buffer {
+  for (const [re, enc] of [[STD_B64, "base64"], [URL_B64, "base64url"]] as const) {
+    if (re.test(s) && s.length % 4 === 0) return Buffer.from(s, enc);
+  }
+  const bad = [...s].findIndex((c) => !/[A-Za-z0-9+/=\-_]/.test(c));
+  const at = bad >= 0 ? bad : s.length - (s.length % 4);
+  throw new JsonInputError(`illegal base64 data at input byte ${at}`);
+}
+
+/** How Go names a generated type in messages: package, then nested names joined by "_". */
+function goTypeName(t: protobuf.Enum | protobuf.Type): string {
+  let name = t.name;
+  let p = t.parent;
+  while (p instanceof protobuf.Type) {
+    name = `${p.name}_${name}`;
+    p = p.parent;
+  }
+  const pkg = p ? p.fullName.replace(/^\./, "") : "";
+  return pkg ? `${pkg}.${name}` : name;
+}
+
+function scalarFromJson(field: protobuf.Field, v: Json): unknown {
+  const rt = field.resolvedType;
+  if (rt instanceof protobuf.Type) return messageFromJson(rt, v);
+  if (rt instanceof protobuf.Enum) {
+    if (typeof v === "string") {
+      if (!(v in rt.values)) throw new JsonInputError(`unknown value ${JSON.stringify(v)} for enum ${goTypeName(rt)}`);
+      return v;
+    }
+    if (typeof v === "number" && Number.isInteger(v)) return v;
+    throw new JsonInputError(`invalid value for enum field ${field.name}: ${JSON.stringify(v)}`);
+  }
+  const t = field.type;
+  if (t === "bytes") {
+    if (typeof v !== "string") throw new JsonInputError(`json: cannot unmarshal ${kindOf(v)} into Go value of type []uint8`);
+    return decodeBase64(v);
+  }
+  if (t === "string") {
+    if (typeof v !== "string") throw new JsonInputError(`json: cannot unmarshal ${kindOf(v)} into Go value of type string`);
+    return v;
+  }
+  if (t === "bool") {
+    if (typeof v !== "boolean") throw new JsonInputError(`json: cannot unmarshal ${kindOf(v)} into Go value of type bool`);
+    return v;
+  }
+  if (INT64.has(t) || INT32.has(t)) {
+    const text = typeof v === "number" && Number.isInteger(v) ? String(v) : typeof v === "string" ? v : undefined;
+    if (text === undefined || !/^-?\d+$/.test(text) || (t.startsWith("uint") || t.startsWith("fixed")) && text.startsWith("-")) {
+      throw new JsonInputError(`invalid value for ${t} field ${field.name}: ${JSON.stringify(v)}`);
+    }
+    return INT64.has(t) ? text : Number(text);
+  }
+  if (t === "double" || t === "float") {
+    const n = typeof v === "number" ? v : typeof v === "string" ? Number(v) : NaN;
+    if (Number.isNaN(n)) throw new JsonInputError(`invalid value for ${t} field ${field.name}: ${JSON.stringify(v)}`);
+    return n;
+  }
+  throw new JsonInputError(`unsupported field type ${t}`);
+}
+
+/** JSON → a plain object for protobufjs' fromObject (bytes as Buffers, longs as strings). */
+function messageFromJson(type: protobuf.Type, v: Json | undefined): Record<string, unknown> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== "object" || Array.isArray(v)) {
+    throw new JsonInputError(`json: cannot unmarshal ${kindOf(v)} into Go value of type map[string]json.RawMessage`);
+  }
+  const byJsonName = new Map(type.fieldsArray.map((f) => [lowerCamel(f.name), f]));
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(v)) {
+    const field = type.fields[key] ?? byJsonName.get(key);
+    if (!field || value === null) continue;
+    if (field.repeated) {
+      if (!Array.isArray(value)) throw new JsonInputError(`json: cannot unmarshal ${kindOf(value)} into Go value of type []json.RawMessage`);
+      out[field.name] = value.map((x) => scalarFromJson(field, x));
+    } else {
+      out[field.name] = scalarFromJson(field, value);
+    }
+  }
+  return out;
+}
+
+function isDefault(field: protobuf.Field, v: unknown): boolean {
+  if (field.resolvedType instanceof protobuf.Enum) return v === field.resolvedType.valuesById[0];
+  return v === "" || v === false || v === 0 || v === "0";
+}
+
+/** protobufjs' toObject output (longs, bytes and enums as strings) → jsonpb's JSON. */
+function messageToJson(type: protobuf.Type, obj: Record<string, unknown>): { [key: string]: Json } {
+  const out: { [key: string]: Json } = {};
+  for (const field of type.fieldsArray) {
+    const v = obj[field.name];
+    if (v === undefined || v === null) continue;
+    const rt = field.resolvedType;
+    const one = (x: unknown): Json => (rt instanceof protobuf.Type ? messageToJson(rt, x as Record<string, unknown>) : (x as Json));
+    if (field.repeated) {
+      const arr = (v as unknown[]).map(one);
+      if (arr.length > 0) out[field.name] = arr;
+    } else if (rt instanceof protobuf.Type) {
+      out[field.name] = one(v);
+    } else if (field.partOf !== null || !isDefault(field, v)) {
+      // A member of a oneof is sent even when it holds its default value, so it is shown.
+      out[field.name] = one(v);
+    }
+  }
+  return out;
+}
+
+const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String };
+
+/** The JSON codec of one RPC, e.g. jsonMethod("etcdserverpb.KV", "Range"). */
+export function jsonMethod(service: string, method: string): JsonMethod {
+  const svc = loadRoot().lookupService(service);
+  const m = svc.methods[method];
+  if (!m) throw new Error(`no method ${service}/${method}`);
+  const reqType = m.resolvedRequestType!;
+  const resType = m.resolvedResponseType!;
+  const def = (loadEtcdGrpc().packageDefinition[service] as grpc.ServiceDefinition | undefined)?.[method];
+  if (!def) throw new Error(`no gRPC definition for ${service}/${method}`);
+  return {
+    decodeRequest(body) {
+      const msg = reqType.fromObject(messageFromJson(reqType, body));
+      return def.requestDeserialize(Buffer.from(reqType.encode(msg).finish()));
+    },
+    encodeResponse(res) {
+      const decoded = resType.decode(def.responseSerialize(res));
+      return messageToJson(resType, resType.toObject(decoded, TO_OBJECT));
+    },
+  };
+}

@@ -1,0 +1,450 @@
+/**
+ * etcd's HTTP/JSON gateway (`POST /v3/kv/put` and friends), served on the client port next to
+ * gRPC as etcd 3.4 serves it. Every route runs the very function its gRPC method runs; only
+ * the framing differs: one JSON object in and out for unary calls, and for the two
+ * bidirectional streams (watch, lease keep-alive) a body of JSON objects in and
+ * newline-delimited `{"result": ...}` objects out. Errors carry etcd's message and gRPC code,
+ * with the HTTP status grpc-gateway (v1.9, as vendored by etcd 3.4) maps that code to.
+ */
+import { status as Status } from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
+import { EventEmitter } from "node:events";
+import * as http from "node:http";
+import { Errors } from "../errors";
+import { checkHealth } from "../http";
+import type { Member } from "../member";
+import { JsonInputError, jsonMethod, type Json, type JsonMethod } from "./gateway-json";
+import { ETCD_API_VERSION, serveLeaseKeepAlive, unaryFunction, type UnaryFunction } from "./services";
+import type { MessageStream } from "./stream";
+import { serveWatch } from "./watch";
+
+/** The service implementations registered with the gRPC server; the gateway calls the same ones. */
+export interface GatewayServices {
+  KV: grpc.UntypedServiceImplementation;
+  Lease: grpc.UntypedServiceImplementation;
+  Cluster: grpc.UntypedServiceImplementation;
+  Maintenance: grpc.UntypedServiceImplementation;
+}
+
+export interface GatewayOptions {
+  /** Largest JSON value accepted in a request body (base64 makes bodies ~4/3 of the message). */
+  maxBodyBytes: number;
+}
+
+const UNARY_ROUTES: Record<string, [keyof GatewayServices, string]> = {
+  "/v3/kv/range": ["KV", "Range"],
+  "/v3/kv/put": ["KV", "Put"],
+  "/v3/kv/deleterange": ["KV", "DeleteRange"],
+  "/v3/kv/txn": ["KV", "Txn"],
+  "/v3/kv/compaction": ["KV", "Compact"],
+  "/v3/lease/grant": ["Lease", "LeaseGrant"],
+  "/v3/lease/revoke": ["Lease", "LeaseRevoke"],
+  "/v3/kv/lease/revoke": ["Lease", "LeaseRevoke"],
+  "/v3/lease/timetolive": ["Lease", "LeaseTimeToLive"],
+  "/v3/kv/lease/timetolive": ["Lease", "LeaseTimeToLive"],
+  "/v3/lease/leases": ["Lease", "LeaseLeases"],
+  "/v3/kv/lease/leases": ["Lease", "LeaseLeases"],
+  "/v3/cluster/member/add": ["Cluster", "MemberAdd"],
+  "/v3/cluster/member/remove": ["Cluster", "MemberRemove"],
+  "/v3/cluster/member/update": ["Cluster", "MemberUpdate"],
+  "/v3/cluster/member/list": ["Cluster", "MemberList"],
+  "/v3/cluster/member/promote": ["Cluster", "MemberPromote"],
+  "/v3/maintenance/alarm": ["Maintenance", "Alarm"],
+  "/v3/maintenance/status": ["Maintenance", "Status"],
+  "/v3/maintenance/defragment": ["Maintenance", "Defragment"],
+  "/v3/maintenance/hash": ["Maintenance", "Hash"],
+  "/v3/maintenance/transfer-leadership": ["Maintenance", "MoveLeader"],
+};
+
+/** grpc-gateway v1.9's HTTPStatusFromCode. */
+export function httpStatusFromCode(code: number): number {
+  switch (code) {
+    case Status.OK:
+      return 200;
+    case Status.CANCELLED:
+      return 408;
+    case Status.INVALID_ARGUMENT:
+    case Status.OUT_OF_RANGE:
+      return 400;
+    case Status.DEADLINE_EXCEEDED:
+      return 504;
+    case Status.NOT_FOUND:
+      return 404;
+    case Status.ALREADY_EXISTS:
+    case Status.ABORTED:
+      return 409;
+    case Status.PERMISSION_DENIED:
+      return 403;
+    case Status.UNAUTHENTICATED:
+      return 401;
+    case Status.RESOURCE_EXHAUSTED:
+      return 429;
+    case Status.FAILED_PRECONDITION:
+      return 412;
+    case Status.UNIMPLEMENTED:
+      return 501;
+    case Status.UNAVAILABLE:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+// etcd's gateway answers every request with permissive CORS headers.
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "POST, GET, OPTIONS, PUT, DELETE",
+  "access-control-allow-headers": "accept, content-type, authorization",
+};
+
+function sendJson(res: http.ServerResponse, code: number, body: Json): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { ...CORS, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendText(res: http.ServerResponse, code: number, text: string): void {
+  res.writeHead(code, { ...CORS, "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" });
+  res.end(text);
+}
+
+/** The error body of a failed unary call, as etcd 3.4's gateway writes it. */
+function sendError(res: http.ServerResponse, code: number, message: string): void {
+  sendJson(res, httpStatusFromCode(code), { error: message, message, code });
+}
+
+/**
+ * Splits a stream of text into top-level JSON values (objects, arrays, strings, literals),
+ * the way Go's json.Decoder reads one value after another from a request body.
+ */
+export class JsonValueSplitter {
+  private buf = "";
+  private scanned = 0;
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private start = -1;
+
+  /** Adds text; returns the values completed by it, as text. */
+  push(text: string): string[] {
+    this.buf += text;
+    const out: string[] = [];
+    for (let i = this.scanned; i < this.buf.length; i++) {
+      const c = this.buf[i]!;
+      if (this.start < 0) {
+        if (c === " " || c === "\n" || c === "\r" || c === "\t") continue;
+        this.start = i;
+        if (c === "{" || c === "[") this.depth = 1;
+        else if (c === '"') this.inString = true;
+        continue;
+      }
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === "\\") this.escaped = true;
+        else if (c === '"') {
+          this.inString = false;
+          if (this.depth === 0) i = this.emit(out, i + 1) - 1;
+        }
+        continue;
+      }
+      if (this.depth === 0) {
+        // A bare literal (number, true, null...) ends at whitespace or at the next value.
+        if (/[\s{["]/.test(c)) i = this.emit(out, i) - 1;
+        continue;
+      }
+      if (c === '"') this.inString = true;
+      else if (c === "{" || c === "[") this.depth++;
+      else if (c === "}" || c === "]") {
+        this.depth--;
+        if (this.depth === 0) i = this.emit(out, i + 1) - 1;
+      }
+    }
+    this.scanned = this.buf.length;
+    return out;
+  }
+
+  /** Bytes of the value being read so far (to bound memory). */
+  get pendingLength(): number {
+    return this.start < 0 ? 0 : this.buf.length - this.start;
+  }
+
+  /**
+   * At the end of the body: the last value if it was a bare literal, undefined if nothing is
+   * left; throws "unexpected EOF" (Go's words) when the body stops inside a value.
+   */
+  finish(): string | undefined {
+    const rest = this.start < 0 ? "" : this.buf.slice(this.start).trim();
+    const truncated = this.start >= 0 && (this.depth > 0 || this.inString);
+    this.buf = "";
+    this.scanned = 0;
+    this.start = -1;
+    this.depth = 0;
+    this.inString = false;
+    if (truncated) throw new JsonInputError("unexpected EOF");
+    return rest === "" ? undefined : rest;
+  }
+
+  private emit(out: string[], end: number): number {
+    out.push(this.buf.slice(this.start, end));
+    this.buf = this.buf.slice(end);
+    this.start = -1;
+    this.depth = 0;
+    this.scanned = 0;
+    return 0;
+  }
+}
+
+/** V8's JSON syntax errors in the words of Go's encoding/json, which etcd's gateway returns. */
+const GO_SYNTAX_ERRORS: Array<[RegExp, string]> = [
+  [/^Expected property name or '}'/, "looking for beginning of object key string"],
+  [/^Expected ',' or '}' after property value/, "after object key:value pair"],
+  [/^Expected ':' after property name/, "after object key"],
+  [/^Expected ',' or ']' after array element/, "after array element"],
+  [/^Bad control character in string literal/, "in string literal"],
+  [/^(Unexpected token|Unexpected non-whitespace character|No number after|Exponent part is missing)/, "looking for beginning of value"],
+];
+
+/** Go's quoteChar: 'x', with the quote itself escaped and control characters spelled out. */
+function quoteChar(c: string): string {
+  if (c === "'") return "'\\''";
+  if (c === '"') return "'\"'";
+  return `'${JSON.stringify(c).slice(1, -1)}'`;
+}
+
+function parseJson(text: string): Json {
+  try {
+    return JSON.parse(text) as Json;
+  } catch (e) {
+    const msg = (e as Error).message;
+    const pos = /at position (\d+)/.exec(msg);
+    const rule = GO_SYNTAX_ERRORS.find(([re]) => re.test(msg));
+    if (rule && pos) throw new JsonInputError(`invalid character ${quoteChar(text[Number(pos[1])] ?? "")} ${rule[1]}`);
+    throw new JsonInputError(/end of (JSON )?input|Unterminated/i.test(msg) ? "unexpected EOF" : msg);
+  }
+}
+
+class BodyTooLargeError extends Error {}
+
+/** Reads a unary request body: its first JSON value (trailing text is ignored, as in etcd). */
+function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json | undefined> {
+  return new Promise((resolve, reject) => {
+    const splitter = new JsonValueSplitter();
+    let done = false;
+    req.setEncoding("utf8");
+    req.on("data", (chunk: string) => {
+      if (done) return;
+      const values = splitter.push(chunk);
+      if (values.length > 0) {
+        done = true;
+        try {
+          resolve(parseJson(values[0]!));
+        } catch (e) {
+          reject(e);
+        }
+        req.resume();
+      } else if (splitter.pendingLength > limit) {
+        done = true;
+        reject(new BodyTooLargeError(`grpc: received message larger than max (${splitter.pendingLength} vs. ${limit})`));
+        req.destroy();
+      }
+    });
+    req.on("end", () => {
+      if (done) return;
+      done = true;
+      try {
+        const rest = splitter.finish();
+        resolve(rest === undefined ? undefined : parseJson(rest));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    req.on("error", (e) => {
+      if (!done) reject(e);
+    });
+  });
+}
+
+/**
+ * One bidirectional stream over HTTP/1.1: JSON values of the request body become "data"
+ * events, messages written go out as `{"result": ...}` lines. Headers are sent with the first
+ * message, as grpc-gateway does.
+ */
+class HttpMessageStream<Req, Res> extends EventEmitter implements MessageStream<Req, Res> {
+  private finished = false;
+
+  constructor(
+    private readonly res: http.ServerResponse,
+    private readonly codec: JsonMethod,
+  ) {
+    super();
+  }
+
+  write(msg: Res): boolean {
+    if (this.finished || this.res.destroyed) return false;
+    this.head(200);
+    return this.res.write(JSON.stringify({ result: this.codec.encodeResponse(msg) }) + "\n");
+  }
+
+  end(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.head(200);
+    this.res.end();
+  }
+
+  destroy(err?: Error): void {
+    if (this.finished) return;
+    // Our handlers fail a stream with a gRPC-style error: `code` is the status, `details` the message.
+    const c = (err as { code?: unknown } | undefined)?.code;
+    const code = typeof c === "number" ? c : Status.UNKNOWN;
+    const message = err?.message ?? "stream closed";
+    const httpCode = httpStatusFromCode(code);
+    this.head(httpCode);
+    this.finished = true;
+    const chunk = { error: { grpc_code: code, http_code: httpCode, message, http_status: http.STATUS_CODES[httpCode] ?? "" } };
+    this.res.end(JSON.stringify(chunk) + "\n");
+  }
+
+  /** Fails the call before anything was streamed, the way a unary call fails. */
+  fail(code: number, message: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.res.headersSent) this.res.end();
+    else sendError(this.res, code, message);
+  }
+
+  private head(code: number): void {
+    if (!this.res.headersSent) this.res.writeHead(code, { ...CORS, "content-type": "application/json" });
+  }
+}
+
+type StreamHandler = (stream: HttpMessageStream<unknown, unknown>) => void;
+
+interface StreamRoute {
+  codec: JsonMethod;
+  handler: StreamHandler;
+  /** Whether the end of the request body half-closes the call (etcd's watch keeps running). */
+  forwardEnd: boolean;
+}
+
+function serveStream(req: http.IncomingMessage, res: http.ServerResponse, route: StreamRoute, limit: number): void {
+  const stream = new HttpMessageStream<unknown, unknown>(res, route.codec);
+  const splitter = new JsonValueSplitter();
+  let first = true;
+  let reading = true;
+  const stopReading = () => {
+    reading = false;
+    req.resume();
+    if (route.forwardEnd) stream.emit("end");
+  };
+  const deliver = (text: string): boolean => {
+    let msg: unknown;
+    try {
+      msg = route.codec.decodeRequest(parseJson(text));
+    } catch (e) {
+      // The first request decides whether the call starts at all; a bad later one only
+      // half-closes it, as in grpc-gateway.
+      if (first) stream.fail(Status.UNKNOWN, (e as Error).message);
+      stopReading();
+      return false;
+    }
+    first = false;
+    stream.emit("data", msg);
+    return true;
+  };
+  route.handler(stream);
+  res.on("close", () => {
+    if (!res.writableFinished) {
+      stream.emit("cancelled");
+    }
+    stream.emit("close");
+  });
+  req.setEncoding("utf8");
+  req.on("data", (chunk: string) => {
+    if (!reading) return;
+    for (const v of splitter.push(chunk)) if (!deliver(v)) return;
+    if (splitter.pendingLength > limit) {
+      if (first) stream.fail(Status.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${splitter.pendingLength} vs. ${limit})`);
+      stopReading();
+    }
+  });
+  req.on("end", () => {
+    if (!reading) return;
+    let rest: string | undefined;
+    try {
+      rest = splitter.finish();
+    } catch (e) {
+      if (first) stream.fail(Status.UNKNOWN, (e as Error).message);
+      return stopReading();
+    }
+    if (rest !== undefined && !deliver(rest)) return;
+    stopReading();
+  });
+}
+
+async function serveUnary(req: http.IncomingMessage, res: http.ServerResponse, codec: JsonMethod, f: UnaryFunction, limit: number): Promise<void> {
+  let request: unknown;
+  try {
+    request = codec.decodeRequest(await readFirstValue(req, limit));
+  } catch (e) {
+    if (e instanceof BodyTooLargeError) return sendError(res, Status.RESOURCE_EXHAUSTED, e.message);
+    if (e instanceof JsonInputError) return sendError(res, Status.INVALID_ARGUMENT, e.message);
+    return sendError(res, Status.UNKNOWN, (e as Error).message);
+  }
+  try {
+    sendJson(res, 200, codec.encodeResponse(await f(request)));
+  } catch (err) {
+    const e = Errors.toEtcd(err);
+    sendError(res, e.code, e.message);
+  }
+}
+
+/** An HTTP/1.1 request listener for the gateway; the listener feeds it client connections. */
+export function createGateway(member: Member, services: GatewayServices, opts: GatewayOptions): http.Server {
+  const unary = new Map<string, { codec: JsonMethod; f: UnaryFunction }>();
+  for (const [route, [svc, method]] of Object.entries(UNARY_ROUTES)) {
+    const f = unaryFunction(services[svc], method);
+    if (!f) throw new Error(`${svc}/${method} has no plain unary function for the gateway`);
+    unary.set(route, { codec: jsonMethod(`etcdserverpb.${svc}`, method), f });
+  }
+  const streams = new Map<string, StreamRoute>([
+    [
+      "/v3/watch",
+      {
+        codec: jsonMethod("etcdserverpb.Watch", "Watch"),
+        handler: (s) => serveWatch(member, s),
+        forwardEnd: false,
+      },
+    ],
+    [
+      "/v3/lease/keepalive",
+      {
+        codec: jsonMethod("etcdserverpb.Lease", "LeaseKeepAlive"),
+        handler: (s) => serveLeaseKeepAlive(member, s),
+        forwardEnd: true,
+      },
+    ],
+  ]);
+
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? "/").split("?")[0]!;
+    if (req.method === "OPTIONS") {
+      res.writeHead(200, { ...CORS, "content-length": 0 });
+      return void res.end();
+    }
+    if (url === "/health" || url === "/version") {
+      if (req.method !== "GET" && req.method !== "HEAD") return sendText(res, 405, "Method Not Allowed\n");
+      if (url === "/version") return sendJson(res, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_API_VERSION });
+      return void checkHealth(member).then((h) => sendJson(res, h.ok ? 200 : 503, { health: h.ok ? "true" : "false" }));
+    }
+    const u = unary.get(url);
+    const s = streams.get(url);
+    if (!u && !s) return sendText(res, 404, "Not Found\n");
+    if (req.method !== "POST") return sendText(res, 405, "Method Not Allowed\n");
+    if (u) return void serveUnary(req, res, u.codec, u.f, opts.maxBodyBytes);
+    serveStream(req, res, s!, opts.maxBodyBytes);
+  });
+  // Watch and keep-alive requests stream their bodies for as long as the client likes.
+  server.requestTimeout = 0;
+  return server;
+}

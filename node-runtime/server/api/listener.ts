@@ -1,0 +1,157 @@
+/**
+ * One client URL, two protocols on one port, as etcd serves them: gRPC (HTTP/2) and the
+ * HTTP/JSON gateway (HTTP/1.1).
+ *
+ * For https URLs we terminate TLS ourselves, with the member's reloading client certificate
+ * material, and pick the protocol by ALPN: a client offering "http/1.1" (curl, browsers) gets
+ * the gateway, one offering only "h2" (every gRPC client) gets gRPC. Without ALPN, and on plain
+ * http URLs, the first bytes decide: the HTTP/2 connection preface means gRPC, anything else
+ * is HTTP/1.1. gRPC connections are handed to the grpc-js server through a connection injector
+ * with insecure credentials (the TLS is already ours); HTTP/1.1 ones to the gateway's server.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type * as http from "node:http";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import type { ListenUrl } from "../config";
+import type { Logger } from "../obs";
+import type { ReloadingTls, TlsMaterial } from "../tls";
+
+export interface ClientListenerOptions {
+  url: ListenUrl;
+  grpc: grpc.Server;
+  gateway: http.Server;
+  /** Required for https URLs. */
+  tls?: { material: ReloadingTls; clientCertAuth: boolean };
+  log: Logger;
+  /** How long a new connection may stay silent before its protocol is known (default 60 s). */
+  sniffTimeoutMs?: number;
+}
+
+export interface ClientListener {
+  readonly address: net.AddressInfo;
+  /** Stops accepting connections; open ones continue. */
+  close(): void;
+  /** Stops accepting and drops every open connection. */
+  destroy(): void;
+}
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/** Offered protocols → ours: HTTP/1.1 if the client speaks it, else h2; none in common fails the handshake. */
+export function chooseAlpn(offered: readonly string[]): string | undefined {
+  if (offered.includes("http/1.1")) return "http/1.1";
+  if (offered.includes("h2")) return "h2";
+  return undefined;
+}
+
+/** Reads until the first bytes tell HTTP/2 from HTTP/1.x, then puts them back. */
+function sniff(socket: net.Socket, timeoutMs: number, decide: (h2: boolean) => void): void {
+  let seen = Buffer.alloc(0);
+  const cleanup = () => {
+    socket.off("data", onData);
+    socket.off("end", onEnd);
+    socket.setTimeout(0);
+  };
+  const settle = (h2: boolean) => {
+    cleanup();
+    socket.pause();
+    if (seen.length > 0) socket.unshift(seen);
+    decide(h2);
+    socket.resume();
+  };
+  const onData = (chunk: Buffer) => {
+    seen = Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, H2_PREFACE.length);
+    if (!seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) settle(false);
+    else if (n === H2_PREFACE.length) settle(true);
+  };
+  const onEnd = () => {
+    cleanup();
+    socket.destroy();
+  };
+  socket.on("data", onData);
+  socket.once("end", onEnd);
+  socket.setTimeout(timeoutMs, () => {
+    cleanup();
+    socket.destroy();
+  });
+}
+
+function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
+  return { ...m.options };
+}
+
+export function listenForClients(opts: ClientListenerOptions): Promise<ClientListener> {
+  const { url, log } = opts;
+  const injector = opts.grpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const sockets = new Set<net.Socket>();
+  const sniffTimeoutMs = opts.sniffTimeoutMs ?? 60_000;
+
+  const track = (s: net.Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  };
+  const toGrpc = (s: net.Socket) => injector.injectConnection(s);
+  const toGateway = (s: net.Socket) => opts.gateway.emit("connection", s);
+
+  let server: net.Server;
+  let unsubscribe = () => {};
+  if (url.scheme === "https") {
+    const t = opts.tls;
+    if (!t) throw new Error(`${url.url}: https client URL without client TLS material`);
+    const tlsServer = tls.createServer({
+      ...contextOptions(t.material.current()),
+      requestCert: t.clientCertAuth,
+      rejectUnauthorized: t.clientCertAuth,
+      ALPNCallback: ({ protocols }) => chooseAlpn(protocols),
+    });
+    unsubscribe = t.material.onChange((m) => tlsServer.setSecureContext(contextOptions(m)));
+    tlsServer.on("connection", track);
+    tlsServer.on("secureConnection", (s: tls.TLSSocket) => {
+      if (s.alpnProtocol === "h2") return toGrpc(s);
+      if (s.alpnProtocol === "http/1.1") return toGateway(s);
+      sniff(s, sniffTimeoutMs, (h2) => {
+        if (!h2) return toGateway(s);
+        // Node's HTTP/2 server treats a TLS socket without ALPN as HTTP/1; the preface says otherwise.
+        s.alpnProtocol = "h2";
+        toGrpc(s);
+      });
+    });
+    tlsServer.on("tlsClientError", (err, s) => {
+      log.debug({ err: err.message, remote: s.remoteAddress }, "client TLS handshake failed");
+    });
+    server = tlsServer;
+  } else {
+    server = net.createServer((s) => {
+      track(s);
+      sniff(s, sniffTimeoutMs, (h2) => (h2 ? toGrpc(s) : toGateway(s)));
+    });
+  }
+
+  return new Promise((resolve, reject) => {
+    server.once("error", (e) => {
+      unsubscribe();
+      injector.destroy();
+      reject(e);
+    });
+    server.listen(url.port, url.host, () => {
+      server.removeAllListeners("error");
+      server.on("error", (e) => log.error({ err: e.message, url: url.url }, "client listener error"));
+      const address = server.address() as net.AddressInfo;
+      const close = () => {
+        unsubscribe();
+        server.close();
+      };
+      resolve({
+        address,
+        close,
+        destroy: () => {
+          close();
+          injector.destroy();
+          for (const s of sockets) s.destroy();
+        },
+      });
+    });
+  });
+}
