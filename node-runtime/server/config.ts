@@ -38,7 +38,6 @@ export interface ServerConfig {
   peerCertFile: string;
   peerKeyFile: string;
   peerTrustedCaFile: string;
-  peerClientCertAuth: boolean;
   maxRequestBytes: number;
   quotaBackendBytes: number;
   maxTxnOps: number;
@@ -72,7 +71,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "peer-cert-file", description: "path to the peer TLS cert file (server and client auth)" },
   { flag: "peer-key-file", description: "path to the peer TLS key file" },
   { flag: "peer-trusted-ca-file", description: "path to the peer TLS trusted CA file (may hold several CAs)" },
-  { flag: "peer-client-cert-auth", description: "require peer certificates signed by --peer-trusted-ca-file", default: "true" },
+  { flag: "peer-client-cert-auth", description: "require peer certificates signed by --peer-trusted-ca-file (always true)", default: "true" },
   { flag: "max-request-bytes", description: "maximum client request size in bytes the server will accept", default: String(1.5 * 1024 * 1024) },
   { flag: "quota-backend-bytes", description: "raise an alarm when the backend size exceeds this quota", default: String(2 * 1024 * 1024 * 1024) },
   { flag: "max-txn-ops", description: "maximum number of operations permitted in a transaction", default: "128" },
@@ -192,6 +191,9 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
   if (needsTls && trustedCaFile === undefined) {
     throw new ConfigError("--listen-client-urls uses https, so --trusted-ca-file is required (the CA bundle clients are verified against)");
   }
+  if (!bool(req("peer-client-cert-auth"), "--peer-client-cert-auth")) {
+    throw new ConfigError("--peer-client-cert-auth=false is not supported: members always authenticate each other by certificate");
+  }
   const logLevel = req("log-level");
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(logLevel)}`);
@@ -218,7 +220,6 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     peerCertFile: req("peer-cert-file"),
     peerKeyFile: req("peer-key-file"),
     peerTrustedCaFile: req("peer-trusted-ca-file"),
-    peerClientCertAuth: bool(req("peer-client-cert-auth"), "--peer-client-cert-auth"),
     maxRequestBytes: positiveInt(req("max-request-bytes"), "--max-request-bytes"),
     quotaBackendBytes: positiveInt(req("quota-backend-bytes"), "--quota-backend-bytes"),
     maxTxnOps: positiveInt(req("max-txn-ops"), "--max-txn-ops"),
