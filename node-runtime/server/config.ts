@@ -63,7 +63,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "initial-cluster-token", description: "initial cluster token, unique per cluster", default: "raftkv-cluster" },
   { flag: "heartbeat-interval", description: "time (ms) of a heartbeat interval", default: "100" },
   { flag: "election-timeout", description: "time (ms) for an election to timeout", default: "1000" },
-  { flag: "snapshot-count", description: "number of committed entries that trigger a snapshot", default: "10000" },
+  { flag: "snapshot-count", description: "number of committed entries that trigger a snapshot", default: "100000" },
   { flag: "cert-file", description: "path to the client server TLS cert file" },
   { flag: "key-file", description: "path to the client server TLS key file" },
   { flag: "trusted-ca-file", description: "path to the client server TLS trusted CA file (may hold several CAs)" },

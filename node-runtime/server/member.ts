@@ -147,6 +147,9 @@ export class Member extends EventEmitter {
       maxSizePerMsg: 1024 * 1024,
       maxInflightMsgs: 256,
       forwardProposals: true,
+      // Like etcd, keep a tail of the log after a snapshot so that a follower slightly behind
+      // catches up with entries rather than a whole snapshot.
+      compactionKeepEntries: 5000,
     };
     const { wal, recovered } = await WriteAheadLog.open(`${cfg.dataDir}/wal`, {
       logger: (msg, fields) => this.log.warn(fields ?? {}, msg),
