@@ -164,12 +164,19 @@ async function startCommand(opts: StartOptions): Promise<void> {
   if (!fs.existsSync(RUNTIME)) throw new UsageError(`the runtime bundle ${RUNTIME} is missing; run npm run build`);
   const running = describeRunning(opts.dir);
   if (running !== undefined) throw new UsageError(`${running}; stop it first with: ${stopHint(opts.dir)}`);
-  if (opts.reset && fs.existsSync(opts.dir)) {
-    fs.rmSync(opts.dir, { recursive: true, force: true });
-    console.log(`--reset: removed ${shown(opts.dir)}`);
+  let existing = readState(opts.dir);
+  let shape = resolveShape({ ...opts, size: undefined, basePort: undefined }, existing);
+  if (opts.reset) {
+    // Empty data, same shape as before unless flags ask for another one.
+    shape = { size: opts.size ?? shape.size, basePort: opts.basePort ?? shape.basePort };
+    if (fs.existsSync(opts.dir)) {
+      fs.rmSync(opts.dir, { recursive: true, force: true });
+      console.log(`--reset: removed ${shown(opts.dir)}`);
+    }
+    existing = undefined;
+  } else {
+    shape = resolveShape(opts, existing);
   }
-  const existing = readState(opts.dir);
-  const shape = resolveShape(opts, existing);
   const members = planLocalMembers(shape.size, HOST, shape.basePort);
   await checkPorts(members, existing === undefined);
   if (opts.detach) return detach(opts, members, existing, shape);
