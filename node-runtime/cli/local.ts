@@ -163,7 +163,7 @@ async function startCommand(opts: StartOptions): Promise<void> {
   }
   if (!fs.existsSync(RUNTIME)) throw new UsageError(`the runtime bundle ${RUNTIME} is missing; run npm run build`);
   const running = describeRunning(opts.dir);
-  if (running !== undefined) throw new UsageError(`${running}; stop it first with: ${stopHint(opts.dir)}`);
+  if (running !== undefined) throw new UsageError(`${running}; run ${stopHint(opts.dir)} first`);
   let existing = readState(opts.dir);
   let shape = resolveShape({ ...opts, size: undefined, basePort: undefined }, existing);
   if (opts.reset) {
@@ -185,16 +185,22 @@ async function startCommand(opts: StartOptions): Promise<void> {
   claimPidFile(opts.dir);
   let sup: Supervisor | undefined;
   let exiting = false;
-  const shutdown = () => {
+  const shutdownWith = (code: number) => {
     if (exiting) return;
     exiting = true;
     const done = sup !== undefined ? sup.stop() : Promise.resolve();
     void done.then(() => {
       removePids(opts.dir);
-      process.exit(0);
+      process.exit(code);
     });
   };
+  const shutdown = () => shutdownWith(0);
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, shutdown);
+  // A supervisor bug must not leave members running without anyone to stop them.
+  process.on("uncaughtException", (e) => {
+    console.error(`raftkv-local: internal error, stopping the cluster: ${e.stack ?? e.message}`);
+    shutdownWith(1);
+  });
   try {
     const state = await prepare(opts.dir, members, existing, shape);
     sup = new Supervisor({ dir: opts.dir, runtime: RUNTIME, restart: opts.restart, out: process.stdout }, members, state);

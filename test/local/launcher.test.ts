@@ -156,7 +156,7 @@ describe("local cluster launcher (npm start), end to end", function () {
   it("a second start refuses while the cluster runs, and busy ports are named before anything starts", () => {
     const again = launcher(["start", "--dir", dir]);
     assert.equal(again.status, 1);
-    assert.match(again.stderr, /^raftkv-local: a local cluster is already running from .* \(supervisor pid \d+\); stop it first with: npm run stop -- --dir /);
+    assert.match(again.stderr, /^raftkv-local: a local cluster is already running from .* \(supervisor pid \d+\); run npm run stop -- --dir .* first\n$/);
     const other = path.join(root, "other");
     const busy = launcher(["start", "--detach", "--dir", other, "--base-port", String(base)]);
     assert.equal(busy.status, 1);
