@@ -180,7 +180,11 @@ export class JsonValueSplitter {
     this.start = -1;
     this.depth = 0;
     this.inString = false;
-    if (truncated) throw new JsonInputError("unexpected EOF");
+    if (truncated) {
+      // A syntax error before the cut is reported as such (Go's decoder stops there first).
+      parseJson(rest);
+      throw new JsonInputError("unexpected EOF");
+    }
     return rest === "" ? undefined : rest;
   }
 
@@ -218,6 +222,7 @@ function parseJson(text: string): Json {
     const msg = (e as Error).message;
     const pos = /at position (\d+)/.exec(msg);
     const rule = GO_SYNTAX_ERRORS.find(([re]) => re.test(msg));
+    if (pos && Number(pos[1]) >= text.length) throw new JsonInputError("unexpected EOF");
     if (rule && pos) throw new JsonInputError(`invalid character ${quoteChar(text[Number(pos[1])] ?? "")} ${rule[1]}`);
     throw new JsonInputError(/end of (JSON )?input|Unterminated/i.test(msg) ? "unexpected EOF" : msg);
   }
