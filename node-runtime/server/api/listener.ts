@@ -45,7 +45,7 @@ export function chooseAlpn(offered: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** Reads until the first bytes tell HTTP/2 from HTTP/1.x, then puts them back. */
+/** Reads until the first bytes tell HTTP/2 from HTTP/1.x, then puts them back (the socket stays paused). */
 function sniff(socket: net.Socket, timeoutMs: number, decide: (h2: boolean) => void): void {
   let seen = Buffer.alloc(0);
   const cleanup = () => {
@@ -58,7 +58,6 @@ function sniff(socket: net.Socket, timeoutMs: number, decide: (h2: boolean) => v
     socket.pause();
     if (seen.length > 0) socket.unshift(seen);
     decide(h2);
-    socket.resume();
   };
   const onData = (chunk: Buffer) => {
     seen = Buffer.concat([seen, chunk]);
@@ -93,7 +92,12 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
     s.once("close", () => sockets.delete(s));
   };
   const toGrpc = (s: net.Socket) => injector.injectConnection(s);
-  const toGateway = (s: net.Socket) => opts.gateway.emit("connection", s);
+  // Node's HTTP/2 session takes the bytes already read and then reads the socket natively; the
+  // HTTP/1.1 server reads through the stream and so needs a paused socket resumed.
+  const toGateway = (s: net.Socket) => {
+    opts.gateway.emit("connection", s);
+    s.resume();
+  };
 
   let server: net.Server;
   let unsubscribe = () => {};
