@@ -47,23 +47,39 @@ function lowerCamel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
+/** A JSON value's kind in the words of Go's encoding/json errors. */
 function kindOf(v: Json): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "array";
+  if (typeof v === "boolean") return "bool";
   return typeof v;
 }
 
 const STD_B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const URL_B64 = /^[A-Za-z0-9\-_]*={0,2}$/;
 
-/** Strict base64 like Go's encoding/base64 (standard alphabet, then the URL-safe one). */
+/** Strict standard base64, as Go's encoding/json decodes []byte (the URL-safe alphabet is refused). */
 function decodeBase64(s: string): Buffer {
-  for (const [re, enc] of [[STD_B64, "base64"], [URL_B64, "base64url"]] as const) {
-    if (re.test(s) && s.length % 4 === 0) return Buffer.from(s, enc);
-  }
-  const bad = [...s].findIndex((c) => !/[A-Za-z0-9+/=\-_]/.test(c));
+  if (STD_B64.test(s) && s.length % 4 === 0) return Buffer.from(s, "base64");
+  const bad = [...s].findIndex((c) => !/[A-Za-z0-9+/=]/.test(c));
   const at = bad >= 0 ? bad : s.length - (s.length % 4);
   throw new JsonInputError(`illegal base64 data at input byte ${at}`);
+}
+
+/** An integer field's value as decimal text, or the error Go's decoder gives for it. */
+function integerText(t: string, v: Json): string {
+  const goType = t.replace(/^s?fixed/, (m) => (m.startsWith("s") ? "int" : "uint")).replace(/^sint/, "int");
+  if (typeof v === "number") {
+    if (!Number.isInteger(v)) throw new JsonInputError(`json: cannot unmarshal number ${String(v)} into Go value of type ${goType}`);
+    return BigInt(v).toString();
+  }
+  if (typeof v !== "string") throw new JsonInputError(`json: cannot unmarshal ${kindOf(v)} into Go value of type ${goType}`);
+  // A quoted integer is unquoted and read as a JSON number.
+  if (v === "") throw new JsonInputError("unexpected end of JSON input");
+  const m = /^-?\d+/.exec(v);
+  if (!m) throw new JsonInputError(`invalid character '${v[0]!}' looking for beginning of value`);
+  if (m[0].length < v.length) throw new JsonInputError(`invalid character '${v[m[0].length]!}' after top-level value`);
+  if (goType.startsWith("uint") && v.startsWith("-")) throw new JsonInputError(`json: cannot unmarshal number ${v} into Go value of type ${goType}`);
+  return v;
 }
 
 /** How Go names a generated type in messages: package, then nested names joined by "_". */
@@ -103,10 +119,7 @@ function scalarFromJson(field: protobuf.Field, v: Json): unknown {
     return v;
   }
   if (INT64.has(t) || INT32.has(t)) {
-    const text = typeof v === "number" && Number.isInteger(v) ? String(v) : typeof v === "string" ? v : undefined;
-    if (text === undefined || !/^-?\d+$/.test(text) || (t.startsWith("uint") || t.startsWith("fixed")) && text.startsWith("-")) {
-      throw new JsonInputError(`invalid value for ${t} field ${field.name}: ${JSON.stringify(v)}`);
-    }
+    const text = integerText(t, v);
     return INT64.has(t) ? text : Number(text);
   }
   if (t === "double" || t === "float") {
