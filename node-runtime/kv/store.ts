@@ -577,7 +577,8 @@ export class KvStore {
         h.update(r.lease, 'latin1');
       }
     }
-    return { header: header(this.rev), hash: h.digest().readUInt32LE(0), compact_revision: this.compactRev };
+    // etcd reports -1 until the first compaction (`endpoint hashkv -w json` shows it).
+    return { header: header(this.rev), hash: h.digest().readUInt32LE(0), compact_revision: this.compactRev === 0 ? -1 : this.compactRev };
   }
 
   /** Maintenance Hash: a digest of the whole replicated state (not the applied index). */
