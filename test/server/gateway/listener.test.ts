@@ -199,4 +199,16 @@ describe("client port: gRPC and the HTTP gateway on one listener", function () {
     const stale = await curl(url("raftkv-1"), "/v3/kv/range", body, admin);
     assert.notEqual(stale.exit, 0);
   });
+
+  it("ends open gateway streams when the member stops on SIGTERM, and exits 0", async () => {
+    const w = new LineStream(`${url("raftkv-2")}/v3/watch`, JSON.stringify({ create_request: { key: b64("bye") } }), admin);
+    try {
+      assert.equal(((await w.next()) as { result: { created?: boolean } }).result.created, true);
+      await c!.kill("raftkv-2", "SIGTERM");
+      assert.equal(c!.procs.get("raftkv-2")!.exitCode, 0);
+      await assert.rejects(w.next(), /stream ended|socket hang up|ECONNRESET|aborted/);
+    } finally {
+      w.close();
+    }
+  });
 });
