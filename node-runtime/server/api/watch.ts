@@ -80,7 +80,9 @@ export function serveWatch(member: Member, call: Stream): void {
     } catch (e) {
       if (e instanceof WatchCompactedError) {
         send({ watch_id: id, created: true });
-        send({ watch_id: id, canceled: true, compact_revision: String(e.compact_revision), cancel_reason: e.message });
+        // As etcd 3.4: no reason text and a zero header revision; clients derive the message
+        // ("required revision has been compacted") from compact_revision.
+        send({ watch_id: id, canceled: true, compact_revision: String(e.compact_revision), header: hdr(0) });
         return;
       }
       const err = Errors.toEtcd(e);
