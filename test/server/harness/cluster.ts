@@ -182,7 +182,9 @@ export class TestCluster {
 
   async destroy(): Promise<void> {
     await Promise.all([...this.procs.keys()].map((n) => this.kill(n, "SIGKILL")));
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    // RAFTKV_TEST_KEEP=1 keeps data dirs and member logs for a post-mortem.
+    if (process.env["RAFTKV_TEST_KEEP"] === "1") process.stderr.write(`kept test cluster files in ${this.dir}\n`);
+    else fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
