@@ -80,6 +80,8 @@ describe("etcdctl 3.4 gets the same answers from raftkv (3 members) as from etcd
       await same(["put", "p1", "v3", "--prev-kv", "-w", "json"]);
       await same(["put", "", "v"]);
       await same(["put", "k", "v", "--lease", "1234"]);
+      // Over --max-request-bytes (1.5 MiB on both), the value read from stdin.
+      await same(["put", "big"], { stdin: "x".repeat(1_700_000) });
     });
   });
 
@@ -131,6 +133,9 @@ describe("etcdctl 3.4 gets the same answers from raftkv (3 members) as from etcd
       await same(["txn", "-w", "json"], { stdin: 'create("foo") > "5"\n\nget foo\n\ndel t2 --prev-kv\n\n' });
       await same(["get", "t", "--prefix", "-w", "json"]);
       await same(["txn"], { stdin: 'mod("foo") > "0"\n\nput\n\n' });
+      const puts = (n: number, key: (i: number) => string): string => Array.from({ length: n }, (_, i) => `put ${key(i)} v\n`).join("");
+      await same(["txn"], { stdin: `\n${puts(129, (i) => `many/${i}`)}\n\n` });
+      await same(["txn"], { stdin: `\n${puts(2, () => "dup")}\n\n` });
     });
 
     it("watch replays history with --rev, --prefix and --prev-kv", async () => {
@@ -313,6 +318,24 @@ describe("etcdctl 3.4 gets the same answers from raftkv (3 members) as from etcd
         assert.deepEqual(ref, ["EP is healthy: successfully committed proposal: took = T"]);
         assert.deepEqual(lines(r.b.stderr), [ref[0], ref[0], ref[0]]);
       }
+    });
+
+    it("endpoint hashkv: the same members agree, never-compacted shows -1", async () => {
+      const r = await same(["endpoint", "hashkv", "-w", "json"], { all: true, norm: () => "" });
+      type HashKv = Array<{ HashKV: { hash: number; compact_revision: number } }>;
+      const [a, b] = [JSON.parse(r.a.stdout) as HashKv, JSON.parse(r.b.stdout) as HashKv];
+      assert.deepEqual(jsonShape(b), jsonShape(a));
+      assert.deepEqual(
+        b.map((x) => x.HashKV.compact_revision),
+        [-1, -1, -1],
+      );
+      assert.equal(a[0]!.HashKV.compact_revision, -1);
+      assert.equal(new Set(b.map((x) => x.HashKV.hash)).size, 1, "every member holds the same state");
+    });
+
+    it("lock runs a command while holding the lock", async () => {
+      await same(["lock", "the-lock", "echo", "held"]);
+      await same(["get", "the-lock", "--prefix", "--keys-only"]);
     });
 
     it("alarm list and disarm, defrag", async () => {
