@@ -8,7 +8,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import { noop } from "cockatiel";
-import { EtcdLockFailedError, Etcd3, type IKeyValue, type Watcher } from "etcd3";
+import { EtcdLeaseInvalidError, EtcdLockFailedError, Etcd3, type IKeyValue, type Watcher } from "etcd3";
 import { sleep, TestCluster } from "../server/harness/cluster";
 
 // grpc-js sets the TLS ServerName to the host's IP, which Node reports once per process as a
@@ -107,7 +107,7 @@ describe("etcd3 npm client against a 3-member raftkv cluster", function () {
     await etcd.get("rev").exec();
     const compactTo = String(Number(now.header.revision) + 2);
     await etcd.kv.compact({ revision: compactTo });
-    await assert.rejects(etcd.get("rev").revision(first.header.revision).string(), /required revision has been compacted/);
+    await assert.rejects(etcd.get("rev").revision(first.header.revision).string(), /^Error: etcdserver: mvcc: required revision has been compacted$|etcdserver: mvcc: required revision has been compacted/);
     assert.equal(await etcd.get("rev").revision(compactTo).string(), "four");
   });
 
@@ -182,6 +182,8 @@ describe("etcd3 npm client against a 3-member raftkv cluster", function () {
     await lease.revoke();
     assert.equal(await etcd.get("leased").string(), null);
     assert.equal(await other.get("leased").string(), null);
+    // The client maps etcd's exact message to its own error class.
+    await assert.rejects(etcd.put("leased").value("again").lease(id).exec(), EtcdLeaseInvalidError);
   });
 
   it("leases: without keep-alive the leader expires the lease after its TTL and deletes the key", async () => {
