@@ -107,7 +107,7 @@ describe("etcd3 npm client against a 3-member raftkv cluster", function () {
     await etcd.get("rev").exec();
     const compactTo = String(Number(now.header.revision) + 2);
     await etcd.kv.compact({ revision: compactTo });
-    await assert.rejects(etcd.get("rev").revision(first.header.revision).string(), /^Error: etcdserver: mvcc: required revision has been compacted$|etcdserver: mvcc: required revision has been compacted/);
+    await assert.rejects(etcd.get("rev").revision(first.header.revision).string(), /etcdserver: mvcc: required revision has been compacted/);
     assert.equal(await etcd.get("rev").revision(compactTo).string(), "four");
   });
 
