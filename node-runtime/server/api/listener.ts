@@ -109,6 +109,8 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
       requestCert: t.clientCertAuth,
       rejectUnauthorized: t.clientCertAuth,
       ALPNCallback: ({ protocols }) => chooseAlpn(protocols),
+      // Small request/response pairs: Nagle plus delayed ACKs would stall them for ~40 ms.
+      noDelay: true,
     });
     unsubscribe = t.material.onChange((m) => tlsServer.setSecureContext(contextOptions(m)));
     tlsServer.on("connection", track);
@@ -127,7 +129,7 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
     });
     server = tlsServer;
   } else {
-    server = net.createServer((s) => {
+    server = net.createServer({ noDelay: true }, (s) => {
       track(s);
       sniff(s, sniffTimeoutMs, (h2) => (h2 ? toGrpc(s) : toGateway(s)));
     });
