@@ -78,7 +78,8 @@ export class Lessor {
   /** Seconds left (leader); the granted TTL elsewhere, where no deadline is tracked. */
   remaining(l: Lease, nowMs: number): number {
     if (!this.primary || l.expiry === undefined) return l.ttl;
-    return Math.max(0, Math.ceil((l.expiry - nowMs) / 1000));
+    // Whole seconds left, rounded down as etcd reports them (299 just after a 300 s grant).
+    return Math.max(0, Math.floor((l.expiry - nowMs) / 1000));
   }
 
   /**
