@@ -155,7 +155,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     running = await startMember(cfg, log);
   } catch (e) {
     if (e instanceof StartupError || e instanceof ConfigError || e instanceof TlsConfigError) {
-      log.fatal(e.message);
+      // The operator's problem, said once in plain words (no JSON duplicate of the same line).
       process.stderr.write(`raftkv: ${e.message}\n`);
       return 1;
     }
