@@ -101,6 +101,11 @@ export class Member extends EventEmitter {
   private readonly readsInFlight = new Map<string, ReadBatch>();
   private readonly applyWaiters: Array<{ index: number; resolve: () => void }> = [];
   private lastSnapshotIndex = 0;
+  /** Index of the newest snapshot marker written to the WAL. */
+  private markedIndex = 0;
+  private snapshotting = false;
+  /** A snapshot now durable on disk, for the ready loop to compact the raft log to. */
+  private pendingCompact: Snapshot | undefined;
   private appliedIndex = 0;
   private leader = 0;
   /** Term and vote as last fsync'd. */
@@ -210,6 +215,7 @@ export class Member extends EventEmitter {
     this.term = recovered.hardState.term;
     this.commitIndex = recovered.hardState.commit;
     this.lastSnapshotIndex = snapshot?.meta.index ?? 0;
+    this.markedIndex = this.lastSnapshotIndex;
     if (snapshot) this.appliedConf = snapshot.meta.confState;
 
     this.transport = new PeerTransport({
@@ -267,7 +273,7 @@ export class Member extends EventEmitter {
   }
 
   private async waitIdle(): Promise<void> {
-    while (this.processing) await new Promise((r) => setTimeout(r, 5));
+    while (this.processing || this.snapshotting) await new Promise((r) => setTimeout(r, 5));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -290,6 +296,11 @@ export class Member extends EventEmitter {
       do {
         this.again = false;
         while (!this.stopped && this.raft.hasReady()) {
+          // Compaction must not happen while a Ready is outstanding: do it between batches.
+          if (this.pendingCompact) {
+            this.raft.compact(this.pendingCompact);
+            this.pendingCompact = undefined;
+          }
           const rd = this.raft.ready();
           await this.handleReady(rd);
         }
@@ -336,7 +347,7 @@ export class Member extends EventEmitter {
     }
     for (const m of deferred) this.sendRaft(m);
     this.raft.advance(rd);
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
   }
 
   private die(e: unknown): void {
@@ -372,8 +383,9 @@ export class Member extends EventEmitter {
       }
       // Decoded entries point into the transport's receive buffer; the log may keep them for a
       // long time, so copy them out rather than pin whole network chunks in memory.
-      if (msg.type === "app" || msg.type === "prop") for (const e of msg.entries) e.data = e.data.slice();
-      else if (msg.type === "snap") msg.snapshot.data = msg.snapshot.data.slice();
+      // (Buffer.from copies; Buffer#slice would only make another view.)
+      if (msg.type === "app" || msg.type === "prop") for (const e of msg.entries) e.data = Buffer.from(e.data);
+      else if (msg.type === "snap") msg.snapshot.data = Buffer.from(msg.snapshot.data);
       this.raft.step(msg);
       this.schedule();
     } else if (tag === TAG_RPC_REQ || tag === TAG_RPC_RES) {
@@ -517,26 +529,48 @@ export class Member extends EventEmitter {
   // -------------------------------------------------------------------------------------------
   // snapshots
 
-  private async maybeSnapshot(): Promise<void> {
-    if (this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotCount) return;
+  /**
+   * Takes a snapshot every --snapshot-count applied entries. Only the capture of the state
+   * machine is synchronous (it must be consistent with the applied index); writing the file,
+   * the WAL marker and the release of old segments happen in the background while the ready
+   * loop keeps committing, and the raft log is compacted by the loop once the file is durable.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotCount) return;
     const index = this.appliedIndex;
     const term = this.raft.logTerm(index);
     if (term === undefined) return;
+    const t0 = process.hrtime.bigint();
     const payload: SnapshotPayload = { membership: this.membership.toState(), kv: this.kv.snapshot() };
-    const snap: Snapshot = {
-      meta: { index, term, confState: this.appliedConf },
-      data: encodeSnapshotPayload(payload),
-    };
-    await this.snaps.save(snap);
-    await this.wal.markSnapshot(snap.meta);
-    this.raft.compact(snap);
+    const snap: Snapshot = { meta: { index, term, confState: this.appliedConf }, data: encodeSnapshotPayload(payload) };
+    const captureMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    this.snapshotting = true;
     this.lastSnapshotIndex = index;
-    await this.wal.releaseTo(index);
-    this.log.info({ index, term, bytes: snap.data.length }, "saved snapshot");
+    this.persistSnapshot(snap, captureMs, t0)
+      .catch((e: unknown) => this.die(e))
+      .finally(() => {
+        this.snapshotting = false;
+      });
+  }
+
+  private async persistSnapshot(snap: Snapshot, captureMs: number, t0: bigint): Promise<void> {
+    await this.snaps.save(snap);
+    // A newer snapshot may have been installed from the leader meanwhile.
+    if (snap.meta.index <= this.markedIndex) return;
+    this.markedIndex = snap.meta.index;
+    await this.wal.markSnapshot(snap.meta);
+    this.pendingCompact = snap;
+    this.schedule();
+    await this.wal.releaseTo(snap.meta.index);
+    const totalMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    this.metrics.snapshotSaveDuration.observe(totalMs / 1000);
+    this.log.info({ index: snap.meta.index, term: snap.meta.term, bytes: snap.data.length, captureMs: Math.round(captureMs), totalMs: Math.round(totalMs) }, "saved snapshot");
   }
 
   private async installSnapshot(snap: Snapshot): Promise<void> {
     await this.snaps.save(snap);
+    this.markedIndex = Math.max(this.markedIndex, snap.meta.index);
+    this.pendingCompact = undefined;
     await this.wal.markSnapshot(snap.meta);
     this.restoreFromSnapshot(snap);
     this.clusterId = this.membership.clusterId;
