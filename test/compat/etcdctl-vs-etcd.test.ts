@@ -13,6 +13,7 @@ import { cleanCtlEnv, runCli, type CliResult } from "../helpers/run-cli";
 import { runUntil } from "../helpers/stream-cli";
 import { TestCluster } from "../server/harness/cluster";
 import { assertSameResult, errorLines, jsonShape, normaliseIds, normaliseTtl, replaceAll, sortLeaseKeys, tableRows, type Compared } from "./support";
+import { COMMON_GET_CASES, SEED_KEYS } from "../helpers/ctl-fixtures";
 
 type Env = Record<string, string | undefined>;
 
@@ -63,16 +64,8 @@ describe("etcdctl 3.4 gets the same answers from raftkv (3 members) as from etcd
   // state both servers are compared on is built in this order.
   describe("put", () => {
     it("the same answers and revisions for the same writes", async () => {
-      for (const [k, v] of [
-        ["foo", "bar"],
-        ["foo2", "bar2"],
-        ["foo3", "three"],
-        ["zeta", "last"],
-        ["/app/a", "1"],
-        ["/app/b", "2"],
-        ["foo2", "bar2-v2"],
-      ]) {
-        await same(["put", k!, v!]);
+      for (const [k, v] of SEED_KEYS) {
+        await same(["put", k, v]);
       }
       const { b } = await same(["put", "p1", "v1", "-w", "json"]);
       assert.match(b.stdout, /"revision":9,/);
@@ -87,18 +80,8 @@ describe("etcdctl 3.4 gets the same answers from raftkv (3 members) as from etcd
 
   describe("get", () => {
     const cases: string[][] = [
-      ["get", "foo"],
-      ["get", "foo", "--prefix"],
-      ["get", "foo", "foo3"],
-      ["get", "", "--prefix", "--keys-only"],
-      ["get", "/", "--prefix", "--keys-only"],
-      ["get", "foo", "--from-key"],
-      ["get", "", "--from-key", "--limit", "2"],
+      ...COMMON_GET_CASES,
       ["get", "foo", "--prefix", "--limit", "1", "-w", "json"],
-      ["get", "foo", "--prefix", "--print-value-only"],
-      ["get", "foo", "--prefix", "--order", "DESCEND"],
-      ["get", "foo", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND"],
-      ["get", "foo", "--prefix", "--sort-by", "VALUE"],
       ["get", "foo", "--prefix", "--sort-by", "CREATE", "--order", "DESCEND", "--keys-only"],
       ["get", "foo", "--prefix", "--consistency", "s"],
       ["get", "foo2", "--rev", "3"],

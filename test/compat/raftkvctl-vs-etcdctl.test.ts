@@ -12,6 +12,7 @@ import { cleanCtlEnv, runCli, type CliResult } from "../helpers/run-cli";
 import { runUntil } from "../helpers/stream-cli";
 import { REPO, TestCluster } from "../server/harness/cluster";
 import { assertSameResult, errorLines, normaliseTtl, replaceAll, sortLeaseKeys, tableRows } from "./support";
+import { COMMON_GET_CASES, SEED_KEYS } from "../helpers/ctl-fixtures";
 
 type Env = Record<string, string | undefined>;
 const RAFTKVCTL = path.join(REPO, "dist", "raftkvctl.cjs");
@@ -43,16 +44,8 @@ describe("raftkvctl prints what etcdctl 3.4 prints, against the same raftkv clus
     cluster = await TestCluster.start({ size: 3 });
     env = cleanCtlEnv(cluster.ctlEnv(["raftkv-2"]));
     allEnv = cleanCtlEnv(cluster.ctlEnv());
-    for (const [k, v] of [
-      ["foo", "bar"],
-      ["foo2", "bar2"],
-      ["foo3", "three"],
-      ["zeta", "last"],
-      ["/app/a", "1"],
-      ["/app/b", "2"],
-      ["foo2", "bar2-v2"],
-    ]) {
-      const r = await etcdctl(["put", k!, v!]);
+    for (const [k, v] of SEED_KEYS) {
+      const r = await etcdctl(["put", k, v]);
       assert.equal(r.code, 0, r.stderr);
     }
   });
@@ -62,18 +55,8 @@ describe("raftkvctl prints what etcdctl 3.4 prints, against the same raftkv clus
 
   describe("get", () => {
     const cases: string[][] = [
-      ["get", "foo"],
-      ["get", "foo", "--prefix"],
-      ["get", "foo", "foo3"],
-      ["get", "", "--prefix", "--keys-only"],
-      ["get", "/", "--prefix", "--keys-only"],
-      ["get", "foo", "--from-key"],
-      ["get", "", "--from-key", "--limit", "2"],
+      ...COMMON_GET_CASES,
       ["get", "foo", "--prefix", "--limit", "2", "-w", "json"],
-      ["get", "foo", "--prefix", "--print-value-only"],
-      ["get", "foo", "--prefix", "--order", "DESCEND"],
-      ["get", "foo", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND"],
-      ["get", "foo", "--prefix", "--sort-by", "VALUE"],
       ["get", "foo", "--prefix", "--sort-by=version", "--order=descend"],
       ["get", "foo", "--prefix", "--consistency", "s"],
       ["get", "foo", "--prefix", "--consistency", "l"],

@@ -10,6 +10,7 @@ import { bundleRaftkvctl, type CtlBundle } from "../helpers/ctl-bundle";
 import { ETCDCTL_BIN, startReferenceEtcd, type ReferenceEtcd } from "../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../helpers/run-cli";
 import { runUntil } from "../helpers/stream-cli";
+import { COMMON_GET_CASES, SEED_KEYS } from "../helpers/ctl-fixtures";
 
 describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
   this.timeout(60000);
@@ -37,18 +38,10 @@ describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
   before(async () => {
     [etcd, bundle] = await Promise.all([startReferenceEtcd(), bundleRaftkvctl()]);
     env = cleanCtlEnv({ ...etcd.ctlEnv, ...bundle.env });
-    for (const [k, v] of [
-      ["foo", "bar"],
-      ["foo2", "bar2"],
-      ["foo3", "three"],
-      ["zeta", "last"],
-      ["/app/a", "1"],
-      ["/app/b", "2"],
-    ]) {
-      const r = await etcdctl(["put", k!, v!]);
+    for (const [k, v] of SEED_KEYS) {
+      const r = await etcdctl(["put", k, v]);
       assert.equal(r.code, 0, r.stderr);
     }
-    await etcdctl(["put", "foo2", "bar2-v2"]);
   });
   after(async () => {
     await etcd?.stop();
@@ -57,17 +50,7 @@ describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
 
   describe("get", () => {
     const cases: string[][] = [
-      ["get", "foo"],
-      ["get", "foo", "--prefix"],
-      ["get", "foo", "foo3"],
-      ["get", "", "--prefix", "--keys-only"],
-      ["get", "/", "--prefix", "--keys-only"],
-      ["get", "foo", "--from-key"],
-      ["get", "", "--from-key", "--limit", "2"],
-      ["get", "foo", "--prefix", "--print-value-only"],
-      ["get", "foo", "--prefix", "--order", "DESCEND"],
-      ["get", "foo", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND"],
-      ["get", "foo", "--prefix", "--sort-by", "VALUE"],
+      ...COMMON_GET_CASES,
       ["get", "foo", "--prefix", "--sort-by=version", "--order=descend"],
       ["get", "foo", "--prefix", "--consistency", "s"],
       ["get", "foo2", "--rev", "3"],
@@ -258,9 +241,9 @@ describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
         const promote = await ctl(["member", "promote", id]);
         const update = (await ctl(["member", "update", id, `--peer-urls=https://127.0.0.1:${port + 1}`])).stdout;
         const remove = (await ctl(["member", "remove", id])).stdout;
-        // etcdctl pads IDs to 16 columns (%16x); the two new IDs may differ in width.
+        // etcdctl pads IDs to 16 columns (%16x, table cells); the two new IDs may differ in width.
         const norm = (t: string): string =>
-          t.replace(new RegExp(`Member +${id} added`), "Member NEWID added").split(id).join("NEWID").split(name).join("NEWNAME").replace(new RegExp(`127\\.0\\.0\\.1:${port}(?!\\d)`, "g"), "NEWPEER");
+          t.replace(new RegExp(` +${id}`, "g"), " NEWID").split(id).join("NEWID").split(name).join("NEWNAME").replace(new RegExp(`127\\.0\\.0\\.1:${port}(?!\\d)`, "g"), "NEWPEER");
         return { add: norm(add.stdout), list: norm(list), table: norm(table), promote, update: norm(update), remove: norm(remove) };
       };
       const a = await cycle(etcdctl, "learner-a", 11);

@@ -1,0 +1,30 @@
+/**
+ * The data and the `get` cases the three etcdctl/raftkvctl comparison suites share, so that they
+ * compare the same states with the same commands.
+ */
+
+/** Keys written in this order before the comparisons (foo2 twice, so it has history). */
+export const SEED_KEYS: ReadonlyArray<readonly [string, string]> = [
+  ["foo", "bar"],
+  ["foo2", "bar2"],
+  ["foo3", "three"],
+  ["zeta", "last"],
+  ["/app/a", "1"],
+  ["/app/b", "2"],
+  ["foo2", "bar2-v2"],
+];
+
+/** `get` invocations every suite compares; each adds its own after these. */
+export const COMMON_GET_CASES: ReadonlyArray<string[]> = [
+  ["get", "foo"],
+  ["get", "foo", "--prefix"],
+  ["get", "foo", "foo3"],
+  ["get", "", "--prefix", "--keys-only"],
+  ["get", "/", "--prefix", "--keys-only"],
+  ["get", "foo", "--from-key"],
+  ["get", "", "--from-key", "--limit", "2"],
+  ["get", "foo", "--prefix", "--print-value-only"],
+  ["get", "foo", "--prefix", "--order", "DESCEND"],
+  ["get", "foo", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND"],
+  ["get", "foo", "--prefix", "--sort-by", "VALUE"],
+];
