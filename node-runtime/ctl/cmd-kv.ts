@@ -107,7 +107,7 @@ export function registerKv(program: Command, run: Run): void {
       run(async (ctx, args, o) => {
         if (args.length !== 0) throw new CtlError(ExitCode.BadArgs, "txn command does not accept argument");
         const interactive = b(o["interactive"]);
-        const txn = parseTxn(ctx.stdin(), (p) => {
+        const txn = parseTxn(ctx.stdinLine, (p) => {
           if (interactive) ctx.io.out(p);
         });
         checkFormat(ctx, ["simple", "json"]);

@@ -9,16 +9,19 @@ import { parseGoInt } from "./go-format";
 import { buildDel, buildGet, buildPut, type DelFlags, type GetFlags, type PutFlags } from "./kv-ops";
 
 /** Reads lines the way bufio.Reader.ReadString('\n') does: a last line without '\n' is EOF. */
-export class LineReader {
-  private pos = 0;
-  constructor(private readonly text: string) {}
-  readLine(): string | undefined {
-    const nl = this.text.indexOf("\n", this.pos);
+/** A source of newline-terminated lines; undefined at end of input (an unterminated last line included). */
+export type ReadLine = () => string | undefined;
+
+/** Lines of a complete text, as etcdctl's bufio reader would hand them out. */
+export function linesOf(text: string): ReadLine {
+  let pos = 0;
+  return () => {
+    const nl = text.indexOf("\n", pos);
     if (nl === -1) return undefined;
-    const line = this.text.slice(this.pos, nl);
-    this.pos = nl + 1;
+    const line = text.slice(pos, nl);
+    pos = nl + 1;
     return line;
-  }
+  };
 }
 
 /** Reads a Go %q-quoted string at the start of s; returns it and the rest. */
@@ -198,15 +201,14 @@ export interface TxnInput {
 }
 
 /**
- * Parses a whole txn script. `prompt` is called before each section (interactive mode
- * prints etcdctl's prompts through it).
+ * Parses a txn script line by line. `prompt` is called before each section (interactive mode
+ * prints etcdctl's prompts through it, before the lines of that section are read).
  */
-export function parseTxn(input: string, prompt: (s: string) => void): TxnInput {
-  const r = new LineReader(input);
+export function parseTxn(readLine: ReadLine, prompt: (s: string) => void): TxnInput {
   const section = <T>(parse: (line: string) => T): T[] => {
     const items: T[] = [];
     for (;;) {
-      const line = r.readLine();
+      const line = readLine();
       if (line === undefined) throw new CtlError(ExitCode.InvalidInput, "EOF");
       const t = line.trim();
       if (t === "") return items;
