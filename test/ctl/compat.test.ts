@@ -241,10 +241,15 @@ describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
         const promote = await ctl(["member", "promote", id]);
         const update = (await ctl(["member", "update", id, `--peer-urls=https://127.0.0.1:${port + 1}`])).stdout;
         const remove = (await ctl(["member", "remove", id])).stdout;
-        // etcdctl pads IDs to 16 columns (%16x, table cells); the two new IDs may differ in width.
+        // etcdctl pads IDs to 16 columns (%16x, table cells) and lists ETCD_INITIAL_CLUSTER in ID
+        // order; the two new IDs differ, so normalise both.
         const norm = (t: string): string =>
-          t.replace(new RegExp(` +${id}`, "g"), " NEWID").split(id).join("NEWID").split(name).join("NEWNAME").replace(new RegExp(`127\\.0\\.0\\.1:${port}(?!\\d)`, "g"), "NEWPEER");
-        return { add: norm(add.stdout), list: norm(list), table: norm(table), promote, update: norm(update), remove: norm(remove) };
+          t
+            .replace(/^ETCD_INITIAL_CLUSTER="(.*)"$/m, (_, l: string) => `ETCD_INITIAL_CLUSTER="${l.split(",").sort().join(",")}"`)
+            .replace(new RegExp(` +${id}`, "g"), " NEWID").split(id).join("NEWID").split(name).join("NEWNAME").replace(new RegExp(`127\\.0\\.0\\.1:${port}(?!\\d)`, "g"), "NEWPEER");
+        // Members are listed in ID order too: compare the rows as sets.
+        const rows = (t: string): string => t.split("\n").sort().join("\n");
+        return { add: norm(add.stdout), list: rows(norm(list)), table: rows(norm(table)), promote, update: norm(update), remove: norm(remove) };
       };
       const a = await cycle(etcdctl, "learner-a", 11);
       const b = await cycle((args) => raftkvctl(args), "learner-b", 13);
