@@ -86,6 +86,32 @@ export function buildPut(args: readonly string[], f: PutFlags, readStdin: () => 
   };
 }
 
+/**
+ * The key and range_end of get/del as etcdctl computes them: an explicit range_end argument,
+ * --prefix (the prefix's end; "" means every key) or --from-key ("\0").
+ */
+function keyRange(args: readonly string[], f: { prefix?: boolean; fromKey?: boolean }): { key: Buffer; rangeEnd: Buffer } {
+  let key: Buffer = Buffer.from(args[0]!);
+  let rangeEnd: Buffer = Buffer.alloc(0);
+  if (args.length > 1) {
+    if (f.prefix || f.fromKey) {
+      throw new CtlError(ExitCode.BadArgs, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
+    }
+    rangeEnd = Buffer.from(args[1]!);
+  }
+  if (f.prefix) {
+    if (key.length === 0) {
+      key = NUL;
+      rangeEnd = NUL;
+    } else rangeEnd = prefixEnd(key);
+  }
+  if (f.fromKey) {
+    if (key.length === 0) key = NUL;
+    rangeEnd = NUL;
+  }
+  return { key, rangeEnd };
+}
+
 export function buildGet(args: readonly string[], f: GetFlags): RangeRequest {
   if (args.length === 0) {
     throw new CtlError(ExitCode.BadArgs, "get command needs one argument as key and an optional argument as range_end");
@@ -97,14 +123,7 @@ export function buildGet(args: readonly string[], f: GetFlags): RangeRequest {
   if (consistency !== "l" && consistency !== "s") {
     throw new CtlError(ExitCode.BadFeature, `unknown consistency flag ${JSON.stringify(consistency)}`);
   }
-  let key: Buffer = Buffer.from(args[0]!);
-  let rangeEnd: Buffer = Buffer.alloc(0);
-  if (args.length > 1) {
-    if (f.prefix || f.fromKey) {
-      throw new CtlError(ExitCode.BadArgs, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
-    }
-    rangeEnd = Buffer.from(args[1]!);
-  }
+  const { key, rangeEnd } = keyRange(args, f);
   const rev = intFlag("rev", f.rev);
   const order = (f.order ?? "").toUpperCase();
   let sortOrder: SortOrder = "NONE";
@@ -116,16 +135,6 @@ export function buildGet(args: readonly string[], f: GetFlags): RangeRequest {
   if (sortTarget === undefined) throw new CtlError(ExitCode.BadFeature, `bad sort target ${f.sortBy ?? ""}`);
   // The server returns keys in ascending order anyway, so clientv3 drops that redundant sort.
   if (sortTarget === "KEY" && sortOrder === "ASCEND") sortOrder = "NONE";
-  if (f.prefix) {
-    if (key.length === 0) {
-      key = NUL;
-      rangeEnd = NUL;
-    } else rangeEnd = prefixEnd(key);
-  }
-  if (f.fromKey) {
-    if (key.length === 0) key = NUL;
-    rangeEnd = NUL;
-  }
   return {
     key,
     range_end: rangeEnd,
@@ -150,23 +159,6 @@ export function buildDel(args: readonly string[], f: DelFlags): DeleteRangeReque
   if (f.prefix && f.fromKey) {
     throw new CtlError(ExitCode.BadArgs, "`--prefix` and `--from-key` cannot be set at the same time, choose one");
   }
-  let key: Buffer = Buffer.from(args[0]!);
-  let rangeEnd: Buffer = Buffer.alloc(0);
-  if (args.length > 1) {
-    if (f.prefix || f.fromKey) {
-      throw new CtlError(ExitCode.BadArgs, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
-    }
-    rangeEnd = Buffer.from(args[1]!);
-  }
-  if (f.prefix) {
-    if (key.length === 0) {
-      key = NUL;
-      rangeEnd = NUL;
-    } else rangeEnd = prefixEnd(key);
-  }
-  if (f.fromKey) {
-    if (key.length === 0) key = NUL;
-    rangeEnd = NUL;
-  }
+  const { key, rangeEnd } = keyRange(args, f);
   return { key, range_end: rangeEnd, prev_kv: f.prevKv ?? false };
 }
