@@ -20,21 +20,13 @@ export const Errors = {
   notLeader: e(Status.FAILED_PRECONDITION, "etcdserver: not leader"),
   timeout: e(Status.UNAVAILABLE, "etcdserver: request timed out"),
   stopped: e(Status.UNAVAILABLE, "etcdserver: server stopped"),
-  unhealthy: e(Status.UNAVAILABLE, "etcdserver: unhealthy cluster"),
-  requestTooLarge: e(Status.INVALID_ARGUMENT, "etcdserver: request is too large"),
   memberNotFound: e(Status.NOT_FOUND, "etcdserver: member not found"),
-  memberIdExists: e(Status.FAILED_PRECONDITION, "etcdserver: member ID already exist"),
   peerUrlExists: e(Status.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists"),
   memberBadUrls: e(Status.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid"),
   memberNotLearner: e(Status.FAILED_PRECONDITION, "etcdserver: can only promote a learner member"),
   learnerNotReady: e(Status.FAILED_PRECONDITION, "etcdserver: can only promote a learner member which is in sync with leader"),
-  notEnoughStarted: e(Status.FAILED_PRECONDITION, "etcdserver: re-configuration failed due to not enough started members"),
   badLeaderTransferee: e(Status.FAILED_PRECONDITION, "etcdserver: bad leader transferee"),
   timeoutLeaderTransfer: e(Status.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long"),
-  notSupportedForLearner: e(Status.UNAVAILABLE, "etcdserver: rpc not supported for learner"),
-  leaseNotFound: e(Status.NOT_FOUND, "etcdserver: requested lease not found"),
-  emptyKey: e(Status.INVALID_ARGUMENT, "etcdserver: key is not provided"),
-  notCapable: e(Status.UNAVAILABLE, "etcdserver: not capable"),
   /** Anything the raft core refused that is not "no leader" (dropped proposal, change in flight). */
   fromRaft(err: unknown): EtcdError {
     const msg = err instanceof Error ? err.message : String(err);

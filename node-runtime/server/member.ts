@@ -30,7 +30,7 @@ import type { Metrics } from "./obs";
 import type { ServerConfig } from "./config";
 import { ConfigError } from "./config";
 import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
-import { clusterIdFor, hexId, memberIdFor } from "./identity";
+import { hexId, memberIdFor } from "./identity";
 import { Membership, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { EtcdError, Errors } from "./errors";
 
@@ -252,8 +252,7 @@ export class Member extends EventEmitter {
   }
 
   private bootstrapMembership(): Membership {
-    const ms = Membership.bootstrap(this.cfg.initialCluster, this.cfg.initialClusterToken);
-    return ms;
+    return Membership.bootstrap(this.cfg.initialCluster, this.cfg.initialClusterToken);
   }
 
   async stop(): Promise<void> {
@@ -888,10 +887,6 @@ export class Member extends EventEmitter {
     };
   }
 
-  /** Resolves once every entry committed up to now has been applied locally. */
-  appliedThrough(index: number): Promise<void> {
-    return this.waitApplied(index);
-  }
 
   private assertServing(): void {
     if (this.fatal) throw Errors.stopped();
@@ -918,4 +913,3 @@ function decodeSnapshotPayload(data: Uint8Array): SnapshotPayload {
   return { membership: JSON.parse(b.subarray(4, 4 + n).toString("utf8")) as MembershipState, kv: b.subarray(4 + n) };
 }
 
-export { clusterIdFor };
