@@ -12,7 +12,7 @@ import { cleanCtlEnv, runCli, type CliResult } from "../helpers/run-cli";
 import { runUntil } from "../helpers/stream-cli";
 import { REPO, TestCluster } from "../server/harness/cluster";
 import { assertSameResult, errorLines, normaliseTtl, replaceAll, sortLeaseKeys, tableRows } from "./support";
-import { COMMON_GET_CASES, SEED_KEYS } from "../helpers/ctl-fixtures";
+import { COMMON_GET_CASES, SEED_KEYS, TXN_SCRIPTS } from "../helpers/ctl-fixtures";
 
 type Env = Record<string, string | undefined>;
 const RAFTKVCTL = path.join(REPO, "dist", "raftkvctl.cjs");
@@ -114,14 +114,7 @@ describe("raftkvctl prints what etcdctl 3.4 prints, against the same raftkv clus
       await same(["del", "~", "--from-key"]);
     });
 
-    const readTxns = [
-      'mod("foo2") > "0"\n\nget foo2\n\nget foo\n\n',
-      'value("foo") = "bar"\nversion("foo2") = "2"\n\nget foo --prefix --keys-only\nget zeta\n\nget foo\n\n',
-      'create("foo") < "1"\n\nget foo\n\nget foo3\n\n',
-      "bogus line\n\n",
-      'mod("foo") > "0"\n\nput\n\n',
-    ];
-    for (const script of readTxns) {
+    for (const script of TXN_SCRIPTS) {
       it(`txn reads ${JSON.stringify(script)} from stdin and interactively`, async () => {
         await same(["txn"], script);
         await same(["txn", "-w", "json"], script);

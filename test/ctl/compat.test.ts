@@ -10,7 +10,7 @@ import { bundleRaftkvctl, type CtlBundle } from "../helpers/ctl-bundle";
 import { ETCDCTL_BIN, startReferenceEtcd, type ReferenceEtcd } from "../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../helpers/run-cli";
 import { runUntil } from "../helpers/stream-cli";
-import { COMMON_GET_CASES, SEED_KEYS } from "../helpers/ctl-fixtures";
+import { COMMON_GET_CASES, SEED_KEYS, TXN_SCRIPTS } from "../helpers/ctl-fixtures";
 
 describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
   this.timeout(60000);
@@ -113,19 +113,7 @@ describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
   });
 
   describe("txn", () => {
-    const scripts = [
-      'mod("foo2") > "0"\n\nget foo2\n\nget foo\n\n',
-      'value("foo") = "bar"\nversion("foo2") = "2"\n\nget foo --prefix --keys-only\nget zeta\n\nget foo\n\n',
-      'create("foo") < "1"\n\nget foo\n\nget foo3\n\n',
-      'val("foo") != "bar"\n\n\nget zeta\n\n',
-      '\n\n\n',
-      "bogus line\n\n",
-      'mod("foo") > "0"\n\nput\n\n',
-      'mod("foo") > "0"\n\nfrob x y\n\n',
-      'mod("foo") > "0"\n\nget foo\n',
-      'mod("foo") > "0"',
-    ];
-    for (const s of scripts) {
+    for (const s of TXN_SCRIPTS) {
       it(`reads ${JSON.stringify(s)}`, async () => {
         await same(["txn"], s);
         await same(["txn", "-w", "json"], s);

@@ -28,3 +28,17 @@ export const COMMON_GET_CASES: ReadonlyArray<string[]> = [
   ["get", "foo", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND"],
   ["get", "foo", "--prefix", "--sort-by", "VALUE"],
 ];
+
+/** txn scripts (stdin as etcdctl reads it) over the seed data: both branches, errors, short input. */
+export const TXN_SCRIPTS: readonly string[] = [
+  'mod("foo2") > "0"\n\nget foo2\n\nget foo\n\n',
+  'value("foo") = "bar"\nversion("foo2") = "2"\n\nget foo --prefix --keys-only\nget zeta\n\nget foo\n\n',
+  'create("foo") < "1"\n\nget foo\n\nget foo3\n\n',
+  'val("foo") != "bar"\n\n\nget zeta\n\n',
+  "\n\n\n",
+  "bogus line\n\n",
+  'mod("foo") > "0"\n\nput\n\n',
+  'mod("foo") > "0"\n\nfrob x y\n\n',
+  'mod("foo") > "0"\n\nget foo\n',
+  'mod("foo") > "0"',
+];
