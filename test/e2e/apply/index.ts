@@ -1,0 +1,254 @@
+/**
+ * The applier: carries out an engine Plan on a lab, the way `pulumi up` / `pulumi destroy`
+ * carries out its steps.
+ *  - A step starts as soon as every step in its `after` list finished, so independent steps
+ *    run concurrently (bootstrap members install in parallel, as with the real engine).
+ *  - The first failure stops the run like `pulumi up`: steps already running finish, no new
+ *    step starts, and the error names the step, the resource and the command's stderr tail.
+ *  - A replacement creates the new resource first and deletes the old one after every other
+ *    step, in reverse order, unless deleteBeforeReplace (then delete, then create).
+ *  - The returned (and, with stateFile, persisted) StackState holds what really exists: the
+ *    completed steps applied to the prior state, with real outputs such as a command's stdout.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { LabHost, LabLike, Plan, RecordedResource, StackState, Step } from "./contract";
+import { ProviderError, recordedOnly, type ApplyContext, type Provider } from "./provider";
+import { copyToRemoteProvider, remoteCommand } from "./providers/command";
+import { hostName, instance } from "./providers/instance";
+import { LoadBalancers } from "./providers/loadBalancer";
+
+export { ProviderError, type Provider, type ApplyContext } from "./provider";
+
+export class ApplyError extends Error {
+  override readonly name = "ApplyError";
+  constructor(
+    message: string,
+    /** What exists after the failed run: prior state plus the steps that completed. */
+    readonly state: StackState,
+  ) {
+    super(message);
+  }
+}
+
+export interface ApplierOptions {
+  lab: LabLike;
+  /** Where to write the state after every run (JSON). */
+  stateFile?: string;
+  log?: (line: string) => void;
+  /** Replaces the provider of some types (tests of the scheduling itself). */
+  providers?: Record<string, Provider>;
+}
+
+export interface StepReport {
+  index: number;
+  op: Step["op"];
+  urn: string;
+  startedMs: number;
+  endedMs: number;
+}
+
+export class Applier {
+  private readonly lab: LabLike;
+  private readonly lbs = new LoadBalancers();
+  private readonly providers: Record<string, Provider>;
+  readonly workDir: string;
+  private live = new Map<string, RecordedResource>();
+  /** Timing of the last run's steps, for the scenarios' assertions on ordering. */
+  lastRun: StepReport[] = [];
+
+  constructor(private readonly opts: ApplierOptions) {
+    this.lab = opts.lab;
+    this.workDir = mkdtempSync(path.join(os.tmpdir(), "raftkv-apply-"));
+    this.providers = {
+      "aws:ec2/instance:Instance": instance,
+      "aws:lb/loadBalancer:LoadBalancer": this.lbs.loadBalancer,
+      "aws:lb/targetGroup:TargetGroup": this.lbs.configuration,
+      "aws:lb/listener:Listener": this.lbs.configuration,
+      "aws:lb/targetGroupAttachment:TargetGroupAttachment": this.lbs.configuration,
+      "command:remote:Command": remoteCommand,
+      "command:remote:CopyToRemote": copyToRemoteProvider,
+      ...opts.providers,
+    };
+  }
+
+  /** The load balancers' DNS names and addresses (clients in host namespaces use them). */
+  loadBalancers(): Array<{ dnsName: string; ips: string[] }> {
+    return this.lbs.list();
+  }
+
+  /** The lab host of the instance resource named `name` (its Pulumi resource name). */
+  host(name: string): LabHost | undefined {
+    return this.lab.host(name);
+  }
+
+  private providerFor(type: string): Provider {
+    return this.providers[type] ?? recordedOnly;
+  }
+
+  private context(): ApplyContext {
+    return {
+      lab: this.lab,
+      workDir: this.workDir,
+      live: () => [...this.live.values()],
+      hostOf: (urn) => {
+        const r = this.live.get(urn);
+        return r === undefined ? undefined : this.lab.host(hostName(r));
+      },
+      dnsEntries: () => this.lbs.dnsEntries(),
+      log: (line) => this.opts.log?.(line),
+    };
+  }
+
+  private async runStep(step: Step, deferred: RecordedResource[]): Promise<void> {
+    const ctx = this.context();
+    switch (step.op) {
+      case "create": {
+        const r = need(step.new, step);
+        const placeholder = { ...r };
+        this.live.set(r.urn, placeholder); // visible to its own provider (e.g. instance lookups)
+        try {
+          const outputs = await this.providerFor(r.type).create(r, ctx);
+          this.live.set(r.urn, { ...r, outputs });
+        } catch (e) {
+          this.live.delete(r.urn);
+          throw e;
+        }
+        return;
+      }
+      case "update": {
+        const old = need(step.old, step);
+        const next = need(step.new, step);
+        const outputs = await this.providerFor(next.type).update(old, next, step.diffKeys, ctx);
+        this.live.set(next.urn, { ...next, outputs });
+        return;
+      }
+      case "replace": {
+        const old = need(step.old, step);
+        const next = need(step.new, step);
+        const p = this.providerFor(next.type);
+        if (step.deleteBeforeReplace) {
+          await this.providerFor(old.type).delete(old, ctx);
+          this.live.delete(old.urn);
+          this.live.set(next.urn, { ...next });
+          this.live.set(next.urn, { ...next, outputs: await p.create(next, ctx) });
+        } else {
+          // The old one keeps existing (and keeps its URN's place) until the deferred delete.
+          this.live.set(next.urn, { ...next });
+          try {
+            this.live.set(next.urn, { ...next, outputs: await p.create(next, ctx) });
+          } catch (e) {
+            this.live.set(old.urn, old);
+            throw e;
+          }
+          deferred.push(old);
+        }
+        return;
+      }
+      case "delete": {
+        const old = need(step.old, step);
+        if (old.options.retainOnDelete !== true) await this.providerFor(old.type).delete(old, ctx);
+        this.live.delete(old.urn);
+        return;
+      }
+    }
+  }
+
+  /** Carries out a plan; `prior` is the state the plan was computed from. */
+  async apply(plan: Plan, prior: StackState | undefined): Promise<StackState> {
+    this.live = new Map((prior?.resources ?? []).map((r) => [r.urn, r]));
+    const steps = plan.steps;
+    const done = new Set<number>();
+    const started = new Set<number>();
+    const running = new Map<number, Promise<void>>();
+    const deferred: RecordedResource[] = [];
+    let failure: string | undefined;
+    this.lastRun = [];
+    const t0 = Date.now();
+
+    const startReady = () => {
+      for (let i = 0; i < steps.length; i++) {
+        if (started.has(i) || failure !== undefined) continue;
+        const step = steps[i]!;
+        if (!step.after.every((a) => done.has(a))) continue;
+        started.add(i);
+        const report: StepReport = { index: i, op: step.op, urn: step.urn, startedMs: Date.now() - t0, endedMs: 0 };
+        this.opts.log?.(`[${report.startedMs} ms] step ${i} ${step.op} ${step.urn}`);
+        running.set(
+          i,
+          this.runStep(step, deferred).then(
+            () => {
+              report.endedMs = Date.now() - t0;
+              this.lastRun.push(report);
+              done.add(i);
+              running.delete(i);
+            },
+            (e: unknown) => {
+              running.delete(i);
+              failure ??= describeFailure(i, step, e);
+            },
+          ),
+        );
+      }
+    };
+
+    startReady();
+    while (running.size > 0) {
+      await Promise.race(running.values());
+      startReady();
+    }
+    if (failure === undefined && done.size < steps.length) {
+      failure = `steps ${steps.map((_, i) => i).filter((i) => !done.has(i)).join(", ")} never became ready (their "after" lists form a cycle or name missing steps)`;
+    }
+    if (failure === undefined) {
+      // Deletions of replaced resources come last, newest replacement first (as `pulumi up`).
+      for (const old of deferred.reverse()) {
+        try {
+          if (old.options.retainOnDelete !== true) await this.providerFor(old.type).delete(old, this.context());
+        } catch (e) {
+          failure = `deleting the replaced ${old.urn}: ${(e as Error).message}${e instanceof ProviderError && e.stderrTail ? `\n--- stderr (tail) ---\n${e.stderrTail}` : ""}`;
+          break;
+        }
+      }
+    }
+
+    const state = this.stateAfter(plan, prior, failure === undefined);
+    if (this.opts.stateFile !== undefined) writeFileSync(this.opts.stateFile, JSON.stringify(state, null, 2));
+    if (failure !== undefined) throw new ApplyError(failure, state);
+    return state;
+  }
+
+  private stateAfter(plan: Plan, prior: StackState | undefined, complete: boolean): StackState {
+    const order = [...plan.next.resources.map((r) => r.urn), ...(prior?.resources ?? []).map((r) => r.urn)];
+    const seen = new Set<string>();
+    const resources: RecordedResource[] = [];
+    for (const urn of order) {
+      if (seen.has(urn)) continue;
+      seen.add(urn);
+      const r = this.live.get(urn);
+      if (r !== undefined) resources.push(r);
+    }
+    return { resources, outputs: complete ? plan.next.outputs : (prior?.outputs ?? {}) };
+  }
+
+  /** Stops the forwarders and removes the scratch directory (hosts belong to the lab). */
+  async close(): Promise<void> {
+    await this.lbs.close();
+    rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+function need(r: RecordedResource | undefined, step: Step): RecordedResource {
+  if (r === undefined) throw new ProviderError(`a ${step.op} step for ${step.urn} lacks its ${step.op === "delete" ? "old" : "new"} resource`);
+  return r;
+}
+
+function describeFailure(i: number, step: Step, e: unknown): string {
+  const err = e as Error;
+  const lines = [`step ${i} (${step.op} ${step.urn}) failed: ${err.message}`];
+  if (e instanceof ProviderError && e.stderrTail !== undefined && e.stderrTail !== "") {
+    lines.push("--- stderr (tail) ---", e.stderrTail);
+  }
+  return lines.join("\n");
+}
