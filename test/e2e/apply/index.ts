@@ -55,6 +55,9 @@ export class Applier {
   private readonly providers: Record<string, Provider>;
   readonly workDir: string;
   private live = new Map<string, RecordedResource>();
+  /** Instances whose host finished booting (a host being created gets its entries when done). */
+  private readonly booted = new Set<string>();
+  private dnsQueue: Promise<void> = Promise.resolve();
   /** Timing of the last run's steps, for the scenarios' assertions on ordering. */
   lastRun: StepReport[] = [];
 
@@ -92,13 +95,28 @@ export class Applier {
       lab: this.lab,
       workDir: this.workDir,
       live: () => [...this.live.values()],
-      hostOf: (urn) => {
-        const r = this.live.get(urn);
-        return r === undefined ? undefined : this.lab.host(hostName(r));
-      },
-      dnsEntries: () => this.lbs.dnsEntries(),
+      hostBooted: (urn) => this.booted.add(urn),
+      syncDns: () => this.syncDns(),
       log: (line) => this.opts.log?.(line),
     };
+  }
+
+  /**
+   * Writes the current VPC DNS entries into every booted host, one sync at a time: a sync that
+   * starts after a change (a new host, a new load balancer) always sees it.
+   */
+  private syncDns(): Promise<void> {
+    const run = async () => {
+      const entries = this.lbs.dnsEntries();
+      for (const urn of this.booted) {
+        const r = this.live.get(urn);
+        const h = r === undefined ? undefined : this.lab.host(hostName(r));
+        if (h === undefined) this.booted.delete(urn);
+        else await h.setHostsEntries(entries);
+      }
+    };
+    this.dnsQueue = this.dnsQueue.then(run, run);
+    return this.dnsQueue;
   }
 
   private async runStep(step: Step, deferred: RecordedResource[]): Promise<void> {

@@ -1,4 +1,4 @@
-import type { LabHost, LabLike, RecordedResource } from "./contract";
+import type { LabLike, RecordedResource } from "./contract";
 
 /** What a provider may look at and touch while it carries out one step. */
 export interface ApplyContext {
@@ -7,10 +7,10 @@ export interface ApplyContext {
   workDir: string;
   /** Every resource that exists right now (prior state plus the steps completed so far). */
   live(): RecordedResource[];
-  /** The lab host booted for an instance resource, by URN. */
-  hostOf(instanceUrn: string): LabHost | undefined;
-  /** VPC DNS: names every host resolves through /etc/hosts. */
-  dnsEntries(): Record<string, string>;
+  /** VPC DNS: writes the load balancers' names into /etc/hosts of every booted host. */
+  syncDns(): Promise<void>;
+  /** Marks an instance's host booted: from now on it gets the DNS entries. */
+  hostBooted(instanceUrn: string): void;
   log(line: string): void;
 }
 

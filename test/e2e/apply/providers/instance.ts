@@ -66,8 +66,9 @@ export const instance: Provider = {
       ...(ud !== undefined ? { userData: ud } : {}),
       ...(disk !== undefined ? { dataDisk: disk } : {}),
     };
-    const host = await ctx.lab.addHost(spec);
-    await host.setHostsEntries(ctx.dnsEntries());
+    await ctx.lab.addHost(spec);
+    ctx.hostBooted(r.urn);
+    await ctx.syncDns();
     ctx.log(`instance ${r.name} booted at ${spec.privateIp}`);
     return r.outputs;
   },

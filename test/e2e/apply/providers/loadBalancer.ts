@@ -122,15 +122,6 @@ export class LoadBalancers {
     }
   }
 
-  private async publishDns(ctx: ApplyContext): Promise<void> {
-    const entries = ctx.dnsEntries();
-    for (const r of ctx.live()) {
-      if (r.type !== "aws:ec2/instance:Instance") continue;
-      const h = ctx.hostOf(r.urn);
-      if (h !== undefined) await h.setHostsEntries(entries);
-    }
-  }
-
   readonly loadBalancer: Provider = {
     create: async (r, ctx) => {
       const arn = str(r.outputs["arn"] ?? r.id, `load balancer ${r.name} arn`);
@@ -147,7 +138,7 @@ export class LoadBalancers {
       proc.stderr?.pipe(logFile);
       this.nlbs.set(r.urn, { urn: r.urn, arn, dnsName, ips, ns, proc, configPath });
       this.reconfigure(ctx);
-      await this.publishDns(ctx);
+      await ctx.syncDns();
       ctx.log(`load balancer ${r.name} (${dnsName}) forwarding from ${ips.join(", ")}`);
       return r.outputs;
     },
@@ -160,7 +151,7 @@ export class LoadBalancers {
       if (n === undefined) return;
       this.nlbs.delete(old.urn);
       await this.stop(n);
-      await this.publishDns(ctx);
+      await ctx.syncDns();
     },
   };
 
