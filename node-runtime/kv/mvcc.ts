@@ -61,8 +61,18 @@ export class KeyIndex {
 
   /** The record written just before `rec` (its prev_kv), if still stored and live. */
   before(rec: Rec): Rec | undefined {
-    const i = this.recs.indexOf(rec);
-    const p = i > 0 ? this.recs[i - 1] : undefined;
+    // Binary search by (mod, sub): a key with a long history is replayed in O(n log n), not O(n^2).
+    const recs = this.recs;
+    let lo = 0;
+    let hi = recs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = recs[mid];
+      if (m.mod < rec.mod || (m.mod === rec.mod && m.sub < rec.sub)) lo = mid + 1;
+      else hi = mid;
+    }
+    const i = recs[lo] === rec ? lo : -1;
+    const p = i > 0 ? recs[i - 1] : undefined;
     return p && p.val !== null ? p : undefined;
   }
 }

@@ -50,7 +50,7 @@ import {
   TxnResponse,
   header,
 } from './types';
-import { Change, WatchHandle, WatchHub, WatchListener, WatchOptions, Watcher } from './watch';
+import { CatchUp, Change, WatchHandle, WatchHub, WatchListener, WatchOptions, Watcher } from './watch';
 import { decodeCommand } from './codec';
 
 export interface KvStoreOptions {
@@ -66,8 +66,8 @@ export const DEFAULT_OPTIONS: KvStoreOptions = { quotaBytes: 2 * 1024 ** 3, minL
 const LEASE_COST = 64;
 const NO_LEASE = '0';
 const EMPTY = Buffer.alloc(0);
-/** Largest batch of history events handed to a watcher in one call (a revision is never split). */
-const REPLAY_BATCH = 1000;
+/** Bytes an event costs beyond its key and values, for catch-up batch budgets. */
+const EVENT_OVERHEAD = 64;
 
 export interface ResponseOf {
   put: PutResponse;
@@ -517,22 +517,27 @@ export class KvStore {
   // ---------------------------------------------------------------- watch
 
   /**
-   * Registers a watcher. With start_revision <= the current revision, the history from there
-   * is replayed synchronously (in batches that never split a revision) before this returns;
-   * afterwards every applied revision touching the range is delivered as one call. Throws
-   * WatchCompactedError when start_revision is below the compact revision (etcd cancels such
-   * a watch and reports compact_revision).
+   * Registers a watcher. Throws WatchCompactedError when start_revision is below the compact
+   * revision (etcd cancels such a watch and reports compact_revision). With start_revision <=
+   * the current revision the watcher starts unsynced: nothing is replayed here, the caller
+   * pulls the history in bounded batches with handle.catchUp() at its own pace, after which
+   * every applied revision touching the range is delivered as one call.
    */
   watch(opts: WatchOptions, listener: WatchListener): WatchHandle {
     const start = opts.start_revision ?? 0;
     if (start > 0 && start < this.compactRev) throw new WatchCompactedError(this.compactRev);
     const w = Watcher.from(this.nextWatchId++, opts, listener);
-    if (start > 0 && start <= this.rev) this.replay(w, start);
-    this.hub.add(w);
+    if (start > 0 && start <= this.rev) this.hub.addUnsynced(w, start);
+    else this.hub.add(w);
+    const hub = this.hub;
     return {
       id: w.id,
+      get synced() {
+        return hub.isSynced(w);
+      },
+      catchUp: (maxEvents, maxBytes) => this.catchUp(w, maxEvents, maxBytes),
       cancel: () => {
-        this.hub.remove(w);
+        hub.remove(w);
       },
     };
   }
@@ -542,21 +547,50 @@ export class KvStore {
     return this.hub.size;
   }
 
-  private replay(w: Watcher, start: number): void {
-    const log = this.mvcc.log;
-    let batch: Event[] = [];
-    let batchRev = 0;
-    for (let i = this.mvcc.logFrom(start); i < log.length; i++) {
-      const r = log[i];
-      if (r.mod !== batchRev && batch.length >= REPLAY_BATCH) {
-        w.listener(batch, this.rev);
-        batch = [];
-      }
-      batchRev = r.mod;
-      if (!w.matches(r.ki.key) || !w.wants({ key: r.ki.key, isDelete: r.val === null })) continue;
-      batch.push(toEvent(r, w.prevKv ? r.ki.before(r) : undefined));
+  /** Number of watchers behind the current revision (history to replay, or a slow consumer). */
+  get unsyncedWatcherCount(): number {
+    return this.hub.unsyncedCount;
+  }
+
+  /**
+   * One step of an unsynced watcher's catch-up: the history from its cursor, at most about
+   * maxEvents events / maxBytes bytes (a revision is never split, so one large revision may
+   * exceed them) and a bounded number of records examined, as one listener call. When the
+   * cursor reaches the current revision the watcher becomes synced.
+   */
+  private catchUp(w: Watcher, maxEvents: number, maxBytes: number): CatchUp {
+    if (w.cancelled || this.hub.isSynced(w)) return { state: 'synced' };
+    if (w.next < this.compactRev) {
+      this.hub.remove(w);
+      return { state: 'compacted', compactRevision: this.compactRev };
     }
-    if (batch.length > 0) w.listener(batch, this.rev);
+    const log = this.mvcc.log;
+    const scanLimit = Math.max(maxEvents, 1) * 16;
+    const batch: Event[] = [];
+    let bytes = 0;
+    let scanned = 0;
+    let i = this.mvcc.logFrom(w.next);
+    let rev = -1;
+    for (; i < log.length; i++) {
+      const r = log[i];
+      if (r.mod !== rev) {
+        if (batch.length >= maxEvents || bytes >= maxBytes || scanned >= scanLimit) break;
+        rev = r.mod;
+      }
+      scanned++;
+      const key = r.ki.key;
+      if (!w.matches(key) || !w.wants({ key, isDelete: r.val === null })) continue;
+      const prev = w.prevKv ? r.ki.before(r) : undefined;
+      batch.push(toEvent(r, prev));
+      bytes += EVENT_OVERHEAD + key.length * 2 + (r.val?.length ?? 0) + (prev?.val?.length ?? 0);
+    }
+    const next = i < log.length ? log[i].mod : this.rev + 1;
+    if (batch.length > 0 && w.listener(batch, this.rev) === false) return { state: 'behind' };
+    if (w.cancelled) return { state: 'synced' };
+    w.next = next;
+    if (i < log.length) return { state: 'behind' };
+    this.hub.markSynced(w);
+    return { state: 'synced' };
   }
 
   // ---------------------------------------------------------------- maintenance

@@ -3,6 +3,8 @@ import { WatchCompactedError } from '../../node-runtime/kv/errors';
 import type { Event } from '../../node-runtime/kv/types';
 import type { WatchOptions } from '../../node-runtime/kv/watch';
 import { Harness, b } from './helpers';
+import { IntervalIndex } from '../../node-runtime/kv/interval-index';
+import fc from 'fast-check';
 
 /** Records every delivery as "rev: TYPE key=value[ prev=value]" lines, one array per call. */
 function record(h: Harness, opts: WatchOptions): { calls: string[][]; cancel: () => void } {
@@ -10,6 +12,8 @@ function record(h: Harness, opts: WatchOptions): { calls: string[][]; cancel: ()
   const fmt = (e: Event): string =>
     `${e.kv.mod_revision}:${e.type}:${e.kv.key}=${e.kv.value}` + (e.prev_kv ? ` prev=${e.prev_kv.value}` : '');
   const handle = h.store.watch(opts, (events) => calls.push(events.map(fmt)));
+  // History is pulled by the consumer; these tests take it all at once.
+  while (!handle.synced) handle.catchUp(1000, Infinity);
   return { calls, cancel: () => handle.cancel() };
 }
 
@@ -118,5 +122,84 @@ describe('kv watch', () => {
       process.removeListener('uncaughtException', onErr);
       for (const l of saved) process.on('uncaughtException', l);
     }
+  });
+
+  it('a listener that refuses moves its watcher aside; catchUp later delivers what it missed, then live events', () => {
+    const h = new Harness();
+    const calls: string[][] = [];
+    let accept = true;
+    const handle = h.store.watch({ key: b('k'), range_end: b('l') }, (events) => {
+      if (!accept) return false;
+      calls.push(events.map((e) => `${e.kv.mod_revision}:${e.kv.key}=${e.kv.value}`));
+      return true;
+    });
+    h.put('k1', 'a'); // 2
+    accept = false;
+    h.put('k2', 'b'); // 3: refused
+    assert.equal(handle.synced, false);
+    assert.equal(h.store.unsyncedWatcherCount, 1);
+    h.put('k3', 'c'); // 4: not even offered (unsynced)
+    accept = true;
+    assert.deepEqual(handle.catchUp(1000, Infinity), { state: 'synced' });
+    h.put('k4', 'd'); // 5
+    assert.deepEqual(calls, [['2:k1=a'], ['3:k2=b', '4:k3=c'], ['5:k4=d']]);
+  });
+
+  it('catch-up comes in bounded batches: a budget of events, of bytes and of records examined', () => {
+    const h = new Harness();
+    for (let i = 0; i < 50; i++) h.put(`k${i}`, 'x'.repeat(1000));
+    for (let i = 0; i < 5000; i++) h.put(`other${i}`, 'y');
+    h.put('k-last', 'z');
+    const sizes: number[] = [];
+    const handle = h.store.watch({ key: b('k'), range_end: b('l'), start_revision: 1 }, (events) => void sizes.push(events.length));
+    let steps = 0;
+    while (!handle.synced) {
+      handle.catchUp(10, 4000);
+      steps++;
+    }
+    // 4000 bytes hold at most 4 events of ~1 KiB; 5000 unrelated records take several steps to skip.
+    assert.ok(sizes.every((n) => n <= 4), `batch sizes ${sizes.join(',')}`);
+    assert.equal(sizes.reduce((a, n) => a + n, 0), 51);
+    assert.ok(steps > 5000 / 160, `only ${steps} steps`);
+  });
+
+  it('a watcher behind a compaction is cancelled with the compact revision', () => {
+    const h = new Harness();
+    h.put('k', '1'); // 2
+    const handle = h.store.watch({ key: b('k'), start_revision: 2 }, () => undefined);
+    h.put('k', '2'); // 3
+    h.put('k', '3'); // 4
+    h.ok({ type: 'compact', req: { revision: 4 } });
+    assert.deepEqual(handle.catchUp(1000, Infinity), { state: 'compacted', compactRevision: 4 });
+    assert.equal(h.store.watcherCount, 0);
+  });
+
+  it('range watchers are found through the interval index exactly as a scan would find them', () => {
+    const key = fc.string({ unit: fc.constantFrom('a', 'b', 'c', '\0'), maxLength: 3 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(key, fc.option(key, { nil: null }), fc.boolean()), { maxLength: 40 }),
+        fc.array(key, { maxLength: 20 }),
+        (intervals, probes) => {
+          const idx = new IntervalIndex<number>();
+          const live: Array<[string, string | null, number]> = [];
+          intervals.forEach(([begin, end, keep], i) => {
+            idx.add(begin, end, i);
+            live.push([begin, end, i]);
+            if (!keep) {
+              assert.equal(idx.delete(begin, end, i), true);
+              live.pop();
+            }
+          });
+          assert.equal(idx.size, live.length);
+          for (const k of probes) {
+            const got: number[] = [];
+            idx.stab(k, (v) => void got.push(v));
+            const want = live.filter(([bg, e]) => k >= bg && (e === null || k < e)).map(([, , v]) => v);
+            assert.deepEqual(got.sort((x, y) => x - y), want.sort((x, y) => x - y));
+          }
+        },
+      ),
+    );
   });
 });

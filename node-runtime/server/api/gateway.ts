@@ -278,10 +278,20 @@ class HttpMessageStream<Req, Res> extends EventEmitter implements MessageStream<
   private finished = false;
 
   constructor(
+    private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly codec: JsonMethod,
   ) {
     super();
+    res.on("drain", () => this.emit("drain"));
+  }
+
+  pause(): void {
+    this.req.pause();
+  }
+
+  resume(): void {
+    this.req.resume();
   }
 
   write(msg: Res): boolean {
@@ -333,7 +343,7 @@ interface StreamRoute {
 }
 
 function serveStream(req: http.IncomingMessage, res: http.ServerResponse, route: StreamRoute, limit: number): void {
-  const stream = new HttpMessageStream<unknown, unknown>(res, route.codec);
+  const stream = new HttpMessageStream<unknown, unknown>(req, res, route.codec);
   const splitter = new JsonValueSplitter();
   let first = true;
   let reading = true;

@@ -2,8 +2,15 @@
  * One Watch stream: many watchers multiplexed by watch_id, as etcd serves them.
  *
  * Order on the wire matters to clients: the "created" response must precede any event of that
- * watcher (etcdctl drops events of a watch it has not seen created), so history replayed during
- * creation is held back until "created" is written.
+ * watcher (etcdctl drops events of a watch it has not seen created).
+ *
+ * Flow control, as etcd's watchableStore: the stream's outgoing buffer is bounded. While it is
+ * full, live events for this stream's watchers are refused, which moves those watchers aside
+ * (unsynced; they keep only a cursor into the store's history), and the stream stops reading
+ * requests. When the buffer drains, a pump catches the unsynced watchers up from history in
+ * bounded batches, one batch per event-loop turn, so neither memory nor the event loop is held
+ * by a slow client or a watch from an old revision. A watcher whose history is compacted while
+ * it is behind is cancelled with compact_revision, as etcd cancels it.
  */
 import { WatchCompactedError } from "../../kv/errors";
 import type { Event } from "../../kv/types";
@@ -18,12 +25,36 @@ type Stream = MessageStream<wire.WatchRequest, wire.WatchResponse>;
 
 /** How often watchers created with progress_notify hear the current revision when idle. */
 const PROGRESS_INTERVAL_MS = 10 * 60 * 1000;
+/** One catch-up batch: at most this many events / bytes (a revision is never split). */
+export const CATCHUP_EVENTS = 1000;
+export const CATCHUP_BYTES = 256 * 1024;
+/** Time one pump turn may spend before yielding the event loop. */
+const PUMP_SLICE_MS = 5;
+/** etcd's error for a create request reusing a live watch_id (mvcc.ErrWatcherDuplicateID). */
+const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
+/** etcd's error for a range whose end is not after its key (mvcc.ErrEmptyWatcherRange). */
+const ERR_EMPTY_RANGE = "mvcc: watcher range is empty";
+
+/** A watch_id as canonical decimal text (int64 needs more than a JS number). */
+function watchIdOf(v: unknown): string {
+  if (v === undefined || v === null || v === "") return "0";
+  try {
+    return BigInt(v as string | number).toString();
+  } catch {
+    return "0";
+  }
+}
 
 export function serveWatch(member: Member, call: Stream): void {
-  const watchers = new Map<number, WatchHandle>();
-  const progressIds = new Set<number>();
-  let nextId = 0;
+  const watchers = new Map<string, WatchHandle>();
+  /** Watchers that are behind and wait for the pump, in the order they fell behind. */
+  const behind = new Set<string>();
+  const progressIds = new Set<string>();
+  let nextId = 0n;
   let closed = false;
+  /** The outgoing buffer is full: refuse events until "drain". */
+  let full = false;
+  let pumpScheduled = false;
 
   const hdr = (revision: number): wire.ResponseHeader => ({
     cluster_id: String(member.clusterId),
@@ -31,9 +62,9 @@ export function serveWatch(member: Member, call: Stream): void {
     revision: String(revision),
     raft_term: String(member.currentTerm()),
   });
-  const send = (r: Omit<Partial<wire.WatchResponse>, "watch_id"> & { watch_id: number }) => {
+  const send = (r: Omit<Partial<wire.WatchResponse>, "watch_id"> & { watch_id: string }): void => {
     if (closed) return;
-    call.write({
+    const ok = call.write({
       header: hdr(member.kv.revision),
       created: false,
       canceled: false,
@@ -42,8 +73,12 @@ export function serveWatch(member: Member, call: Stream): void {
       fragment: false,
       events: [],
       ...r,
-      watch_id: String(r.watch_id),
     });
+    if (ok === false && !full) {
+      full = true;
+      // Stop reading requests too: a client that does not read cannot make us buffer more.
+      call.pause();
+    }
   };
   const toWireEvents = (events: readonly Event[]) =>
     events.map((e) => ({ type: e.type, kv: e.kv, prev_kv: e.prev_kv ?? null })) as unknown as wire.Event[];
@@ -52,24 +87,79 @@ export function serveWatch(member: Member, call: Stream): void {
     for (const id of progressIds) send({ watch_id: id });
   }, PROGRESS_INTERVAL_MS);
 
-  const create = (req: Partial<wire.WatchCreateRequest>) => {
-    let id = toNumber(req.watch_id);
-    if (id === 0 || watchers.has(id)) {
-      while (watchers.has(nextId)) nextId++;
-      id = nextId++;
+  const schedulePump = () => {
+    if (pumpScheduled || closed || full || behind.size === 0) return;
+    pumpScheduled = true;
+    setImmediate(pump);
+  };
+
+  const pump = () => {
+    pumpScheduled = false;
+    const until = performance.now() + PUMP_SLICE_MS;
+    while (!closed && !full && behind.size > 0 && performance.now() < until) {
+      for (const id of behind) {
+        const h = watchers.get(id);
+        if (!h) {
+          behind.delete(id);
+          continue;
+        }
+        const r = h.catchUp(CATCHUP_EVENTS, CATCHUP_BYTES);
+        if (r.state === "synced") behind.delete(id);
+        else if (r.state === "compacted") {
+          behind.delete(id);
+          watchers.delete(id);
+          progressIds.delete(id);
+          send({ watch_id: id, canceled: true, compact_revision: String(r.compactRevision), header: hdr(0) });
+        } else {
+          // Round robin: the next turn starts with the next watcher.
+          behind.delete(id);
+          behind.add(id);
+        }
+        if (closed || full || performance.now() >= until) break;
+      }
     }
-    const held: Array<{ events: Event[]; revision: number }> = [];
-    let live = false;
-    const deliver = (events: Event[], revision: number) => {
-      if (!live) held.push({ events, revision });
-      else send({ watch_id: id, events: toWireEvents(events), header: hdr(revision) });
+    schedulePump();
+  };
+
+  call.on("drain", () => {
+    if (!full || closed) return;
+    full = false;
+    call.resume();
+    schedulePump();
+  });
+
+  const create = (req: Partial<wire.WatchCreateRequest>) => {
+    let id = watchIdOf(req.watch_id);
+    if (id === "0") {
+      // etcd's AutoWatchID: the lowest free ID counting up from the last one given out.
+      while (watchers.has(nextId.toString())) nextId++;
+      id = (nextId++).toString();
+    } else if (watchers.has(id)) {
+      // etcd 3.4 refuses the request: created and canceled at once, watch_id -1, with its reason.
+      send({ watch_id: "-1", created: true, canceled: true, cancel_reason: ERR_DUPLICATE_ID });
+      return;
+    }
+    const end = req.range_end && req.range_end.length > 0 ? toBuffer(req.range_end) : undefined;
+    const key = toBuffer(req.key);
+    if (end !== undefined && !(end.length === 1 && end[0] === 0) && Buffer.compare(key, end) >= 0) {
+      send({ watch_id: "-1", created: true, canceled: true, cancel_reason: ERR_EMPTY_RANGE });
+      return;
+    }
+    const deliver = (events: Event[], revision: number): boolean => {
+      if (closed) return true;
+      if (full) {
+        // Refused: the store keeps the events in its history until the pump asks for them.
+        behind.add(id);
+        return false;
+      }
+      send({ watch_id: id, events: toWireEvents(events), header: hdr(revision) });
+      return true;
     };
     let handle: WatchHandle;
     try {
-      const end = req.range_end && req.range_end.length > 0 ? toBuffer(req.range_end) : undefined;
       handle = member.kv.watch(
         {
-          key: toBuffer(req.key),
+          key,
           ...(end !== undefined ? { range_end: end } : {}),
           start_revision: toNumber(req.start_revision),
           prev_kv: req.prev_kv ?? false,
@@ -93,15 +183,18 @@ export function serveWatch(member: Member, call: Stream): void {
     watchers.set(id, handle);
     if (req.progress_notify) progressIds.add(id);
     send({ watch_id: id, created: true });
-    live = true;
-    for (const h of held) send({ watch_id: id, events: toWireEvents(h.events), header: hdr(h.revision) });
+    if (!handle.synced) {
+      behind.add(id);
+      schedulePump();
+    }
   };
 
-  const cancel = (id: number) => {
+  const cancel = (id: string) => {
     const h = watchers.get(id);
     if (h) {
       h.cancel();
       watchers.delete(id);
+      behind.delete(id);
       progressIds.delete(id);
     }
     send({ watch_id: id, canceled: true });
@@ -113,12 +206,13 @@ export function serveWatch(member: Member, call: Stream): void {
     clearInterval(progressTimer);
     for (const h of watchers.values()) h.cancel();
     watchers.clear();
+    behind.clear();
   };
 
   call.on("data", (req: wire.WatchRequest) => {
     if (req.create_request) create(req.create_request);
-    else if (req.cancel_request) cancel(toNumber(req.cancel_request.watch_id));
-    else if (req.progress_request) send({ watch_id: -1 });
+    else if (req.cancel_request) cancel(watchIdOf(req.cancel_request.watch_id));
+    else if (req.progress_request) send({ watch_id: "-1" });
   });
   call.on("end", () => {
     close();
