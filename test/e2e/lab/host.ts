@@ -1,0 +1,320 @@
+/**
+ * One lab host: an overlay over the base image, a NoCloud seed carrying the instance's user data
+ * and SSH keys, an optional data disk (a loop device over a sparse file), and systemd-nspawn
+ * booting it with systemd as PID 1 inside the host's network namespace.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { mustRun, runCommand, sleep, waitFor, type RunResult } from "./run";
+import { deleteNetns } from "./net";
+
+export interface HostSpec {
+  /** e.g. "raftkv-1"; also the hostname cloud-init sets from local-hostname. */
+  name: string;
+  /** cloud-init instance-id: user data runs once per instance-id, as on EC2. */
+  instanceId: string;
+  privateIp: string;
+  /** cloud-init NoCloud user-data (a "#!" script or #cloud-config), as EC2 user data. */
+  userData?: string;
+  /** For the `admin` user (cloud-init default user, passwordless sudo), as the Debian AMI. */
+  sshAuthorizedKeys: string[];
+  /** A loop device bound into the container as its second block device (/dev/nvme1n1). */
+  dataDisk?: { sizeMiB: number };
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Host {
+  readonly name: string;
+  readonly privateIp: string;
+  readonly netnsPath: string;
+  /** As root inside the host (all its namespaces, via nsenter); rejects if the host is not running. */
+  exec(argv: string[], opts?: { input?: string; timeoutMs?: number }): Promise<ExecResult>;
+  /** Clean shutdown (EC2 stop): tree and data disk kept. */
+  stop(): Promise<void>;
+  /** Power cut: SIGKILL the container. */
+  kill(): Promise<void>;
+  /** Boot again (same instance-id: user data does not run again); resolves once sshd answers. */
+  start(): Promise<void>;
+  /** EC2 terminate: container, its tree and its data disk gone. */
+  destroy(): Promise<void>;
+  /** "VPC DNS": name -> ip in /etc/hosts. Replaces the entries set by the previous call. */
+  setHostsEntries(entries: Record<string, string>): Promise<void>;
+}
+
+/** What a host needs from its lab. */
+export interface HostContext {
+  lab: string;
+  baseRoot: string;
+  hostDir: string;
+  netns: string;
+  veth: string;
+  vpcPrefix: number;
+  onDestroyed(host: LabHost): void;
+}
+
+/** The device name the data disk gets inside: the second NVMe disk of a Nitro instance. */
+export const DATA_DISK_DEVICE = "/dev/nvme1n1";
+const HOSTS_BEGIN = "# BEGIN raftkv-lab vpc dns";
+const HOSTS_END = "# END raftkv-lab vpc dns";
+const EXEC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const BOOT_TIMEOUT_MS = Number(process.env.RAFTKV_E2E_BOOT_TIMEOUT_MS ?? 180_000);
+const STOP_TIMEOUT_MS = 60_000;
+
+export const machineName = (lab: string, host: string): string => `rk-${lab}-${host}`;
+
+/** The PIDs whose parent is `ppid`. */
+export function childPids(ppid: number): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) === ppid && fields[0] !== "Z") out.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+function yamlString(s: string): string {
+  return JSON.stringify(s); // JSON strings are YAML strings
+}
+
+export class LabHost implements Host {
+  readonly name: string;
+  readonly privateIp: string;
+  readonly netnsPath: string;
+  readonly instanceId: string;
+  private readonly machine: string;
+  private readonly merged: string;
+  private loopDevice: string | undefined;
+  private nspawn: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private state: "new" | "running" | "stopped" | "destroyed" = "new";
+
+  constructor(
+    private readonly ctx: HostContext,
+    private readonly spec: HostSpec,
+  ) {
+    this.name = spec.name;
+    this.privateIp = spec.privateIp;
+    this.instanceId = spec.instanceId;
+    this.netnsPath = `/run/netns/${ctx.netns}`;
+    this.machine = machineName(ctx.lab, spec.name);
+    this.merged = path.join(ctx.hostDir, "root");
+  }
+
+  get running(): boolean {
+    return this.state === "running";
+  }
+
+  /** Tree, identity, seed and disk; the network namespace already exists. */
+  async prepare(): Promise<void> {
+    const { hostDir, baseRoot } = this.ctx;
+    for (const d of ["upper", "work", "root"]) fs.mkdirSync(path.join(hostDir, d), { recursive: true });
+    await mustRun([
+      "mount",
+      "-t",
+      "overlay",
+      "overlay",
+      "-o",
+      `lowerdir=${baseRoot},upperdir=${path.join(hostDir, "upper")},workdir=${path.join(hostDir, "work")}`,
+      this.merged,
+    ]);
+    const r = this.merged;
+    fs.writeFileSync(path.join(r, "etc/machine-id"), `${randomBytes(16).toString("hex")}\n`);
+    fs.writeFileSync(path.join(r, "etc/hostname"), `${this.name}\n`);
+    fs.writeFileSync(
+      path.join(r, "etc/hosts"),
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${this.privateIp}\t${this.name}\n${HOSTS_BEGIN}\n${HOSTS_END}\n`,
+    );
+    const seed = path.join(r, "var/lib/cloud/seed/nocloud");
+    fs.mkdirSync(seed, { recursive: true, mode: 0o700 });
+    const keys = this.spec.sshAuthorizedKeys.map((k) => `  - ${yamlString(k.trim())}`).join("\n");
+    fs.writeFileSync(
+      path.join(seed, "meta-data"),
+      `instance-id: ${yamlString(this.instanceId)}\nlocal-hostname: ${yamlString(this.name)}\n` +
+        (keys ? `public-keys:\n${keys}\n` : ""),
+      { mode: 0o600 },
+    );
+    fs.writeFileSync(path.join(seed, "user-data"), this.spec.userData ?? "", { mode: 0o600 });
+    if (this.spec.dataDisk) {
+      const img = path.join(hostDir, "disk.img");
+      const fd = fs.openSync(img, "w");
+      fs.ftruncateSync(fd, this.spec.dataDisk.sizeMiB * 1024 * 1024);
+      fs.closeSync(fd);
+      this.loopDevice = (await mustRun(["losetup", "--find", "--show", img])).trim();
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.state === "running") return;
+    if (this.state === "destroyed") throw new Error(`host ${this.name} was destroyed`);
+    fs.rmSync(`/run/systemd/nspawn/propagate/${this.machine}`, { recursive: true, force: true });
+    const args = [
+      "-D",
+      this.merged,
+      "-M",
+      this.machine,
+      `--hostname=${this.name}`,
+      "--boot",
+      "--register=no",
+      "--keep-unit",
+      "--console=passive",
+      "--resolv-conf=off",
+      "--timezone=off",
+      "--link-journal=no",
+      `--network-namespace-path=${this.netnsPath}`,
+    ];
+    if (this.loopDevice) {
+      // The disk as the device the user data looks for, and under its own name too: without
+      // udev there is no /dev/disk/by-label, so `mount LABEL=...` finds it by scanning the
+      // kernel's partition list (/proc/partitions names it loopN).
+      args.push(`--bind=${this.loopDevice}:${DATA_DISK_DEVICE}`, `--bind=${this.loopDevice}`);
+    }
+    const log = fs.openSync(path.join(this.ctx.hostDir, "console.log"), "a");
+    const child = spawn("systemd-nspawn", args, { detached: true, stdio: ["ignore", log, log] });
+    fs.closeSync(log);
+    child.unref();
+    this.nspawn = child;
+    this.exited = new Promise((resolve) => {
+      child.once("exit", () => resolve());
+      child.once("error", () => resolve());
+    });
+    this.state = "running";
+    // The container may also end on its own (`poweroff` inside, a crash): the host is then stopped.
+    void this.exited.then(() => {
+      if (this.nspawn === child && this.state === "running") this.afterExit();
+    });
+    try {
+      await this.waitBooted();
+    } catch (err) {
+      const tail = fs.readFileSync(path.join(this.ctx.hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
+      throw new Error(`host ${this.name} did not boot: ${(err as Error).message}\n--- console (last lines) ---\n${tail}`);
+    }
+  }
+
+  /** sshd answers on the private address, and cloud-init has installed the admin keys. */
+  private async waitBooted(): Promise<void> {
+    await waitFor(`sshd on ${this.name} (${this.privateIp}:22)`, BOOT_TIMEOUT_MS, async () => {
+      if (this.state !== "running") throw new Error("systemd-nspawn exited");
+      // From inside the host's namespace: the runner itself may not reach a private address.
+      const r = await runCommand(
+        ["nsenter", `--net=${this.netnsPath}`, "--", "bash", "-c", `exec 3<>/dev/tcp/${this.privateIp}/22 && head -c 4 <&3`],
+        { timeoutMs: 5000 },
+      );
+      return r.stdout.startsWith("SSH-") ? true : undefined;
+    });
+    if (this.spec.sshAuthorizedKeys.length > 0) {
+      await waitFor(`the admin user's SSH keys on ${this.name}`, BOOT_TIMEOUT_MS, async () => {
+        const r = await this.exec(["test", "-s", "/home/admin/.ssh/authorized_keys"], { timeoutMs: 10_000 });
+        return r.code === 0 ? true : undefined;
+      });
+    }
+  }
+
+  /** The container's PID 1 (as seen from the machine). */
+  private initPid(): number | undefined {
+    const pid = this.nspawn?.pid;
+    if (pid === undefined || this.state !== "running") return undefined;
+    return childPids(pid)[0];
+  }
+
+  async exec(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+    if (this.state !== "running") throw new Error(`host ${this.name} is not running (${this.state})`);
+    const pid = await waitFor(`PID 1 of ${this.name}`, 30_000, async () => this.initPid(), 100);
+    return runCommand(
+      ["nsenter", "-t", String(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--", "env", "-i", `PATH=${EXEC_PATH}`, "HOME=/root", "LANG=C.UTF-8", ...argv],
+      { input: opts.input, timeoutMs: opts.timeoutMs ?? 600_000 },
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.state !== "running") return;
+    // SIGTERM to systemd-nspawn makes it ask the container's systemd to halt (6–8 s here).
+    this.nspawn?.kill("SIGTERM");
+    const done = await Promise.race([this.exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+    if (!done) {
+      process.stderr.write(`lab: ${this.name} did not halt within ${STOP_TIMEOUT_MS / 1000} s; killing it\n`);
+      await this.kill();
+      return;
+    }
+    this.afterExit();
+  }
+
+  async kill(): Promise<void> {
+    if (this.state !== "running") return;
+    const init = this.initPid();
+    // Killing PID 1 of the container's PID namespace kills every process in it at once.
+    for (const pid of [init, this.nspawn?.pid]) {
+      if (pid === undefined) continue;
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    await this.exited;
+    this.afterExit();
+  }
+
+  private afterExit(): void {
+    this.state = "stopped";
+    this.nspawn = undefined;
+    // systemd-nspawn refuses to delete this directory when /run is not a tmpfs (as here).
+    fs.rmSync(`/run/systemd/nspawn/propagate/${this.machine}`, { recursive: true, force: true });
+  }
+
+  async destroy(): Promise<void> {
+    if (this.state === "destroyed") return;
+    await this.stop();
+    await this.teardown();
+  }
+
+  /** Everything of this host but the process (already gone): mount, loop device, files, namespace. */
+  async teardown(): Promise<void> {
+    this.state = "destroyed";
+    let r = await runCommand(["umount", this.merged]);
+    if (r.code !== 0 && fs.existsSync(this.merged)) r = await runCommand(["umount", "-l", this.merged]);
+    if (this.loopDevice) await runCommand(["losetup", "-d", this.loopDevice]);
+    this.loopDevice = undefined;
+    fs.rmSync(this.ctx.hostDir, { recursive: true, force: true });
+    await deleteNetns(this.ctx.netns, this.ctx.veth);
+    this.ctx.onDestroyed(this);
+  }
+
+  async setHostsEntries(entries: Record<string, string>): Promise<void> {
+    if (this.state === "destroyed") throw new Error(`host ${this.name} was destroyed`);
+    const file = path.join(this.merged, "etc/hosts");
+    const current = fs.readFileSync(file, "utf8");
+    const lines = Object.entries(entries).map(([name, ip]) => {
+      if (!/^[A-Za-z0-9.-]+$/.test(name)) throw new Error(`invalid host name ${JSON.stringify(name)}`);
+      parseIpStrict(ip);
+      return `${ip}\t${name}`;
+    });
+    const begin = current.indexOf(HOSTS_BEGIN);
+    const end = current.indexOf(HOSTS_END);
+    const head = begin >= 0 ? current.slice(0, begin) : current.endsWith("\n") ? current : `${current}\n`;
+    const tail = end >= 0 ? current.slice(end + HOSTS_END.length + 1) : "";
+    const next = `${head}${HOSTS_BEGIN}\n${lines.map((l) => `${l}\n`).join("")}${HOSTS_END}\n${tail}`;
+    // Replace atomically: a resolver inside never reads half a file.
+    const tmp = path.join(this.merged, "etc/.hosts.raftkv-lab");
+    fs.writeFileSync(tmp, next, { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  }
+}
+
+function parseIpStrict(ip: string): void {
+  if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(ip) || ip.split(".").some((o) => Number(o) > 255)) {
+    throw new Error(`invalid IPv4 address ${JSON.stringify(ip)}`);
+  }
+}

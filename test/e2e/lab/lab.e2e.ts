@@ -1,0 +1,181 @@
+/**
+ * The lab itself, tested with real tools: two hosts booted from the Debian 13 image, a real
+ * OpenSSH client as `admin` through the public host as jump host, the product's own data-volume
+ * user data formatting and mounting a real block device, stop/kill/start, destroy and close
+ * leaving nothing behind.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { renderDataVolumeUserData } from "../../../components/hostScripts";
+import { hostToolsPresent, labLeftovers, openLab, type Host, type Lab } from "./index";
+import { mustRun, runCommand, waitFor } from "./run";
+
+const LAB = "labtest";
+const VPC = "10.213.0.0/16";
+const PUBLIC = "10.213.255.0/24";
+const BASTION_IP = "10.213.255.10";
+const MASTER_IP = "10.213.0.10";
+const NLB_IP = "10.213.0.4";
+
+const MARKER_USER_DATA = `#!/bin/bash
+# Appends one line per run: proves user data ran, and that it ran once.
+date -u +%s >> /var/tmp/user-data-ran
+`;
+
+describe("e2e lab: real hosts", function () {
+  this.timeout(600_000);
+  let lab: Lab | undefined;
+  let bastion: Host;
+  let master: Host;
+  let tmp: string;
+  let sshConfig: string;
+
+  const ssh = (args: string[], timeoutMs = 60_000) => runCommand(["ssh", "-F", sshConfig, ...args], { timeoutMs });
+  const viaBastion = (cmd: string) => ssh(["-J", `admin@${BASTION_IP}`, `admin@${MASTER_IP}`, cmd], 90_000);
+
+  before(async function () {
+    const tools = hostToolsPresent();
+    if (!tools.ok) throw new Error(`this machine cannot run the e2e suite: ${tools.reason}`);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "raftkv-lab-test-"));
+    await mustRun(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab-test", "-f", path.join(tmp, "id")]);
+    sshConfig = path.join(tmp, "ssh_config");
+    // A config file, not -o options: ssh hands -F on to the jump connection, not -o.
+    fs.writeFileSync(
+      sshConfig,
+      [
+        "Host *",
+        `  IdentityFile ${path.join(tmp, "id")}`,
+        "  IdentitiesOnly yes",
+        `  UserKnownHostsFile ${path.join(tmp, "known_hosts")}`,
+        "  StrictHostKeyChecking accept-new",
+        "  BatchMode yes",
+        "  ConnectTimeout 10",
+        "  LogLevel ERROR",
+        "",
+      ].join("\n"),
+    );
+    const pub = fs.readFileSync(path.join(tmp, "id.pub"), "utf8").trim();
+    lab = await openLab({ name: LAB, vpcCidr: VPC, publicCidr: PUBLIC });
+    [bastion, master] = await Promise.all([
+      lab.addHost({ name: "bastion", instanceId: "i-0b0000000000000001", privateIp: BASTION_IP, userData: MARKER_USER_DATA, sshAuthorizedKeys: [pub] }),
+      lab.addHost({
+        name: "raftkv-1",
+        instanceId: "i-0m0000000000000001",
+        privateIp: MASTER_IP,
+        userData: renderDataVolumeUserData(),
+        sshAuthorizedKeys: [pub],
+        dataDisk: { sizeMiB: 64 },
+      }),
+    ]);
+  });
+
+  after(async function () {
+    await lab?.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("the runner reaches only the public subnet: the bastion directly, the private host not at all", async function () {
+    assert.equal(lab!.runnerCanReach(BASTION_IP), true);
+    assert.equal(lab!.runnerCanReach(MASTER_IP), false);
+    const direct = await ssh([`admin@${BASTION_IP}`, "sudo -n id -u && hostname"]);
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.deepEqual(direct.stdout.trim().split("\n"), ["0", "bastion"]);
+    const blocked = await ssh([`admin@${MASTER_IP}`, "true"]);
+    assert.notEqual(blocked.code, 0);
+    assert.match(blocked.stderr, /unreachable|No route to host/i);
+  });
+
+  it("SSH as admin through the bastion as jump host reaches the private host, with passwordless sudo and Node.js 20", async function () {
+    const r = await viaBastion("hostname && node --version && sudo -n id -u");
+    assert.equal(r.code, 0, r.stderr);
+    const [hostname, node, uid] = r.stdout.trim().split("\n");
+    assert.equal(hostname, "raftkv-1");
+    assert.match(node ?? "", /^v20\./);
+    assert.equal(uid, "0");
+  });
+
+  it("user data ran through cloud-init (NoCloud) as on EC2, once", async function () {
+    const status = await bastion.exec(["cloud-init", "status", "--wait"]);
+    assert.equal(status.code, 0, `${status.stdout}${status.stderr}`);
+    assert.match(status.stdout, /status: done/);
+    const marker = await bastion.exec(["cat", "/var/tmp/user-data-ran"]);
+    assert.equal(marker.code, 0, marker.stderr);
+    assert.equal(marker.stdout.trim().split("\n").length, 1);
+  });
+
+  it("the product's data-volume user data formatted the second disk and mounted it on /var/lib/raftkv", async function () {
+    const status = await master.exec(["cloud-init", "status", "--wait"]);
+    assert.equal(status.code, 0, `${status.stdout}${status.stderr}`);
+    const r = await viaBastion("findmnt -n -o FSTYPE,TARGET /var/lib/raftkv && sudo -n blkid -s LABEL -o value /dev/nvme1n1 && grep -c LABEL=raftkv-data /etc/fstab");
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.trim().replace(/\s+/g, " ")), ["ext4 /var/lib/raftkv", "raftkv-data", "1"]);
+  });
+
+  it("VPC DNS: setHostsEntries names addresses in /etc/hosts", async function () {
+    await bastion.setHostsEntries({ "nlb.raftkv.internal": NLB_IP, "raftkv-1.internal": MASTER_IP });
+    await bastion.setHostsEntries({ "nlb.raftkv.internal": NLB_IP });
+    const r = await bastion.exec(["getent", "hosts", "nlb.raftkv.internal"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^${NLB_IP.replace(/\./g, "\\.")}\\s+nlb\\.raftkv\\.internal`));
+    const gone = await bastion.exec(["getent", "hosts", "raftkv-1.internal"]);
+    assert.notEqual(gone.code, 0, "an entry from the previous call survived");
+    const self = await bastion.exec(["getent", "hosts", "bastion"]);
+    assert.match(self.stdout, new RegExp(`^${BASTION_IP.replace(/\./g, "\\.")}\\s+bastion`));
+  });
+
+  it("a bare namespace on the bridge serves every host; nothing leaves the machine", async function () {
+    const ns = await lab!.addNamespace("nlb", [NLB_IP]);
+    try {
+      const server = ns.spawn(["node", "-e", `require("net").createServer((s) => s.end("hello from the forwarder\\n")).listen(7000, "${NLB_IP}")`], {
+        stdio: "ignore",
+      });
+      assert.ok(server.pid);
+      const got = await waitFor("the forwarder to answer from the private host", 30_000, async () => {
+        const r = await master.exec(["bash", "-c", `exec 3<>/dev/tcp/${NLB_IP}/7000 && cat <&3`], { timeoutMs: 5000 });
+        return r.code === 0 ? r.stdout : undefined;
+      });
+      assert.equal(got, "hello from the forwarder\n");
+      assert.equal(lab!.runnerCanReach(NLB_IP), false);
+      // No default route in a host: the internet is unreachable, not merely slow.
+      const out = await master.exec(["ip", "route", "get", "1.1.1.1"]);
+      assert.notEqual(out.code, 0);
+      assert.match(out.stderr, /unreachable/i);
+    } finally {
+      await ns.close();
+    }
+    const left = await runCommand(["ip", "netns", "list"]);
+    assert.ok(!left.stdout.includes(ns.name), `${ns.name} still exists`);
+  });
+
+  it("stop and start (EC2 stop/start) keep the data disk and its mount; a power cut and start do not rerun user data", async function () {
+    const w = await viaBastion("echo kept-across-restarts | sudo -n tee /var/lib/raftkv/probe >/dev/null && sync");
+    assert.equal(w.code, 0, w.stderr);
+    await Promise.all([master.stop(), bastion.kill()]);
+    await assert.rejects(master.exec(["true"]), /not running/);
+    await Promise.all([master.start(), bastion.start()]);
+    const r = await viaBastion("findmnt -n -o FSTYPE /var/lib/raftkv && cat /var/lib/raftkv/probe");
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["ext4", "kept-across-restarts"]);
+    const marker = await bastion.exec(["cat", "/var/tmp/user-data-ran"]);
+    assert.equal(marker.stdout.trim().split("\n").length, 1, "user data ran again after a restart with the same instance-id");
+  });
+
+  it("destroy removes the host, its namespace, its disk and its tree; close leaves nothing on the machine", async function () {
+    const loopsBefore = (await mustRun(["losetup", "--list", "--noheadings", "--output", "BACK-FILE"])).split("\n").filter((l) => l.includes(LAB));
+    assert.equal(loopsBefore.length, 1);
+    await master.destroy();
+    assert.equal(lab!.host("raftkv-1"), undefined);
+    assert.equal(lab!.hostByIp(MASTER_IP), undefined);
+    const left = await labLeftovers(LAB);
+    assert.ok(!left.some((l) => l.includes("raftkv-1") || l.startsWith("loop")), left.join("\n"));
+    await assert.rejects(master.exec(["true"]), /not running/);
+    await lab!.close();
+    assert.deepEqual(await labLeftovers(LAB), []);
+    const bridge = await runCommand(["ip", "link", "show", `rk-${LAB}`]);
+    assert.notEqual(bridge.code, 0);
+    const route = await mustRun(["ip", "route", "show", "type", "unreachable"]);
+    assert.ok(!route.includes(VPC), route);
+  });
+});
