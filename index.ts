@@ -15,6 +15,8 @@ const settings = resolveSettings(
     certGeneration: config.getNumber("certGeneration"),
     caGeneration: config.getNumber("caGeneration"),
     retiredCaGenerations: config.getObject<unknown>("retiredCaGenerations"),
+    peerCaGeneration: config.getNumber("peerCaGeneration"),
+    retiredPeerCaGenerations: config.getObject<unknown>("retiredPeerCaGenerations"),
     certValidityHours: config.getNumber("certValidityHours"),
     certEarlyRenewalHours: config.getNumber("certEarlyRenewalHours"),
     caValidityHours: config.getNumber("caValidityHours"),

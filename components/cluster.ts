@@ -82,6 +82,8 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         certGeneration: s.certGeneration,
         caGeneration: s.caGeneration,
         retiredCaGenerations: s.retiredCaGenerations,
+        peerCaGeneration: s.peerCaGeneration,
+        retiredPeerCaGenerations: s.retiredPeerCaGenerations,
         validityHours: s.certValidityHours,
         earlyRenewalHours: s.certEarlyRenewalHours,
         caValidityHours: s.caValidityHours,
@@ -126,6 +128,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         workers: workerPlacements.map((w) => ({ name: w.name, privateIp: w.privateIp, instance: workers.instances[w.name]!, cert: pki.workers[w.name]! })),
         memberCerts: pki.members,
         caBundlePem: pki.caBundlePem,
+        peerCaBundlePem: pki.peerCaBundlePem,
         clientEndpoint: this.clientEndpoint,
         clusterToken: s.clusterToken,
         ssh: {

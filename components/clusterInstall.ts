@@ -11,6 +11,7 @@ import {
   renderTrustScript,
   renderWorkerInstallScript,
   sshInvocation,
+  type HostRole,
 } from "./hostScripts";
 
 export interface SshSettings {
@@ -33,7 +34,10 @@ export interface ClusterInstallArgs {
   masters: Record<string, InstallHost>;
   workers: Array<InstallHost & { cert: IssuedCert }>;
   memberCerts: Record<string, MemberCerts>;
+  /** The client CA bundle (ca.crt) for every host. */
   caBundlePem: pulumi.Input<string>;
+  /** The peer CA bundle (peer-ca.crt) for the masters. */
+  peerCaBundlePem: pulumi.Input<string>;
   /** https://<load balancer>:2379, written into the workers' env files. */
   clientEndpoint: pulumi.Input<string>;
   clusterToken: string;
@@ -53,7 +57,8 @@ function digest(parts: readonly string[]): string {
 
 /**
  * Puts the runtime on the hosts and keeps it there, over SSH:
- *  - trust (every host, in parallel): prepare the host, write the CA bundle, SIGHUP on change;
+ *  - trust (every host, in parallel): prepare the host, write the CA bundles (client CA on every
+ *    host, peer CA on masters), SIGHUP on change;
  *  - install (per member): certificates, bundles, unit, env file; bootstrap members start in
  *    parallel, each joining member is added and started only after the previous one rolled;
  *  - roll (per member, chained): on any change, restart or reload one member at a time, each
@@ -79,16 +84,25 @@ export class ClusterInstall extends pulumi.ComponentResource {
         ? { proxy: { host: args.ssh.bastion.host, user: args.ssh.bastion.user, privateKey: pulumi.secret(args.ssh.privateKey) } }
         : {}),
     });
-    const caStdin = pulumi.output(args.caBundlePem).apply((pem) => renderFileBundle([{ name: memberCertFileNames().ca, content: pem }]));
+    const caFiles = memberCertFileNames();
+    const trustStdin: Record<HostRole, pulumi.Output<string>> = {
+      master: pulumi.all([args.caBundlePem, args.peerCaBundlePem]).apply(([ca, peerCa]) =>
+        renderFileBundle([
+          { name: caFiles.ca, content: ca },
+          { name: caFiles.peerCa, content: peerCa },
+        ]),
+      ),
+      worker: pulumi.output(args.caBundlePem).apply((pem) => renderFileBundle([{ name: caFiles.ca, content: pem }])),
+    };
 
-    const trust = (host: InstallHost): command.remote.Command =>
+    const trust = (host: InstallHost, role: HostRole): command.remote.Command =>
       new command.remote.Command(
         `${host.name}-trust`,
         {
           connection: connection(host.privateIp),
-          create: sshInvocation(renderTrustScript("create"), `${host.name}-trust`),
-          update: sshInvocation(renderTrustScript("update"), `${host.name}-trust`),
-          stdin: caStdin,
+          create: sshInvocation(renderTrustScript("create", role), `${host.name}-trust`),
+          update: sshInvocation(renderTrustScript("update", role), `${host.name}-trust`),
+          stdin: trustStdin[role],
         },
         { parent: this, dependsOn: [host.instance] },
       );
@@ -100,8 +114,8 @@ export class ClusterInstall extends pulumi.ComponentResource {
       );
 
     const masterTrusts: Record<string, command.remote.Command> = {};
-    for (const j of args.joins) masterTrusts[j.member.name] = trust(this.host(args, j.member.name));
-    const workerTrusts = args.workers.map((w) => trust(w));
+    for (const j of args.joins) masterTrusts[j.member.name] = trust(this.host(args, j.member.name), "master");
+    const workerTrusts = args.workers.map((w) => trust(w, "worker"));
     const everyTrust = [...Object.values(masterTrusts), ...workerTrusts];
 
     const names = memberCertFileNames();
@@ -116,17 +130,21 @@ export class ClusterInstall extends pulumi.ComponentResource {
       ];
       const runtime = { join: j, clusterToken: args.clusterToken, uploadDir };
       const revision = pulumi
-        .all([args.runtimeRevision, certs.server.certPem, certs.peer.certPem])
-        .apply(([rt, server, peer]) => digest([rt, server, peer, renderMemberUnit(j, runtime)]));
+        .all([args.runtimeRevision, certs.server.certPem, certs.peer.certPem, certs.ops.certPem])
+        .apply(([rt, server, peer, ops]) => digest([rt, server, peer, ops, renderMemberUnit(j, runtime)]));
       const stdin = pulumi.secret(
-        pulumi.all([certs.server.certPem, certs.server.keyPem, certs.peer.certPem, certs.peer.keyPem]).apply(([sc, sk, pc, pk]) =>
-          renderFileBundle([
-            { name: names.serverCert, content: sc },
-            { name: names.serverKey, content: sk },
-            { name: names.peerCert, content: pc },
-            { name: names.peerKey, content: pk },
-          ]),
-        ),
+        pulumi
+          .all([certs.server.certPem, certs.server.keyPem, certs.peer.certPem, certs.peer.keyPem, certs.ops.certPem, certs.ops.keyPem])
+          .apply(([sc, sk, pc, pk, oc, ok]) =>
+            renderFileBundle([
+              { name: names.serverCert, content: sc },
+              { name: names.serverKey, content: sk },
+              { name: names.peerCert, content: pc },
+              { name: names.peerKey, content: pk },
+              { name: CLIENT_CERT_FILE, content: oc },
+              { name: CLIENT_KEY_FILE, content: ok },
+            ]),
+          ),
       );
       const previousRoll = rolls[rolls.length - 1];
       const label = `${j.member.name}-install`;

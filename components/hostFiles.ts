@@ -24,7 +24,10 @@ export const HOST = {
   nodePath: "/usr/bin/node",
 } as const;
 
-/** File names (inside HOST.certDir) of a worker's or admin's client credentials. */
+/**
+ * File names (inside HOST.certDir) of the host's client credentials, signed by the client CA: a
+ * worker's certificate, or on a master the one its tools use to reach the local member.
+ */
 export const CLIENT_CERT_FILE = "client.crt";
 export const CLIENT_KEY_FILE = "client.key";
 
@@ -33,10 +36,11 @@ function baseName(path: string): string {
 }
 
 /** The names, inside the cert dir, of the files a member needs, as the runtime expects them. */
-export function memberCertFileNames(): { ca: string; serverCert: string; serverKey: string; peerCert: string; peerKey: string } {
+export function memberCertFileNames(): { ca: string; peerCa: string; serverCert: string; serverKey: string; peerCert: string; peerKey: string } {
   const p = certPaths(HOST.certDir);
   return {
     ca: baseName(p.ca),
+    peerCa: baseName(p.peerCa),
     serverCert: baseName(p.serverCert),
     serverKey: baseName(p.serverKey),
     peerCert: baseName(p.peerCert),
@@ -141,10 +145,13 @@ export function renderClientEnv(endpoints: readonly string[], certFile: string, 
   ].join("\n");
 }
 
-/** A member's own env file: tools on a master talk to the local member with its peer cert. */
+/**
+ * A member's own env file: tools on a master talk to the local member as a client, with the
+ * host's client certificate (never the member's peer certificate, which the client CA does not
+ * sign and the client port does not accept).
+ */
 export function renderMemberEnv(member: MemberEndpoint): string {
-  const names = memberCertFileNames();
-  return renderClientEnv([`https://127.0.0.1:${member.clientPort}`], names.peerCert, names.peerKey);
+  return renderClientEnv([`https://127.0.0.1:${member.clientPort}`], CLIENT_CERT_FILE, CLIENT_KEY_FILE);
 }
 
 /** `raftkvctl` on a host: the bundled CLI with the host's env file loaded. */

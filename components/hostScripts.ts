@@ -140,12 +140,12 @@ wait_local_health() {
 
 function ctlFunctions(): string {
   const names = memberCertFileNames();
-  return `# ctl ENDPOINTS ARGS...: the bundled raftkvctl (etcdctl syntax) authenticated with this host's peer certificate.
+  return `# ctl ENDPOINTS ARGS...: the bundled raftkvctl (etcdctl syntax) authenticated with this host's client certificate.
 ctl() {
   local endpoints="$1"
   shift
   node "$ROOT${HOST.ctlBundle}" --endpoints="$endpoints" \\
-    --cacert="$ROOT${HOST.certDir}/${names.ca}" --cert="$ROOT${HOST.certDir}/${names.peerCert}" --key="$ROOT${HOST.certDir}/${names.peerKey}" "$@"
+    --cacert="$ROOT${HOST.certDir}/${names.ca}" --cert="$ROOT${HOST.certDir}/${CLIENT_CERT_FILE}" --key="$ROOT${HOST.certDir}/${CLIENT_KEY_FILE}" "$@"
 }
 
 # member_hex_id PEER_URL < member-list-json: the member's ID in hex, or nothing.
@@ -185,23 +185,37 @@ function memberVars(m: MemberEndpoint): string {
   ].join("\n");
 }
 
+/** What a host trusts: every host the client CA bundle (ca.crt), masters also the peer CA's. */
+export type HostRole = "master" | "worker";
+
+/** The CA bundle files the trust script of a host of this role receives on stdin. */
+export function trustFileNames(role: HostRole): string[] {
+  const n = memberCertFileNames();
+  return role === "master" ? [n.ca, n.peerCa] : [n.ca];
+}
+
 /**
- * First on every host, and again whenever the trusted CA bundle changes. Creating: wait for
- * cloud-init, install Node.js, create the service user and directories. Then write ca.crt
- * (possibly several CAs concatenated) and, if a member runs here, SIGHUP it. All hosts take a
- * new bundle at once: widening trust (CA rotation step 1) or dropping a CA no leaf uses any
- * more (step 2) cannot break a connection, so this needs no rolling.
+ * First on every host, and again whenever a trusted CA bundle changes. Creating: wait for
+ * cloud-init, install Node.js, create the service user and directories. Then write ca.crt (the
+ * client CA bundle; possibly several CAs concatenated), on masters also peer-ca.crt (the peer CA
+ * bundle), and, if a member runs here, SIGHUP it. All hosts take new bundles at once: widening
+ * trust (CA rotation step 1) or dropping a CA no leaf uses any more (step 2) cannot break a
+ * connection, so this needs no rolling.
  */
-export function renderTrustScript(phase: Phase): string {
-  const ca = memberCertFileNames().ca;
-  return `${header(`raftkv trust (${phase}): trusted CA bundle`, undefined)}
+export function renderTrustScript(phase: Phase, role: HostRole = "master"): string {
+  const files = trustFileNames(role);
+  return `${header(`raftkv trust (${phase}): trusted CA bundles`, undefined)}
 ${PRELUDE}
 ${PREPARE_FUNCTIONS}
 ${FILE_FUNCTIONS}
 ${phase === "create" ? "wait_for_cloud_init\ninstall_node\nensure_user" : ""}
 ensure_dirs
-unpack_stdin ${ca}
-if put_file "$STAGE/${ca}" "$ROOT${HOST.certDir}/${ca}" 0600 "$SERVICE_USER"; then
+unpack_stdin ${files.join(" ")}
+trust_changed=0
+for f in ${files.join(" ")}; do
+  if put_file "$STAGE/$f" "$ROOT${HOST.certDir}/$f" 0600 "$SERVICE_USER"; then trust_changed=1; fi
+done
+if [ "$trust_changed" = 1 ]; then
   if systemctl is-active --quiet ${HOST.unitName}; then
     log "reloading certificates (SIGHUP)"
     systemctl reload ${HOST.unitName}
@@ -221,10 +235,11 @@ export interface MemberScriptOptions extends MemberRuntimeOptions {
 function installFiles(opts: MemberScriptOptions): string {
   const n = memberCertFileNames();
   const unit = renderMemberUnit(opts.join, opts);
-  return `unpack_stdin ${n.serverCert} ${n.serverKey} ${n.peerCert} ${n.peerKey}
+  const certs = `${n.serverCert} ${n.serverKey} ${n.peerCert} ${n.peerKey} ${CLIENT_CERT_FILE} ${CLIENT_KEY_FILE}`;
+  return `unpack_stdin ${certs}
 certs_changed=0
 restart_needed=0
-for f in ${n.serverCert} ${n.serverKey} ${n.peerCert} ${n.peerKey}; do
+for f in ${certs}; do
   if put_file "$STAGE/$f" "$ROOT${HOST.certDir}/$f" 0600 "$SERVICE_USER"; then certs_changed=1; fi
 done
 for f in raftkv.cjs raftkvctl.cjs; do

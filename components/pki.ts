@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { clientCertProfile, memberCertProfiles, type CertProfile, type MemberEndpoint } from "./topology";
+import { clientCertProfile, memberCertProfiles, memberOpsClientName, type CertProfile, type MemberEndpoint } from "./topology";
 
 export interface PkiArgs {
   /** Members in order; their names and addresses go into the certificates. */
@@ -13,10 +13,14 @@ export interface PkiArgs {
   loadBalancerDnsName: pulumi.Input<string>;
   /** Bumping it reissues every leaf certificate (new keys too) and leaves the CAs alone. */
   certGeneration: number;
-  /** The CA that signs leaves. */
+  /** The client CA that signs client certificates and the members' server certificates. */
   caGeneration: number;
-  /** Older CAs still trusted next to the signing one while members roll to new leaves. */
+  /** Older client CAs still trusted next to the signing one while members roll to new leaves. */
   retiredCaGenerations: number[];
+  /** The peer CA that signs member peer certificates (and nothing else). Default 1. */
+  peerCaGeneration?: number;
+  /** Older peer CAs still trusted next to the signing one while members roll to new leaves. */
+  retiredPeerCaGenerations?: number[];
   validityHours: pulumi.Input<number>;
   earlyRenewalHours: pulumi.Input<number>;
   caValidityHours: pulumi.Input<number>;
@@ -28,21 +32,37 @@ export interface IssuedCert {
 }
 
 export interface MemberCerts {
+  /** Served on the client port; signed by the client CA. */
   server: IssuedCert;
+  /** Presented on the peer port, both ways; signed by the peer CA. */
   peer: IssuedCert;
+  /** The client certificate of the tools on the member's host (client.crt); client CA. */
+  ops: IssuedCert;
+}
+
+interface Ca {
+  key: tls.PrivateKey;
+  cert: tls.SelfSignedCert;
 }
 
 /**
- * The cluster's PKI: CAs (one per trusted generation), a server and a peer certificate per
- * member, an admin client certificate and one client certificate per worker. All keys ECDSA
- * P-256. Leaf resource names carry the certificate generation, so a bump replaces exactly the
- * leaf keys and certificates; CA names carry only the CA generation.
+ * The cluster's PKI, two CAs as etcd recommends: a client CA (ca.crt) that signs the members'
+ * server certificates and every client certificate (admin, workers, the tools on each master),
+ * and a peer CA (peer-ca.crt) that signs only member peer certificates, each naming its member.
+ * So no client certificate is ever accepted on a peer port. Each CA has its own generations
+ * (one CA resource per trusted generation), rotated independently. All keys ECDSA P-256. Leaf
+ * resource names carry the certificate generation, so a bump replaces exactly the leaf keys and
+ * certificates; CA names carry only their CA generation.
  */
 export class Pki extends pulumi.ComponentResource {
-  /** Every trusted CA certificate, signing CA first: the content of ca.crt on every host. */
+  /** Every trusted client CA certificate, signing CA first: ca.crt on every host and for clients. */
   readonly caBundlePem: pulumi.Output<string>;
-  /** The CA that signs the current leaves. */
+  /** The client CA that signs the current client and server leaves. */
   readonly caCertPem: pulumi.Output<string>;
+  /** Every trusted peer CA certificate, signing CA first: peer-ca.crt on every master. */
+  readonly peerCaBundlePem: pulumi.Output<string>;
+  /** The peer CA that signs the current peer leaves. */
+  readonly peerCaCertPem: pulumi.Output<string>;
   readonly members: Record<string, MemberCerts>;
   readonly admin: IssuedCert;
   readonly workers: Record<string, IssuedCert>;
@@ -50,38 +70,49 @@ export class Pki extends pulumi.ComponentResource {
   constructor(name: string, args: PkiArgs, opts?: pulumi.ComponentResourceOptions) {
     super("raftkv:pki:Pki", name, {}, opts);
 
-    const generations = [args.caGeneration, ...args.retiredCaGenerations.filter((g) => g !== args.caGeneration)];
-    const cas = generations.map((g) => {
-      const key = new tls.PrivateKey(`${name}-ca-g${g}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
-      const cert = new tls.SelfSignedCert(
-        `${name}-ca-g${g}`,
-        {
-          privateKeyPem: key.privateKeyPem,
-          subject: { commonName: `raftkv CA generation ${g}`, organization: "raftkv" },
-          isCaCertificate: true,
-          validityPeriodHours: args.caValidityHours,
-          earlyRenewalHours: 0,
-          allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
-        },
-        { parent: this },
-      );
-      return { key, cert };
-    });
-    const signer = cas[0]!;
-    this.caCertPem = signer.cert.certPem;
-    this.caBundlePem = pulumi.all(cas.map((c) => c.cert.certPem)).apply((pems) => pems.map((p) => p.trimEnd() + "\n").join(""));
+    // The client CA keeps the resource names and subject it had when it was the only CA, so an
+    // existing stack keeps it; the peer CA is new.
+    const makeCas = (prefix: string, subject: string, signing: number, retired: readonly number[]): Ca[] =>
+      [signing, ...retired.filter((g) => g !== signing)].map((g) => {
+        const key = new tls.PrivateKey(`${name}-${prefix}-g${g}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+        const cert = new tls.SelfSignedCert(
+          `${name}-${prefix}-g${g}`,
+          {
+            privateKeyPem: key.privateKeyPem,
+            subject: { commonName: `${subject} generation ${g}`, organization: "raftkv" },
+            isCaCertificate: true,
+            validityPeriodHours: args.caValidityHours,
+            earlyRenewalHours: 0,
+            allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+          },
+          { parent: this },
+        );
+        return { key, cert };
+      });
+    const bundle = (cas: Ca[]): pulumi.Output<string> =>
+      pulumi.all(cas.map((c) => c.cert.certPem)).apply((pems) => pems.map((p) => p.trimEnd() + "\n").join(""));
+    const clientCas = makeCas("ca", "raftkv CA", args.caGeneration, args.retiredCaGenerations);
+    const peerCas = makeCas("peer-ca", "raftkv peer CA", args.peerCaGeneration ?? 1, args.retiredPeerCaGenerations ?? []);
+    const clientSigner = clientCas[0]!;
+    const peerSigner = peerCas[0]!;
+    this.caCertPem = clientSigner.cert.certPem;
+    this.caBundlePem = bundle(clientCas);
+    this.peerCaCertPem = peerSigner.cert.certPem;
+    this.peerCaBundlePem = bundle(peerCas);
 
     const gen = args.certGeneration;
     const issue = (profile: CertProfile, dnsNames: pulumi.Input<string[]>): IssuedCert => {
+      const signer = profile.kind === "peer" ? peerSigner : clientSigner;
       const base = `${name}-${profile.id}-g${gen}`;
       const key = new tls.PrivateKey(`${base}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
       const csr = new tls.CertRequest(
         `${base}-csr`,
         {
           privateKeyPem: key.privateKeyPem,
-          subject: { commonName: profile.commonName, organization: "raftkv" },
+          subject: { commonName: profile.commonName, organization: "raftkv", organizationalUnit: profile.organizationalUnit },
           dnsNames,
           ipAddresses: profile.ipAddresses,
+          ...(profile.uris.length > 0 ? { uris: profile.uris } : {}),
         },
         { parent: this },
       );
@@ -110,12 +141,18 @@ export class Pki extends pulumi.ComponentResource {
       this.members[m.name] = {
         server: issue(serverProfile!, serverDns),
         peer: issue(peerProfile!, [...peerProfile!.dnsNames, ...own]),
+        ops: issue(clientCertProfile(memberOpsClientName(m.name)), []),
       };
     }
     this.admin = issue(clientCertProfile("admin"), []);
     this.workers = {};
     for (const w of args.workerNames) this.workers[w] = issue(clientCertProfile(w), []);
 
-    this.registerOutputs({ caBundlePem: this.caBundlePem, caCertPem: this.caCertPem });
+    this.registerOutputs({
+      caBundlePem: this.caBundlePem,
+      caCertPem: this.caCertPem,
+      peerCaBundlePem: this.peerCaBundlePem,
+      peerCaCertPem: this.peerCaCertPem,
+    });
   }
 }

@@ -18,9 +18,13 @@ export interface ClusterSettings {
   masters: number;
   workers: number;
   certGeneration: number;
+  /** The client CA (ca.crt: client certificates and the members' server certificates). */
   caGeneration: number;
   /** Older CA generations still trusted next to the signing one (CA rotation, step 1). */
   retiredCaGenerations: number[];
+  /** The peer CA (peer-ca.crt: member peer certificates only), rotated on its own. */
+  peerCaGeneration: number;
+  retiredPeerCaGenerations: number[];
   certValidityHours: number;
   certEarlyRenewalHours: number;
   caValidityHours: number;
@@ -46,6 +50,8 @@ export interface RawSettings {
   certGeneration?: number;
   caGeneration?: number;
   retiredCaGenerations?: unknown;
+  peerCaGeneration?: number;
+  retiredPeerCaGenerations?: unknown;
   certValidityHours?: number;
   certEarlyRenewalHours?: number;
   caValidityHours?: number;
@@ -72,6 +78,7 @@ export const DEFAULTS = {
   workers: 0,
   certGeneration: 1,
   caGeneration: 1,
+  peerCaGeneration: 1,
   certValidityHours: 8760,
   certEarlyRenewalHours: 720,
   caValidityHours: 87600,
@@ -107,10 +114,9 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
   const workers = positiveInt(raw.workers, DEFAULTS.workers, "workers", 0);
   const certGeneration = positiveInt(raw.certGeneration, DEFAULTS.certGeneration, "certGeneration");
   const caGeneration = positiveInt(raw.caGeneration, DEFAULTS.caGeneration, "caGeneration");
-  const retired = raw.retiredCaGenerations === undefined ? [] : raw.retiredCaGenerations;
-  if (!Array.isArray(retired) || !retired.every((g) => Number.isInteger(g) && g >= 1 && g !== caGeneration)) {
-    throw new TopologyError(`raftkv:retiredCaGenerations must be a list of earlier CA generations (integers other than caGeneration ${caGeneration})`);
-  }
+  const retired = retiredGenerations(raw.retiredCaGenerations, caGeneration, "retiredCaGenerations", "caGeneration");
+  const peerCaGeneration = positiveInt(raw.peerCaGeneration, DEFAULTS.peerCaGeneration, "peerCaGeneration");
+  const retiredPeer = retiredGenerations(raw.retiredPeerCaGenerations, peerCaGeneration, "retiredPeerCaGenerations", "peerCaGeneration");
   const certValidityHours = positiveInt(raw.certValidityHours, DEFAULTS.certValidityHours, "certValidityHours");
   const certEarlyRenewalHours = positiveInt(raw.certEarlyRenewalHours, DEFAULTS.certEarlyRenewalHours, "certEarlyRenewalHours", 0);
   if (certEarlyRenewalHours >= certValidityHours) {
@@ -164,7 +170,9 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
     workers,
     certGeneration,
     caGeneration,
-    retiredCaGenerations: [...new Set(retired as number[])].sort((a, b) => a - b),
+    retiredCaGenerations: retired,
+    peerCaGeneration,
+    retiredPeerCaGenerations: retiredPeer,
     certValidityHours,
     certEarlyRenewalHours,
     caValidityHours,
@@ -182,4 +190,13 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
     clusterToken,
     namePrefix,
   };
+}
+
+/** A CA's retired generations (rotation step 1): distinct earlier integers, sorted. */
+function retiredGenerations(raw: unknown, signing: number, key: string, signingKey: string): number[] {
+  const retired = raw === undefined ? [] : raw;
+  if (!Array.isArray(retired) || !retired.every((g) => Number.isInteger(g) && g >= 1 && g !== signing)) {
+    throw new TopologyError(`raftkv:${key} must be a list of earlier CA generations (integers other than ${signingKey} ${signing})`);
+  }
+  return [...new Set(retired as number[])].sort((a, b) => a - b);
 }

@@ -256,9 +256,18 @@ export function parsePeerUrl(url: string): { host: string; port: number } {
 // ---------------------------------------------------------------------------------------------
 // Member flags and certificate files
 
-/** Where a member finds its certificate files; the same names on a VM and locally. */
+/**
+ * Where a member finds its certificate files; the same names on a VM and locally.
+ *
+ * Two CAs, as etcd recommends: `ca` is the client CA bundle (it signs client certificates and the
+ * member's server certificate, so clients trust the same file they were issued from) and is the
+ * member's --trusted-ca-file; `peerCa` is the peer CA bundle (it signs member peer certificates
+ * only) and is its --peer-trusted-ca-file. A client certificate therefore never verifies on the
+ * peer port.
+ */
 export interface CertPaths {
   ca: string;
+  peerCa: string;
   serverCert: string;
   serverKey: string;
   peerCert: string;
@@ -269,6 +278,7 @@ export function certPaths(certDir: string): CertPaths {
   const d = certDir.replace(/\/+$/, "");
   return {
     ca: `${d}/ca.crt`,
+    peerCa: `${d}/peer-ca.crt`,
     serverCert: `${d}/server.crt`,
     serverKey: `${d}/server.key`,
     peerCert: `${d}/peer.crt`,
@@ -323,7 +333,7 @@ export function renderMemberFlags(
     ["client-cert-auth", "true"],
     ["peer-cert-file", certs.peerCert],
     ["peer-key-file", certs.peerKey],
-    ["peer-trusted-ca-file", certs.ca],
+    ["peer-trusted-ca-file", certs.peerCa],
     ["peer-client-cert-auth", "true"],
   ];
   if (opts.heartbeatIntervalMs !== undefined) flags.push(["heartbeat-interval", String(opts.heartbeatIntervalMs)]);
@@ -343,9 +353,31 @@ export interface CertProfile {
   id: string;
   kind: "server" | "peer" | "client";
   commonName: string;
+  /** Subject OU: names the profile, so a certificate says what it was issued for. */
+  organizationalUnit: string;
   dnsNames: string[];
   ipAddresses: string[];
+  /** URI SANs; a peer certificate carries its member identity here (memberIdentityUri). */
+  uris: string[];
   usages: KeyUsage[];
+}
+
+/** Subject OU of each profile. The peer port accepts only PEER_OU certificates. */
+export const CERT_OU = { server: "raftkv server", peer: "raftkv peer", client: "raftkv client" } as const;
+
+const MEMBER_URI_PREFIX = "urn:raftkv:member:";
+
+/** The URI SAN naming the member a peer certificate belongs to. */
+export function memberIdentityUri(name: string): string {
+  validateMemberName(name);
+  return `${MEMBER_URI_PREFIX}${name}`;
+}
+
+/** The member name in a URI SAN made by memberIdentityUri, or undefined for any other URI. */
+export function parseMemberIdentityUri(uri: string): string | undefined {
+  if (!uri.startsWith(MEMBER_URI_PREFIX)) return undefined;
+  const name = uri.slice(MEMBER_URI_PREFIX.length);
+  return NAME_RE.test(name) ? name : undefined;
 }
 
 export interface MemberCertOptions {
@@ -359,8 +391,10 @@ function sanFor(m: MemberEndpoint): { dns: string[]; ips: string[] } {
 
 /**
  * The two certificates a member needs: a server certificate for the client port (its own
- * address, localhost, any extra names such as the load balancer's) and a peer certificate
- * usable as both server and client on the peer port.
+ * address, localhost, any extra names such as the load balancer's), issued by the client CA, and
+ * a peer certificate, issued by the peer CA, usable as both server and client on the peer port.
+ * The peer certificate names its member twice: in the CN and in a URI SAN (memberIdentityUri);
+ * the peer port accepts it only from the member of that name.
  */
 export function memberCertProfiles(m: MemberEndpoint, opts: MemberCertOptions = {}): CertProfile[] {
   const own = sanFor(m);
@@ -370,32 +404,47 @@ export function memberCertProfiles(m: MemberEndpoint, opts: MemberCertOptions = 
       id: `${m.name}-server`,
       kind: "server",
       commonName: m.name,
+      organizationalUnit: CERT_OU.server,
       dnsNames,
       ipAddresses: unique([...own.ips, "127.0.0.1"]),
+      uris: [],
       usages: ["digital_signature", "key_encipherment", "server_auth"],
     },
     {
       id: `${m.name}-peer`,
       kind: "peer",
       commonName: m.name,
+      organizationalUnit: CERT_OU.peer,
       dnsNames: own.dns,
       ipAddresses: own.ips,
+      uris: [memberIdentityUri(m.name)],
       usages: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
     },
   ];
 }
 
-/** A client certificate (admins, workers): client auth only, no SANs. */
+/** A client certificate (admins, workers, tools on a master): client auth only, no SANs. */
 export function clientCertProfile(name: string): CertProfile {
   validateMemberName(name);
   return {
     id: `${name}-client`,
     kind: "client",
     commonName: name,
+    organizationalUnit: CERT_OU.client,
     dnsNames: [],
     ipAddresses: [],
+    uris: [],
     usages: ["digital_signature", "key_encipherment", "client_auth"],
   };
+}
+
+/**
+ * The client certificate the tools on a master (raftkvctl in the install scripts, an operator's
+ * shell) use to reach the local member: a client of the cluster like any other, never the
+ * member's peer certificate.
+ */
+export function memberOpsClientName(memberName: string): string {
+  return `${memberName}-ops`;
 }
 
 function unique(xs: readonly string[]): string[] {

@@ -27,6 +27,7 @@ export function localPaths(dir: string) {
     env: path.join(dir, "cluster.env"),
     pki: path.join(dir, "pki"),
     ca: path.join(dir, "pki", "ca.crt"),
+    peerCa: path.join(dir, "pki", "peer-ca.crt"),
     logs: path.join(dir, "logs"),
     supervisorLog: path.join(dir, "logs", "supervisor.log"),
     memberLog: (name: string) => path.join(dir, "logs", `${name}.log`),

@@ -122,11 +122,17 @@ async function prepare(dir: string, members: MemberEndpoint[], state: LocalState
   const p = localPaths(dir);
   fs.mkdirSync(p.logs, { recursive: true });
   if (state === undefined) {
-    process.stdout.write(`issuing a local CA and certificates for ${shape.size} members ... `);
+    process.stdout.write(`issuing a client CA, a peer CA and certificates for ${shape.size} members ... `);
     await writeClusterPki(p.pki, members, ["admin"]);
     console.log("done");
     state = { ...shape, token: `raftkv-local-${randomBytes(4).toString("hex")}` };
     writeState(dir, state);
+  } else if (!fs.existsSync(p.peerCa)) {
+    // Made before peers had their own CA: every member restarts together here, so the whole
+    // PKI can be reissued at once (the data is kept).
+    process.stdout.write("this directory predates the separate peer CA; reissuing its certificates ... ");
+    await writeClusterPki(p.pki, members, ["admin"]);
+    console.log("done");
   }
   writeEnvFile(dir, members, BIN_DIR);
   return state;

@@ -1,7 +1,9 @@
 /**
  * Writes the certificate files of a whole cluster: one directory per member with the file
  * names the member flags point at (certPaths), plus client certificates for admins and
- * workers. Private keys are written mode 0600 and fsync'd, then renamed into place, so a
+ * workers. Two CAs: the client CA signs client certificates and the members' server
+ * certificates (so a client trusts the CA it was issued from); the peer CA signs member peer
+ * certificates and nothing else, so no client certificate verifies on a peer port. Private keys are written mode 0600 and fsync'd, then renamed into place, so a
  * crash never leaves a half-written key behind a valid name.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
@@ -21,9 +23,12 @@ export const DEFAULT_CA_VALIDITY_DAYS = 3650;
 export const DEFAULT_CERT_VALIDITY_DAYS = 825;
 
 export interface ClusterPkiOptions extends MemberCertOptions {
-  /** Reuse this CA instead of creating one (e.g. to add a member to an existing cluster). */
+  /** Reuse this client CA instead of creating one (e.g. to add a member to an existing cluster). */
   ca?: CertificateAuthority;
+  /** Reuse this peer CA instead of creating one. */
+  peerCa?: CertificateAuthority;
   caCommonName?: string;
+  peerCaCommonName?: string;
   caValidityDays?: number;
   certValidityDays?: number;
 }
@@ -35,10 +40,16 @@ export interface ClientCertPaths {
 }
 
 export interface ClusterPki {
+  /** The client CA: signs client certificates and the members' server certificates. */
   ca: CertificateAuthority;
-  /** `<dir>/ca.crt` and `<dir>/ca.key`. */
+  /** `<dir>/ca.crt` and `<dir>/ca.key`: the client CA. */
   caCertPath: string;
   caKeyPath: string;
+  /** The peer CA: signs member peer certificates only. */
+  peerCa: CertificateAuthority;
+  /** `<dir>/peer-ca.crt` and `<dir>/peer-ca.key`. */
+  peerCaCertPath: string;
+  peerCaKeyPath: string;
   /** Per member name: the files in `<dir>/<name>/`. */
   members: Record<string, CertPaths>;
   /** Per client name: `<dir>/clients/<name>.crt` and `.key`, with the CA path. */
@@ -75,13 +86,19 @@ export async function writeClusterPki(
   validateMembers(members);
   const certDays = opts.certValidityDays ?? DEFAULT_CERT_VALIDITY_DAYS;
   const clientProfiles = clients.map((name) => clientCertProfile(name));
-  const ca = opts.ca ?? (await createCa(opts.caCommonName ?? "raftkv CA", opts.caValidityDays ?? DEFAULT_CA_VALIDITY_DAYS));
+  const caDays = opts.caValidityDays ?? DEFAULT_CA_VALIDITY_DAYS;
+  const ca = opts.ca ?? (await createCa(opts.caCommonName ?? "raftkv client CA", caDays));
+  const peerCa = opts.peerCa ?? (await createCa(opts.peerCaCommonName ?? "raftkv peer CA", caDays));
 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const caCertPath = path.join(dir, "ca.crt");
   const caKeyPath = path.join(dir, "ca.key");
+  const peerCaCertPath = path.join(dir, "peer-ca.crt");
+  const peerCaKeyPath = path.join(dir, "peer-ca.key");
   writeFileDurably(caCertPath, ca.certPem, 0o644);
   writeFileDurably(caKeyPath, ca.keyPem, 0o600);
+  writeFileDurably(peerCaCertPath, peerCa.certPem, 0o644);
+  writeFileDurably(peerCaKeyPath, peerCa.keyPem, 0o600);
 
   const memberPaths: Record<string, CertPaths> = {};
   for (const m of members) {
@@ -90,8 +107,9 @@ export async function writeClusterPki(
     const paths = certPaths(memberDir);
     const [serverProfile, peerProfile] = memberCertProfiles(m, opts);
     const server = await issueCert(ca, serverProfile!, certDays);
-    const peer = await issueCert(ca, peerProfile!, certDays);
+    const peer = await issueCert(peerCa, peerProfile!, certDays);
     writeFileDurably(paths.ca, ca.certPem, 0o644);
+    writeFileDurably(paths.peerCa, peerCa.certPem, 0o644);
     writeFileDurably(paths.serverCert, server.certPem, 0o644);
     writeFileDurably(paths.serverKey, server.keyPem, 0o600);
     writeFileDurably(paths.peerCert, peer.certPem, 0o644);
@@ -116,5 +134,5 @@ export async function writeClusterPki(
     fsyncDir(clientDir);
   }
   fsyncDir(dir);
-  return { ca, caCertPath, caKeyPath, members: memberPaths, clients: clientPaths };
+  return { ca, caCertPath, caKeyPath, peerCa, peerCaCertPath, peerCaKeyPath, members: memberPaths, clients: clientPaths };
 }

@@ -51,9 +51,12 @@ async function newKeyPair(): Promise<webcrypto.CryptoKeyPair> {
 }
 
 /** Distinguished names are built from parts so a comma or '=' in a name cannot inject RDNs. */
-function commonNameDn(commonName: string): x509.JsonName {
+function commonNameDn(commonName: string, organizationalUnit?: string): x509.JsonName {
   if (commonName === "") throw new RangeError("commonName must not be empty");
-  return [{ CN: [commonName] }];
+  const dn: x509.JsonName = [{ O: ["raftkv"] }];
+  if (organizationalUnit !== undefined) dn.push({ OU: [organizationalUnit] });
+  dn.push({ CN: [commonName] });
+  return dn;
 }
 
 export async function createCa(commonName: string, validityDays: number): Promise<CertificateAuthority> {
@@ -109,11 +112,12 @@ export async function issueCert(ca: CertificateAuthority, profile: CertProfile, 
   const names: x509.JsonGeneralName[] = [
     ...profile.dnsNames.map((value) => ({ type: "dns" as const, value })),
     ...profile.ipAddresses.map((value) => ({ type: "ip" as const, value })),
+    ...profile.uris.map((value) => ({ type: "url" as const, value })),
   ];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
-    subject: commonNameDn(profile.commonName),
+    subject: commonNameDn(profile.commonName, profile.organizationalUnit),
     issuer: caCert.subject,
     ...validity(validityDays),
     signingAlgorithm: EC_ALGORITHM,

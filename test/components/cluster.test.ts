@@ -148,9 +148,10 @@ describe("Pulumi components (setMocks)", function () {
         assert.equal(count("aws:lb/targetGroupAttachment:TargetGroupAttachment"), n);
         assert.equal(count("aws:ec2/subnet:Subnet"), 3 + 1);
         assert.equal(count("aws:lb/loadBalancer:LoadBalancer"), 1);
-        assert.equal(count("tls:index/selfSignedCert:SelfSignedCert"), 1);
-        assert.equal(count("tls:index/locallySignedCert:LocallySignedCert"), 2 * n + 1 + workers);
-        assert.equal(count("tls:index/privateKey:PrivateKey"), 2 * n + 1 + workers + 1);
+        // a client CA and a peer CA; server + peer + ops client per member, admin, workers
+        assert.equal(count("tls:index/selfSignedCert:SelfSignedCert"), 2);
+        assert.equal(count("tls:index/locallySignedCert:LocallySignedCert"), 3 * n + 1 + workers);
+        assert.equal(count("tls:index/privateKey:PrivateKey"), 3 * n + 1 + workers + 2);
         // trust per host; install + roll per member; client install per worker
         assert.equal(count("command:remote:Command"), n + workers + 2 * n + workers);
         assert.equal(count("command:remote:CopyToRemote"), 2 * n + workers);
@@ -234,11 +235,26 @@ describe("Pulumi components (setMocks)", function () {
           assert.deepEqual(peerCsr.inputs["ipAddresses"], [member.host]);
           assert.deepEqual(byName(recs, `raftkv-pki-${member.name}-peer-g1`).inputs["allowedUses"], peer!.usages);
           assert.ok((peer!.usages as string[]).includes("client_auth") && (peer!.usages as string[]).includes("server_auth"));
+          // The peer certificate names its member (CN, OU and URI SAN) and comes from the peer CA;
+          // the server certificate from the client CA, which clients trust.
+          assert.deepEqual(peerCsr.inputs["uris"], [`urn:raftkv:member:${member.name}`]);
+          assert.deepEqual(peerCsr.inputs["subject"], { commonName: member.name, organization: "raftkv", organizationalUnit: "raftkv peer" });
+          assert.equal(byName(recs, `raftkv-pki-${member.name}-peer-g1`).inputs["caCertPem"], fakePem("CERTIFICATE", "raftkv-pki-peer-ca-g1"));
+          assert.equal(byName(recs, `raftkv-pki-${member.name}-server-g1`).inputs["caCertPem"], fakePem("CERTIFICATE", "raftkv-pki-ca-g1"));
         }
-        for (const who of ["admin", "raftkv-worker-1", "raftkv-worker-2"]) {
+        const ops = plan.map(({ member }) => `${member.name}-ops`);
+        for (const who of ["admin", "raftkv-worker-1", "raftkv-worker-2", ...ops]) {
           const cert = byName(recs, `raftkv-pki-${who}-client-g1`);
           assert.deepEqual(cert.inputs["allowedUses"], clientCertProfile(who).usages);
-          assert.deepEqual(byName(recs, `raftkv-pki-${who}-client-g1-csr`).inputs["ipAddresses"] ?? [], []);
+          assert.equal(cert.inputs["caCertPem"], fakePem("CERTIFICATE", "raftkv-pki-ca-g1"), who);
+          const csr = byName(recs, `raftkv-pki-${who}-client-g1-csr`);
+          assert.deepEqual(csr.inputs["ipAddresses"] ?? [], []);
+          assert.equal(csr.inputs["uris"], undefined);
+          assert.equal((csr.inputs["subject"] as Record<string, unknown>)["organizationalUnit"], "raftkv client");
+        }
+        for (const ca of of(recs, "tls:index/selfSignedCert:SelfSignedCert")) {
+          assert.equal(ca.inputs["isCaCertificate"], true);
+          assert.ok((ca.inputs["allowedUses"] as string[]).includes("cert_signing"));
         }
         const ca = of(recs, "tls:index/selfSignedCert:SelfSignedCert")[0]!;
         assert.equal(ca.inputs["isCaCertificate"], true);
@@ -319,7 +335,7 @@ describe("Pulumi components (setMocks)", function () {
     const [a, b] = [names(g1), names(g2)];
     const gone = [...a].filter((x) => !b.has(x));
     const added = [...b].filter((x) => !a.has(x));
-    const leafCount = 2 * 5 + 1 + 2;
+    const leafCount = 3 * 5 + 1 + 2;
     assert.equal(gone.length, leafCount * 3, "key + CSR + certificate per leaf");
     assert.deepEqual(gone.map((x) => x.replace("-g1", "-g2")).sort(), added.sort());
     for (const x of gone) assert.match(x, /^tls:index\/(privateKey|certRequest|locallySignedCert):\S+ raftkv-pki-\S+-(server|peer|client)-g1(-key|-csr)?$/);
@@ -339,23 +355,48 @@ describe("Pulumi components (setMocks)", function () {
     assert.deepEqual(ca2, ca1);
   });
 
-  it("CA rotation: step 1 trusts old + new and signs with the new CA; step 2 drops the old CA", async () => {
+  it("client CA rotation: step 1 trusts old + new and signs with the new CA; step 2 drops the old CA", async () => {
     const step1 = (await build({ caGeneration: 2, retiredCaGenerations: [1] }));
     const cas = of(step1.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort();
-    assert.deepEqual(cas, ["raftkv-pki-ca-g1", "raftkv-pki-ca-g2"]);
+    assert.deepEqual(cas, ["raftkv-pki-ca-g1", "raftkv-pki-ca-g2", "raftkv-pki-peer-ca-g1"]);
     const bundle1 = await new Promise<string>((r) => step1.cluster.caCertPem.apply(r));
     assert.equal(bundle1, fakePem("CERTIFICATE", "raftkv-pki-ca-g2") + fakePem("CERTIFICATE", "raftkv-pki-ca-g1"));
+    const peerBundle = fakePem("CERTIFICATE", "raftkv-pki-peer-ca-g1");
     for (const leaf of of(step1.recs, "tls:index/locallySignedCert:LocallySignedCert")) {
-      assert.equal(leaf.inputs["caCertPem"], fakePem("CERTIFICATE", "raftkv-pki-ca-g2"), leaf.name);
+      // Peer certificates come from the peer CA, everything else from the new client CA.
+      const signer = /-peer-g\d+$/.test(leaf.name) ? "raftkv-pki-peer-ca-g1" : "raftkv-pki-ca-g2";
+      assert.equal(leaf.inputs["caCertPem"], fakePem("CERTIFICATE", signer), leaf.name);
     }
-    // Every host's trust command receives the two-CA bundle.
-    for (const t of of(step1.recs, "command:remote:Command").filter((r) => r.name.endsWith("-trust"))) {
-      assert.equal(str(t.inputs["stdin"]), `--- raftkv-file ca.crt\n${bundle1}`);
+    // Every host's trust command receives the two-CA bundle; masters also the peer CA bundle.
+    const trusts = of(step1.recs, "command:remote:Command").filter((r) => r.name.endsWith("-trust"));
+    assert.equal(trusts.length, 3 + 2);
+    for (const t of trusts) {
+      const worker = t.name.includes("-worker-");
+      assert.equal(str(t.inputs["stdin"]), `--- raftkv-file ca.crt\n${bundle1}` + (worker ? "" : `--- raftkv-file peer-ca.crt\n${peerBundle}`), t.name);
     }
     const step2 = await build({ caGeneration: 2 });
-    assert.deepEqual(of(step2.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name), ["raftkv-pki-ca-g2"]);
+    assert.deepEqual(of(step2.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort(), ["raftkv-pki-ca-g2", "raftkv-pki-peer-ca-g1"]);
     const bundle2 = await new Promise<string>((r) => step2.cluster.caCertPem.apply(r));
     assert.equal(bundle2, fakePem("CERTIFICATE", "raftkv-pki-ca-g2"));
+  });
+
+  it("peer CA rotation is independent: step 1 trusts both peer CAs on masters and re-signs only peer certificates", async () => {
+    const before = (await build({})).recs;
+    const step1 = await build({ peerCaGeneration: 2, retiredPeerCaGenerations: [1] });
+    const cas = of(step1.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort();
+    assert.deepEqual(cas, ["raftkv-pki-ca-g1", "raftkv-pki-peer-ca-g1", "raftkv-pki-peer-ca-g2"]);
+    const peerBundle = fakePem("CERTIFICATE", "raftkv-pki-peer-ca-g2") + fakePem("CERTIFICATE", "raftkv-pki-peer-ca-g1");
+    for (const leaf of of(step1.recs, "tls:index/locallySignedCert:LocallySignedCert")) {
+      const peer = /-peer-g\d+$/.test(leaf.name);
+      assert.equal(leaf.inputs["caCertPem"], fakePem("CERTIFICATE", peer ? "raftkv-pki-peer-ca-g2" : "raftkv-pki-ca-g1"), leaf.name);
+      // Client-CA leaves keep their inputs: only peer certificates are re-signed.
+      if (!peer) assert.deepEqual(leaf.inputs, before.find((r) => r.name === leaf.name)!.inputs, leaf.name);
+    }
+    for (const t of of(step1.recs, "command:remote:Command").filter((r) => r.name.endsWith("-trust") && !r.name.includes("-worker-"))) {
+      assert.ok(str(t.inputs["stdin"]).endsWith(`--- raftkv-file peer-ca.crt\n${peerBundle}`), t.name);
+    }
+    const step2 = await build({ peerCaGeneration: 2 });
+    assert.deepEqual(of(step2.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort(), ["raftkv-pki-ca-g1", "raftkv-pki-peer-ca-g2"]);
   });
 
   it("4 and 9 masters fail with the plan's message", async () => {

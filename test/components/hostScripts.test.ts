@@ -189,20 +189,30 @@ if (args[0] === "member" && args[1] === "list") {
       { name: "server.key", content: keyPem(`server key ${tag}`) },
       { name: "peer.crt", content: pem(`peer ${tag}`) },
       { name: "peer.key", content: keyPem(`peer key ${tag}`) },
+      { name: "client.crt", content: pem(`ops ${tag}`) },
+      { name: "client.key", content: keyPem(`ops key ${tag}`) },
+    ]);
+  // A master's trust stdin: the client CA bundle and the peer CA bundle.
+  const masterTrust = (ca: string, peerCa = "peer-ca1") =>
+    renderFileBundle([
+      { name: "ca.crt", content: pem(ca) },
+      { name: "peer-ca.crt", content: pem(peerCa) },
     ]);
   const opts = (j: JoinPlan) => ({ join: j, clusterToken: "raftkv-test", uploadDir: "/home/admin", revision: "r1" });
   const installFirst = () => {
-    const t = run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }]));
+    const t = run(renderTrustScript("create"), masterTrust("ca1"));
     assert.equal(t.status, 0, t.stderr);
     const r = run(renderMemberInstallScript("create", opts(plans[0]!)), memberStdin("g1"));
     assert.equal(r.status, 0, r.stderr);
   };
 
-  it("trust: prepares the host, writes ca.crt 0600 for the service user, reloads a running member", () => {
-    const r = run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }]));
+  it("trust: prepares the host, writes ca.crt and peer-ca.crt 0600 for the service user, reloads a running member", () => {
+    const r = run(renderTrustScript("create"), masterTrust("ca1"));
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("ca1"));
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/peer-ca.crt"), "utf8"), pem("peer-ca1"));
     assert.equal(mode("etc/raftkv/pki/ca.crt"), "600");
+    assert.equal(mode("etc/raftkv/pki/peer-ca.crt"), "600");
     assert.equal(mode("etc/raftkv/pki"), "700");
     assert.match(calls(), /cloud-init status --wait/);
     assert.match(calls(), /useradd --system .* raftkv/);
@@ -210,15 +220,41 @@ if (args[0] === "member" && args[1] === "list") {
     assert.doesNotMatch(calls(), /systemctl reload/, "nothing runs yet, so nothing to reload");
 
     // CA rotation step 1: the bundle grows to old + new; a running member gets SIGHUP.
-    const step1 = run(renderTrustScript("update"), renderFileBundle([{ name: "ca.crt", content: pem("ca2") + pem("ca1") }]), { STUB_ACTIVE: "1" });
+    const step1 = run(
+      renderTrustScript("update"),
+      renderFileBundle([
+        { name: "ca.crt", content: pem("ca2") + pem("ca1") },
+        { name: "peer-ca.crt", content: pem("peer-ca1") },
+      ]),
+      { STUB_ACTIVE: "1" },
+    );
     assert.equal(step1.status, 0, step1.stderr);
     assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("ca2") + pem("ca1"));
     assert.match(calls(), /systemctl reload raftkv\.service/);
     // Step 2: the old CA is dropped the same way.
-    const step2 = run(renderTrustScript("update"), renderFileBundle([{ name: "ca.crt", content: pem("ca2") }]), { STUB_ACTIVE: "1" });
+    const step2 = run(renderTrustScript("update"), masterTrust("ca2"), { STUB_ACTIVE: "1" });
     assert.equal(step2.status, 0, step2.stderr);
     assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("ca2"));
     assert.equal((calls().match(/systemctl reload/g) ?? []).length, 2);
+    // The peer CA rotates the same way, on its own.
+    const peerStep1 = run(renderTrustScript("update"), masterTrust("ca2", "peer-ca2"), { STUB_ACTIVE: "1" });
+    assert.equal(peerStep1.status, 0, peerStep1.stderr);
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/peer-ca.crt"), "utf8"), pem("peer-ca2"));
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/ca.crt"), "utf8"), pem("ca2"));
+    assert.equal((calls().match(/systemctl reload/g) ?? []).length, 3);
+    // Same bundles again: nothing to reload.
+    assert.equal(run(renderTrustScript("update"), masterTrust("ca2", "peer-ca2"), { STUB_ACTIVE: "1" }).status, 0);
+    assert.equal((calls().match(/systemctl reload/g) ?? []).length, 3);
+  });
+
+  it("trust: a master refuses stdin without the peer CA bundle; a worker needs only ca.crt", () => {
+    const caOnly = renderFileBundle([{ name: "ca.crt", content: pem("ca1") }]);
+    const master = run(renderTrustScript("create"), caOnly);
+    assert.notEqual(master.status, 0);
+    assert.match(master.stderr, /stdin did not carry peer-ca\.crt/);
+    const worker = run(renderTrustScript("create", "worker"), caOnly);
+    assert.equal(worker.status, 0, worker.stderr);
+    assert.ok(!existsSync(path.join(root, "etc/raftkv/pki/peer-ca.crt")));
   });
 
   it("trust: refuses stdin without the CA file", () => {
@@ -229,7 +265,11 @@ if (args[0] === "member" && args[1] === "list") {
 
   it("install (bootstrap member): keys 0600 from stdin, the planned unit, env file, start, wait for /health", () => {
     installFirst();
-    for (const f of ["server.key", "peer.key", "server.crt", "peer.crt"]) assert.equal(mode(`etc/raftkv/pki/${f}`), "600", f);
+    for (const f of ["server.key", "peer.key", "server.crt", "peer.crt", "client.crt", "client.key"]) assert.equal(mode(`etc/raftkv/pki/${f}`), "600", f);
+    // Tools on the master reach the member with the host's client certificate, not its peer one.
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/client.key"), "utf8"), keyPem("ops key g1"));
+    assert.match(readFileSync(path.join(root, HOST.envFile), "utf8"), /^ETCDCTL_CERT=\/etc\/raftkv\/pki\/client\.crt$/m);
+    assert.match(readFileSync(path.join(root, HOST.envFile), "utf8"), /^ETCDCTL_KEY=\/etc\/raftkv\/pki\/client\.key$/m);
     assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/server.key"), "utf8"), keyPem("server key g1"));
     assert.equal(readFileSync(path.join(root, HOST.unitPath), "utf8"), renderMemberUnit(plans[0]!, { clusterToken: "raftkv-test" }));
     assert.match(readFileSync(path.join(root, HOST.envFile), "utf8"), /^ETCDCTL_ENDPOINTS=https:\/\/127\.0\.0\.1:2379$/m);
@@ -239,12 +279,12 @@ if (args[0] === "member" && args[1] === "list") {
     assert.equal(ctlCalls(), "", "a bootstrap member never calls the membership API");
     // No key material may be left in the staging area or next to the files.
     assert.equal(spawnSync("sh", ["-c", `ls ${root}/etc/raftkv/pki`], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).sort().join(","),
-      "ca.crt,peer.crt,peer.key,server.crt,server.key");
+      "ca.crt,client.crt,client.key,peer-ca.crt,peer.crt,peer.key,server.crt,server.key");
   });
 
   it("install fails after the timeout when /health never turns healthy", () => {
     setHealthy(false);
-    const t = run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }]));
+    const t = run(renderTrustScript("create"), masterTrust("ca1"));
     assert.equal(t.status, 0, t.stderr);
     const r = run(renderMemberInstallScript("create", opts(plans[0]!)), memberStdin("g1"), { RAFTKV_HEALTH_TIMEOUT: "2" });
     assert.notEqual(r.status, 0);
@@ -264,6 +304,8 @@ if (args[0] === "member" && args[1] === "list") {
     assert.match(calls(), /systemctl reload raftkv\.service/);
     assert.ok(!existsSync(path.join(root, "var/lib/raftkv/reload-pending")));
     assert.match(ctlCalls(), /--endpoints=https:\/\/127\.0\.0\.1:2379 .*endpoint health --cluster/);
+    assert.match(ctlCalls(), /--cert=\S*\/etc\/raftkv\/pki\/client\.crt --key=\S*\/etc\/raftkv\/pki\/client\.key /);
+    assert.doesNotMatch(ctlCalls(), /peer\.(crt|key)/);
 
     writeFileSync(path.join(root, "home/admin/raftkv.cjs"), "// member v2\n");
     assert.equal(run(renderMemberInstallScript("update", opts(plans[0]!)), memberStdin("g2")).status, 0);
@@ -289,7 +331,7 @@ if (args[0] === "member" && args[1] === "list") {
 
   it("install (joining member): member add through the running members, once", () => {
     const joiner = plans[3]!;
-    assert.equal(run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }])).status, 0);
+    assert.equal(run(renderTrustScript("create"), masterTrust("ca1")).status, 0);
     const r = run(renderMemberInstallScript("create", opts(joiner)), memberStdin("g1"));
     assert.equal(r.status, 0, r.stderr);
     const via = "https://10.42.0.10:2379,https://10.42.1.10:2379,https://10.42.2.10:2379";
@@ -330,7 +372,7 @@ if (args[0] === "member" && args[1] === "list") {
   });
 
   it("worker: client key 0600, env file pointing at the load balancer, raftkvctl wrapper", () => {
-    assert.equal(run(renderTrustScript("create"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }])).status, 0);
+    assert.equal(run(renderTrustScript("create", "worker"), renderFileBundle([{ name: "ca.crt", content: pem("ca1") }])).status, 0);
     const r = run(
       renderWorkerInstallScript("create", { endpoints: ["https://lb.internal:2379"], uploadDir: "/home/admin", revision: "r1" }),
       renderFileBundle([
@@ -348,7 +390,7 @@ if (args[0] === "member" && args[1] === "list") {
   it("the SSH invocation runs the script as root with the command's stdin", () => {
     const inv = sshInvocation(renderTrustScript("update"), "raftkv-1-trust");
     const r = spawnSync("bash", ["-c", inv], {
-      input: renderFileBundle([{ name: "ca.crt", content: pem("it's quoted") }]),
+      input: masterTrust("it's quoted"),
       encoding: "utf8",
       env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root },
     });

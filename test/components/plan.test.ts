@@ -131,6 +131,9 @@ describe("stack settings", () => {
   it("checks CA rotation and certificate lifetimes", () => {
     assert.throws(() => resolveSettings({ ...base, caGeneration: 2, retiredCaGenerations: [2] }, ctx), /earlier CA generations/);
     assert.deepEqual(resolveSettings({ ...base, caGeneration: 2, retiredCaGenerations: [1, 1] }, ctx).retiredCaGenerations, [1]);
+    assert.throws(() => resolveSettings({ ...base, peerCaGeneration: 2, retiredPeerCaGenerations: [2] }, ctx), /retiredPeerCaGenerations must be a list of earlier CA generations/);
+    const peer = resolveSettings({ ...base, peerCaGeneration: 3, retiredPeerCaGenerations: [2, 1, 2] }, ctx);
+    assert.deepEqual([peer.peerCaGeneration, peer.retiredPeerCaGenerations, peer.caGeneration, peer.retiredCaGenerations], [3, [1, 2], 1, []]);
     assert.throws(() => resolveSettings({ ...base, certValidityHours: 100, certEarlyRenewalHours: 100 }, ctx), /less than/);
   });
 });

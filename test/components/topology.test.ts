@@ -4,6 +4,9 @@ import {
   TopologyError,
   assertMasterCount,
   clientCertProfile,
+  CERT_OU,
+  memberOpsClientName,
+  parseMemberIdentityUri,
   faultTolerance,
   masterCountProblem,
   memberCertProfiles,
@@ -183,7 +186,7 @@ describe("topology plan", () => {
         "--client-cert-auth=true",
         "--peer-cert-file=/etc/raftkv/pki/peer.crt",
         "--peer-key-file=/etc/raftkv/pki/peer.key",
-        "--peer-trusted-ca-file=/etc/raftkv/pki/ca.crt",
+        "--peer-trusted-ca-file=/etc/raftkv/pki/peer-ca.crt",
         "--peer-client-cert-auth=true",
       ]);
     });
@@ -207,6 +210,21 @@ describe("topology plan", () => {
       assert.ok(server!.usages.includes("server_auth") && !server!.usages.includes("client_auth"));
       assert.deepEqual(peer!.ipAddresses, ["10.0.1.10"]);
       assert.ok(peer!.usages.includes("server_auth") && peer!.usages.includes("client_auth"));
+    });
+    it("names the member in its peer certificate (CN, OU and a URI SAN); other profiles carry no member URI", () => {
+      const [m] = planHostMembers(["10.0.1.10"]);
+      const [server, peer] = memberCertProfiles(m!);
+      assert.equal(peer!.commonName, "raftkv-1");
+      assert.equal(peer!.organizationalUnit, CERT_OU.peer);
+      assert.deepEqual(peer!.uris, ["urn:raftkv:member:raftkv-1"]);
+      assert.equal(parseMemberIdentityUri(peer!.uris[0]!), "raftkv-1");
+      assert.deepEqual(server!.uris, []);
+      assert.equal(server!.organizationalUnit, CERT_OU.server);
+      assert.deepEqual(clientCertProfile("admin").uris, []);
+      assert.equal(clientCertProfile("admin").organizationalUnit, CERT_OU.client);
+      assert.equal(parseMemberIdentityUri("urn:raftkv:member:Bad Name"), undefined);
+      assert.equal(parseMemberIdentityUri("https://raftkv-1"), undefined);
+      assert.equal(memberOpsClientName("raftkv-2"), "raftkv-2-ops");
     });
     it("puts DNS hosts into DNS SANs", () => {
       const [m] = planHostMembers(["node1.internal"]);

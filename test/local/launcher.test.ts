@@ -232,7 +232,7 @@ describe("local cluster launcher (npm start), end to end", function () {
   it("--reset starts an empty cluster", async () => {
     const out = ok(launcher(["start", "--detach", "--reset", "--dir", dir]), "start --reset");
     assert.match(out, /--reset: removed /);
-    assert.match(out, /issuing a local CA and certificates for 3 members/);
+    assert.match(out, /issuing a client CA, a peer CA and certificates for 3 members/);
     await statuses(members);
     assert.equal(ok(sh(env, "etcdctl get '' --prefix --keys-only"), "get all"), "");
     ok(launcher(["stop", "--dir", dir]), "stop");

@@ -30,17 +30,24 @@ describe("pki", () => {
       assert.deepEqual(pki.members[m.name], p);
       for (const key of [p.serverKey, p.peerKey]) assert.equal(statSync(key).mode & 0o777, 0o600);
       assert.equal(readFileSync(p.ca, "utf8"), pki.ca.certPem);
+      assert.equal(readFileSync(p.peerCa, "utf8"), pki.peerCa.certPem);
       assert.match(readFileSync(p.serverKey, "utf8"), /^-----BEGIN PRIVATE KEY-----/);
     }
     assert.equal(statSync(pki.caKeyPath).mode & 0o777, 0o600);
+    assert.equal(statSync(pki.peerCaKeyPath).mode & 0o777, 0o600);
+    assert.notEqual(pki.ca.certPem, pki.peerCa.certPem);
     assert.equal(statSync(path.join(dir, "clients", "admin.key")).mode & 0o777, 0o600);
   });
 
-  it("issues certificates openssl verifies against the CA", () => {
-    const files = members.flatMap((m) => [pki.members[m.name]!.serverCert, pki.members[m.name]!.peerCert]);
-    files.push(pki.clients["admin"]!.cert, pki.clients["worker-1"]!.cert);
-    const out = openssl(["verify", "-CAfile", pki.caCertPath, ...files]);
-    assert.equal(out.trim().split("\n").filter((l) => l.endsWith(": OK")).length, files.length);
+  it("issues server and client certificates from the client CA and peer certificates from the peer CA, never crossed", () => {
+    const clientSigned = members.map((m) => pki.members[m.name]!.serverCert);
+    clientSigned.push(pki.clients["admin"]!.cert, pki.clients["worker-1"]!.cert);
+    const peers = members.map((m) => pki.members[m.name]!.peerCert);
+    const ok = (out: string) => out.trim().split("\n").filter((l) => l.endsWith(": OK")).length;
+    assert.equal(ok(openssl(["verify", "-CAfile", pki.caCertPath, ...clientSigned])), clientSigned.length);
+    assert.equal(ok(openssl(["verify", "-CAfile", pki.peerCaCertPath, ...peers])), peers.length);
+    for (const f of peers) assert.throws(() => openssl(["verify", "-CAfile", pki.caCertPath, f]), f);
+    for (const f of clientSigned) assert.throws(() => openssl(["verify", "-CAfile", pki.peerCaCertPath, f]), f);
   });
 
   it("does not verify against a different CA", async () => {
@@ -53,7 +60,9 @@ describe("pki", () => {
   it("puts SANs, key usages and EKUs of the profiles into the certificates", () => {
     const text = (f: string): string => openssl(["x509", "-in", f, "-noout", "-text"]);
     const server = text(pki.members["raftkv-2"]!.serverCert);
-    assert.match(server, /Subject: CN ?= ?raftkv-2/);
+    assert.match(server, /Subject: O ?= ?raftkv, OU ?= ?raftkv server, CN ?= ?raftkv-2/);
+    assert.match(server, /Issuer: O ?= ?raftkv, CN ?= ?raftkv client CA/);
+    assert.doesNotMatch(server, /URI:/);
     assert.match(server, /DNS:localhost, IP Address:127\.0\.0\.1/);
     assert.match(server, /Extended Key Usage: *\n *TLS Web Server Authentication\n/);
     assert.match(server, /Key Usage: critical\n *Digital Signature, Key Encipherment/);
@@ -62,10 +71,12 @@ describe("pki", () => {
 
     const peer = text(pki.members["raftkv-2"]!.peerCert);
     assert.match(peer, /TLS Web Server Authentication, TLS Web Client Authentication/);
-    assert.match(peer, /IP Address:127\.0\.0\.1/);
+    assert.match(peer, /Subject: O ?= ?raftkv, OU ?= ?raftkv peer, CN ?= ?raftkv-2/);
+    assert.match(peer, /IP Address:127\.0\.0\.1, URI:urn:raftkv:member:raftkv-2/);
+    assert.match(peer, /Issuer: O ?= ?raftkv, CN ?= ?raftkv peer CA/);
 
     const client = text(pki.clients["admin"]!.cert);
-    assert.match(client, /Subject: CN ?= ?admin/);
+    assert.match(client, /Subject: O ?= ?raftkv, OU ?= ?raftkv client, CN ?= ?admin/);
     assert.match(client, /Extended Key Usage: *\n *TLS Web Client Authentication\n/);
     assert.doesNotMatch(client, /Subject Alternative Name/);
 
@@ -76,7 +87,7 @@ describe("pki", () => {
 
   it("rejects a non-positive validity", async () => {
     await assert.rejects(createCa("x", 0), RangeError);
-    await assert.rejects(issueCert(pki.ca, { id: "a", kind: "client", commonName: "a", dnsNames: [], ipAddresses: [], usages: ["client_auth"] }, -1), RangeError);
+    await assert.rejects(issueCert(pki.ca, { id: "a", kind: "client", commonName: "a", organizationalUnit: "x", dnsNames: [], ipAddresses: [], uris: [], usages: ["client_auth"] }, -1), RangeError);
   });
 
   describe("TLS handshake on loopback with client certificates required", () => {
@@ -116,10 +127,14 @@ describe("pki", () => {
       assert.equal(got, "hello admin\n");
     });
 
-    it("accepts a peer certificate as a client certificate", async () => {
+    it("refuses a member's peer certificate on a port that trusts the client CA", async () => {
       const p = pki.members["raftkv-3"]!;
-      const got = await connect({ ca: readFileSync(p.ca), cert: readFileSync(p.peerCert), key: readFileSync(p.peerKey) });
-      assert.equal(got, "hello raftkv-3\n");
+      await assert.rejects(
+        connect({ ca: readFileSync(p.ca), cert: readFileSync(p.peerCert), key: readFileSync(p.peerKey) }).then((d) => {
+          if (d === "") throw new Error("closed without data");
+          return d;
+        }),
+      );
     });
 
     it("refuses a client without a certificate", async () => {

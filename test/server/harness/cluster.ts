@@ -110,7 +110,7 @@ export class TestCluster {
   async planExtraMember(name: string): Promise<MemberEndpoint> {
     const base = await freeRange(3);
     const m: MemberEndpoint = { name, host: "127.0.0.1", clientPort: base, peerPort: base + 1, metricsPort: base + 2 };
-    await writeClusterPki(path.join(this.dir, "pki"), [m], [], { ca: this.pki.ca });
+    await writeClusterPki(path.join(this.dir, "pki"), [m], [], { ca: this.pki.ca, peerCa: this.pki.peerCa });
     this.members.push(m);
     return m;
   }
