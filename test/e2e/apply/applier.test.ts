@@ -95,11 +95,18 @@ describe("e2e applier: scheduling a plan like the Pulumi engine", () => {
 
   it("replaces create-before-delete with the old deletion after every other step, or delete-first when asked", async () => {
     const { events, p } = recorder(5);
-    const oldA = res("a", { outputs: { v: 1 } }), newA = res("a", { outputs: { v: 2 } });
-    const oldB = res("b"), newB = res("b");
+    const oldA = res("a", { outputs: { v: 1 } }), newA = res("a", { id: "a-id2", outputs: { v: 2 } });
+    const oldB = res("b"), newB = res("b", { id: "b-id2" });
     const other = res("other");
+    // As the engine plans them: a replace step creates, the old half is its own delete step.
     const plan: Plan = {
-      steps: [step("replace", newA, [], oldA), step("create", other, [0]), step("replace", newB, [], oldB, true)],
+      steps: [
+        step("replace", newA, [], oldA),
+        step("create", other, [0]),
+        step("delete", oldB, []),
+        step("replace", newB, [2], oldB, true),
+        step("delete", oldA, [0, 1, 2, 3]),
+      ],
       next: { resources: [newA, other, newB], outputs: {} },
     };
     const applier = new Applier({ lab: noLab, providers: { [TYPE]: p } });
@@ -108,6 +115,7 @@ describe("e2e applier: scheduling a plan like the Pulumi engine", () => {
       assert.ok(events.indexOf("delete a") > events.indexOf("end create other"), events.join(" | "));
       assert.ok(events.indexOf("delete b") < events.indexOf("start create b"), events.join(" | "));
       assert.equal(state.resources.find((r) => r.name === "a")?.outputs["v"], 2);
+      assert.deepEqual(state.resources.map((r) => r.id).sort(), ["a-id2", "b-id2", "other-id"]);
     } finally {
       await applier.close();
     }

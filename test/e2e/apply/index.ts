@@ -5,8 +5,8 @@
  *    run concurrently (bootstrap members install in parallel, as with the real engine).
  *  - The first failure stops the run like `pulumi up`: steps already running finish, no new
  *    step starts, and the error names the step, the resource and the command's stderr tail.
- *  - A replacement creates the new resource first and deletes the old one after every other
- *    step, in reverse order, unless deleteBeforeReplace (then delete, then create).
+ *  - A replacement step creates the new resource; the old one is deleted by its own delete
+ *    step, which the engine orders (after every other step, or first with deleteBeforeReplace).
  *  - The returned (and, with stateFile, persisted) StackState holds what really exists: the
  *    completed steps applied to the prior state, with real outputs such as a command's stdout.
  */
@@ -119,7 +119,7 @@ export class Applier {
     return this.dnsQueue;
   }
 
-  private async runStep(step: Step, deferred: RecordedResource[]): Promise<void> {
+  private async runStep(step: Step): Promise<void> {
     const ctx = this.context();
     switch (step.op) {
       case "create": {
@@ -143,31 +143,26 @@ export class Applier {
         return;
       }
       case "replace": {
+        // Creates the replacement only: the engine plans the old resource's deletion as its own
+        // "delete" step (before this one when deleteBeforeReplace, in the final delete phase
+        // otherwise), see test/e2e/engine/types.ts.
         const old = need(step.old, step);
         const next = need(step.new, step);
-        const p = this.providerFor(next.type);
-        if (step.deleteBeforeReplace) {
-          await this.providerFor(old.type).delete(old, ctx);
-          this.live.delete(old.urn);
-          this.live.set(next.urn, { ...next });
-          this.live.set(next.urn, { ...next, outputs: await p.create(next, ctx) });
-        } else {
-          // The old one keeps existing (and keeps its URN's place) until the deferred delete.
-          this.live.set(next.urn, { ...next });
-          try {
-            this.live.set(next.urn, { ...next, outputs: await p.create(next, ctx) });
-          } catch (e) {
-            this.live.set(old.urn, old);
-            throw e;
-          }
-          deferred.push(old);
+        this.live.set(next.urn, { ...next });
+        try {
+          this.live.set(next.urn, { ...next, outputs: await this.providerFor(next.type).create(next, ctx) });
+        } catch (e) {
+          if (step.deleteBeforeReplace) this.live.delete(next.urn);
+          else this.live.set(old.urn, old);
+          throw e;
         }
         return;
       }
       case "delete": {
         const old = need(step.old, step);
         if (old.options.retainOnDelete !== true) await this.providerFor(old.type).delete(old, ctx);
-        this.live.delete(old.urn);
+        // The old half of a create-before-delete replacement: the URN now names the replacement.
+        if (this.live.get(old.urn)?.id === old.id) this.live.delete(old.urn);
         return;
       }
     }
@@ -180,7 +175,6 @@ export class Applier {
     const done = new Set<number>();
     const started = new Set<number>();
     const running = new Map<number, Promise<void>>();
-    const deferred: RecordedResource[] = [];
     let failure: string | undefined;
     this.lastRun = [];
     const t0 = Date.now();
@@ -195,7 +189,7 @@ export class Applier {
         this.opts.log?.(`[${report.startedMs} ms] step ${i} ${step.op} ${step.urn}`);
         running.set(
           i,
-          this.runStep(step, deferred).then(
+          this.runStep(step).then(
             () => {
               report.endedMs = Date.now() - t0;
               this.lastRun.push(report);
@@ -219,18 +213,6 @@ export class Applier {
     if (failure === undefined && done.size < steps.length) {
       failure = `steps ${steps.map((_, i) => i).filter((i) => !done.has(i)).join(", ")} never became ready (their "after" lists form a cycle or name missing steps)`;
     }
-    if (failure === undefined) {
-      // Deletions of replaced resources come last, newest replacement first (as `pulumi up`).
-      for (const old of deferred.reverse()) {
-        try {
-          if (old.options.retainOnDelete !== true) await this.providerFor(old.type).delete(old, this.context());
-        } catch (e) {
-          failure = `deleting the replaced ${old.urn}: ${(e as Error).message}${e instanceof ProviderError && e.stderrTail ? `\n--- stderr (tail) ---\n${e.stderrTail}` : ""}`;
-          break;
-        }
-      }
-    }
-
     const state = this.stateAfter(plan, prior, failure === undefined);
     if (this.opts.stateFile !== undefined) writeFileSync(this.opts.stateFile, JSON.stringify(state, null, 2));
     if (failure !== undefined) throw new ApplyError(failure, state);
