@@ -8,7 +8,8 @@ export type GrpcCode =
   | 'NOT_FOUND'
   | 'FAILED_PRECONDITION'
   | 'OUT_OF_RANGE'
-  | 'RESOURCE_EXHAUSTED';
+  | 'RESOURCE_EXHAUSTED'
+  | 'DATA_LOSS';
 
 /** Numeric gRPC status codes, so the server can build a status without a lookup table. */
 export const GRPC_STATUS: Record<GrpcCode, number> = {
@@ -17,6 +18,7 @@ export const GRPC_STATUS: Record<GrpcCode, number> = {
   FAILED_PRECONDITION: 9,
   RESOURCE_EXHAUSTED: 8,
   OUT_OF_RANGE: 11,
+  DATA_LOSS: 15,
 };
 
 export class KvError extends Error {
@@ -56,6 +58,7 @@ export const MSG = {
   valueProvided: 'etcdserver: value is provided',
   leaseProvided: 'etcdserver: lease is provided',
   notLeader: 'etcdserver: not leader',
+  corrupt: 'etcdserver: corrupt cluster',
 } as const;
 
 export const errCompacted = (): KvError => new KvError('OUT_OF_RANGE', MSG.compacted);
@@ -72,3 +75,9 @@ export const errRequestTooLarge = (): KvError => new KvError('INVALID_ARGUMENT',
 export const errValueProvided = (): KvError => new KvError('INVALID_ARGUMENT', MSG.valueProvided);
 export const errLeaseProvided = (): KvError => new KvError('INVALID_ARGUMENT', MSG.leaseProvided);
 export const errNotLeader = (): KvError => new KvError('FAILED_PRECONDITION', MSG.notLeader);
+export const errCorrupt = (): KvError => new KvError('DATA_LOSS', MSG.corrupt);
+/**
+ * A field no etcd client can send (protobuf cannot carry it): not an int64, an unknown enum
+ * value, an ID that is not a decimal int64. Only hand-made requests get here.
+ */
+export const errInvalidField = (field: string): KvError => new KvError('INVALID_ARGUMENT', `etcdserver: invalid ${field} in request`);

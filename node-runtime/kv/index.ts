@@ -6,5 +6,5 @@ export { KvStore, DEFAULT_OPTIONS } from './store';
 export type { KvStoreOptions, KvApplyResult, ResponseOf } from './store';
 export { Lessor, MAX_LEASE_TTL, EXPIRED_RETRY_MS } from './lessor';
 export type { WatchOptions, WatchListener, WatchHandle, WatchFilter } from './watch';
-export { validateCommand, validatePut, validateRange, validateDelete, validateTxn, DEFAULT_LIMITS } from './validate';
+export { prepareCommand, validateCommand, validatePut, validateRange, validateDelete, validateTxn, DEFAULT_LIMITS } from './validate';
 export type { Limits } from './validate';

@@ -15,6 +15,7 @@ import {
   errLeaseExists,
   errLeaseNotFound,
   errLeaseTTLTooLarge,
+  errCorrupt,
   errNoSpace,
 } from './errors';
 import { Lease, Lessor, MAX_LEASE_TTL, compareIds } from './lessor';
@@ -170,6 +171,9 @@ export class KvStore {
   }
 
   private execute(index: number, cmd: KvCommand): ResponseOf[keyof ResponseOf] {
+    // etcd 3.4 (applierV3Corrupt): once a CORRUPT alarm is raised every write is refused until
+    // an operator disarms it; reads and alarm requests still work.
+    if (cmd.type !== 'alarm' && this.hasAlarm('CORRUPT')) throw errCorrupt();
     switch (cmd.type) {
       case 'put':
         return this.applyPut(cmd.req);

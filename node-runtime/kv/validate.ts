@@ -1,18 +1,90 @@
 /**
  * Checks the server runs on a request before proposing it (etcd does these in its gRPC layer,
- * v3rpc/key.go), so malformed requests never reach the log. The state machine does not rely
- * on them for safety: apply() tolerates anything the codec can carry.
+ * v3rpc/key.go, and in EtcdServer before raft), so malformed requests never reach the log.
+ * Besides etcd's own checks, every field must be something the command codec carries and the
+ * state machine understands (int64 integers, decimal int64 IDs, known enum values): an entry
+ * that cannot be applied would be applied by every member, after every restart.
  */
 import {
   KvError,
   errDuplicateKey,
   errEmptyKey,
+  errInvalidField,
   errLeaseProvided,
+  errLeaseTTLTooLarge,
   errRequestTooLarge,
   errTooManyOps,
   errValueProvided,
 } from './errors';
-import type { DeleteRangeRequest, KvCommand, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types';
+import { encodeCommand } from './codec';
+import { isInt64Number } from './int64';
+import { MAX_LEASE_TTL } from './lessor';
+import type { AlarmRequest, Compare, DeleteRangeRequest, KvCommand, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types';
+
+const SORT_ORDERS: readonly unknown[] = ['NONE', 'ASCEND', 'DESCEND'];
+const SORT_TARGETS: readonly unknown[] = ['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE'];
+const RESULTS: readonly unknown[] = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'];
+const TARGETS: readonly unknown[] = ['VERSION', 'CREATE', 'MOD', 'VALUE', 'LEASE'];
+const ALARM_ACTIONS: readonly unknown[] = ['GET', 'ACTIVATE', 'DEACTIVATE'];
+const ALARMS: readonly unknown[] = ['NONE', 'NOSPACE', 'CORRUPT'];
+const INT64_MAX = (1n << 63n) - 1n;
+const UINT64_MAX = (1n << 64n) - 1n;
+
+/** A 64-bit ID as the state machine keeps it: decimal, in int64 (lease IDs) or uint64 (member IDs) range. */
+function isDecimalId(v: unknown, unsigned = false): boolean {
+  if (typeof v !== 'string' || !/^-?\d{1,20}$/.test(v)) return false;
+  const n = BigInt(v);
+  return unsigned ? n >= 0n && n <= UINT64_MAX : n >= -INT64_MAX - 1n && n <= INT64_MAX;
+}
+
+function optInt(v: number | undefined): boolean {
+  return v === undefined || isInt64Number(v);
+}
+
+function isBytes(v: unknown): boolean {
+  return Buffer.isBuffer(v);
+}
+
+function optBytes(v: unknown): boolean {
+  return v === undefined || Buffer.isBuffer(v);
+}
+
+/** The codec-level checks of a range (ints, enums, bytes); etcd's own rules are in validateRange. */
+function rangeFields(r: RangeRequest): KvError | undefined {
+  if (!isBytes(r.key) || !optBytes(r.range_end)) return errInvalidField('key');
+  for (const [name, v] of [
+    ['limit', r.limit],
+    ['revision', r.revision],
+    ['min_mod_revision', r.min_mod_revision],
+    ['max_mod_revision', r.max_mod_revision],
+    ['min_create_revision', r.min_create_revision],
+    ['max_create_revision', r.max_create_revision],
+  ] as const) {
+    if (!optInt(v)) return errInvalidField(name);
+  }
+  if (r.sort_order !== undefined && !SORT_ORDERS.includes(r.sort_order)) return errInvalidField('sort_order');
+  if (r.sort_target !== undefined && !SORT_TARGETS.includes(r.sort_target)) return errInvalidField('sort_target');
+  return undefined;
+}
+
+function compareFields(c: Compare): KvError | undefined {
+  if (!isBytes(c.key) || !optBytes(c.range_end)) return errInvalidField('key');
+  if (!RESULTS.includes(c.result)) return errInvalidField('result');
+  if (!TARGETS.includes(c.target)) return errInvalidField('target');
+  if (!optInt(c.version)) return errInvalidField('version');
+  if (!optInt(c.create_revision)) return errInvalidField('create_revision');
+  if (!optInt(c.mod_revision)) return errInvalidField('mod_revision');
+  if (!optBytes(c.value)) return errInvalidField('value');
+  if (c.lease !== undefined && !isDecimalId(c.lease)) return errInvalidField('lease');
+  return undefined;
+}
+
+function alarmFields(a: AlarmRequest): KvError | undefined {
+  if (!ALARM_ACTIONS.includes(a.action)) return errInvalidField('action');
+  if (!ALARMS.includes(a.alarm)) return errInvalidField('alarm');
+  if (!isDecimalId(a.memberID, true)) return errInvalidField('memberID');
+  return undefined;
+}
 
 export interface Limits {
   /** etcd's --max-txn-ops. */
@@ -24,10 +96,12 @@ export interface Limits {
 export const DEFAULT_LIMITS: Limits = { maxTxnOps: 128, maxRequestBytes: 1.5 * 1024 * 1024 };
 
 export function validateRange(r: RangeRequest): KvError | undefined {
-  return r.key.length === 0 ? errEmptyKey() : undefined;
+  return rangeFields(r) ?? (r.key.length === 0 ? errEmptyKey() : undefined);
 }
 
 export function validatePut(p: PutRequest): KvError | undefined {
+  if (!isBytes(p.key) || !optBytes(p.value)) return errInvalidField('key');
+  if (p.lease !== undefined && p.lease !== '' && !isDecimalId(p.lease)) return errInvalidField('lease');
   if (p.key.length === 0) return errEmptyKey();
   if (p.ignore_value && p.value !== undefined && p.value.length !== 0) return errValueProvided();
   if (p.ignore_lease && p.lease !== undefined && p.lease !== '0' && p.lease !== '') return errLeaseProvided();
@@ -35,6 +109,7 @@ export function validatePut(p: PutRequest): KvError | undefined {
 }
 
 export function validateDelete(d: DeleteRangeRequest): KvError | undefined {
+  if (!isBytes(d.key) || !optBytes(d.range_end)) return errInvalidField('key');
   return d.key.length === 0 ? errEmptyKey() : undefined;
 }
 
@@ -62,9 +137,31 @@ export function validateCommand(cmd: KvCommand, encodedSize: number, limits: Lim
       return validateDelete(cmd.req);
     case 'txn':
       return validateTxn(cmd.req, limits.maxTxnOps);
-    default:
-      return undefined;
+    case 'compact':
+      // Future and compacted revisions depend on the state at apply time; the apply answers them.
+      return isInt64Number(cmd.req.revision) ? undefined : errInvalidField('revision');
+    case 'leaseGrant':
+      if (!isInt64Number(cmd.req.TTL)) return errInvalidField('TTL');
+      // etcd refuses this before proposing (v3_server.go LeaseGrant); negative TTLs get the minimum.
+      if (cmd.req.TTL > MAX_LEASE_TTL) return errLeaseTTLTooLarge();
+      return isDecimalId(cmd.req.ID) ? undefined : errInvalidField('ID');
+    case 'leaseRevoke':
+      return isDecimalId(cmd.req.ID) ? undefined : errInvalidField('ID');
+    case 'alarm':
+      return alarmFields(cmd.req);
   }
+}
+
+/**
+ * The one way a KV command becomes bytes for the log: validated (etcd's order: the request's
+ * own rules first, its encoded size last), then encoded. Throws the KvError a client gets.
+ */
+export function prepareCommand(cmd: KvCommand, limits: Limits = DEFAULT_LIMITS): Buffer {
+  const invalid = validateCommand(cmd, 0, limits);
+  if (invalid) throw invalid;
+  const encoded = encodeCommand(cmd);
+  if (encoded.length > limits.maxRequestBytes) throw errRequestTooLarge();
+  return encoded;
 }
 
 function checkTxn(t: TxnRequest, maxTxnOps: number): KvError | undefined {
@@ -73,7 +170,11 @@ function checkTxn(t: TxnRequest, maxTxnOps: number): KvError | undefined {
   const failure = t.failure ?? [];
   const opc = Math.max(compare.length, success.length, failure.length);
   if (opc > maxTxnOps) return errTooManyOps();
-  for (const c of compare) if (c.key.length === 0) return errEmptyKey();
+  for (const c of compare) {
+    const bad = compareFields(c);
+    if (bad) return bad;
+    if (c.key.length === 0) return errEmptyKey();
+  }
   for (const op of success) {
     const e = checkOp(op, maxTxnOps - opc);
     if (e) return e;

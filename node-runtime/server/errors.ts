@@ -20,6 +20,7 @@ export const Errors = {
   notLeader: e(Status.FAILED_PRECONDITION, "etcdserver: not leader"),
   timeout: e(Status.UNAVAILABLE, "etcdserver: request timed out"),
   stopped: e(Status.UNAVAILABLE, "etcdserver: server stopped"),
+  corrupt: e(Status.DATA_LOSS, "etcdserver: corrupt cluster"),
   memberNotFound: e(Status.NOT_FOUND, "etcdserver: member not found"),
   peerUrlExists: e(Status.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists"),
   memberBadUrls: e(Status.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid"),

@@ -23,7 +23,7 @@ import {
 import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec";
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types";
 import { SnapshotStore, WriteAheadLog, readMeta, writeMeta } from "../storage";
-import { KvStore, decodeCommand, encodeCommand, type KvCommand } from "../kv";
+import { KvStore, decodeCommand, prepareCommand, type KvCommand } from "../kv";
 import { PeerTransport } from "./transport";
 import type { ReloadingTls } from "./tls";
 import type { Metrics } from "./obs";
@@ -121,6 +121,13 @@ export class Member extends EventEmitter {
   private readonly rpcPending = new Map<number, Waiter>();
   private readonly revoking = new Set<string>();
   private fatal: Error | undefined;
+  /**
+   * Set when a committed entry could not be applied. This member then stops applying (its state
+   * stays as of the entry before), raises a CORRUPT alarm for itself and answers requests with
+   * etcd's "corrupt cluster"; it keeps running, voting and persisting the log, so the rest of the
+   * cluster is unaffected. Never a crash: every member would crash on the same entry, forever.
+   */
+  private applyHalt: { index: number; reason: string } | undefined;
   readonly requestTimeoutMs: number;
 
   constructor(
@@ -418,10 +425,16 @@ export class Member extends EventEmitter {
 
   private applyEntries(entries: Entry[]): void {
     for (const e of entries) {
+      if (this.applyHalt) break;
       if (e.index <= this.appliedIndex) continue;
-      if (e.type === EntryType.ConfChange) this.applyConfChange(e);
-      else if (e.data.length > 0) this.applyNormal(e);
-      else this.kv.advance(e.index);
+      try {
+        if (e.type === EntryType.ConfChange) this.applyConfChange(e);
+        else if (e.data.length > 0) this.applyNormal(e);
+        else this.kv.advance(e.index);
+      } catch (err) {
+        this.haltApply(e, err);
+        break;
+      }
       this.appliedIndex = e.index;
     }
     this.metrics.proposalsApplied.set(this.appliedIndex);
@@ -457,6 +470,58 @@ export class Member extends EventEmitter {
       this.kv.advance(e.index);
     }
     if (env.origin === this.id) this.settle(env.seq, result, error);
+  }
+
+  /** See applyHalt. Entries are validated before they are proposed, so only a peer's bad entry or a bug gets here. */
+  private haltApply(e: Entry, err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err);
+    this.applyHalt = { index: e.index, reason };
+    this.log.error(
+      { index: e.index, term: e.term, appliedIndex: this.appliedIndex, err: reason },
+      "cannot apply committed entry: this member stops applying and raises a CORRUPT alarm; the rest of the cluster keeps serving",
+    );
+    for (const [, w] of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(Errors.corrupt());
+    }
+    this.waiters.clear();
+    this.failReads(Errors.corrupt());
+    void this.reportCorrupt();
+  }
+
+  /** Gets the CORRUPT alarm for this member committed by a leader that can still apply it. */
+  private async reportCorrupt(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.isLeader()) await this.transferLeadershipAway(this.cfg.electionTimeoutMs);
+        else if (this.leader !== 0) {
+          await this.callLeader("raiseCorruptAlarm", String(this.id));
+          return;
+        }
+      } catch {
+        // retried below
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** The cluster's alarms as applied here, plus this member's own CORRUPT alarm once it stopped applying. */
+  alarms(): Array<{ memberID: string; alarm: "NONE" | "NOSPACE" | "CORRUPT" }> {
+    if (this.kv === undefined) return [];
+    const list = this.kv.alarms();
+    const self = String(this.id);
+    if (this.applyHalt && !list.some((a) => a.memberID === self && a.alarm === "CORRUPT")) list.push({ memberID: self, alarm: "CORRUPT" });
+    return list;
+  }
+
+  /** Serializable reads are served locally: refuse them when local state is not trustworthy. */
+  checkReadable(): void {
+    this.assertServing();
+  }
+
+  /** For answers from local bookkeeping (member list, hashes): only a member still starting has none. */
+  checkStarted(): void {
+    if (this.raft === undefined) throw Errors.noLeader();
   }
 
   /**
@@ -511,8 +576,15 @@ export class Member extends EventEmitter {
     const want = new Map(this.membership.list().filter((m) => m.id !== this.id).map((m) => [m.id, m.peerURLs[0]!] as const));
     for (const id of this.transport.stats().keys()) if (!want.has(id)) this.transport.removePeer(id);
     for (const [id, url] of want) {
-      if (!this.transport.hasPeer(id)) this.transport.addPeer(id, url);
-      else if (this.transport.stats().get(id)?.url !== url) this.transport.updatePeer(id, url);
+      // A URL the transport cannot dial (committed by an older version that did not check it)
+      // leaves that member unreachable, as etcd lists such a member unstarted; it is not an
+      // apply failure, or every member would stop on the same entry.
+      try {
+        if (!this.transport.hasPeer(id)) this.transport.addPeer(id, url);
+        else if (this.transport.stats().get(id)?.url !== url) this.transport.updatePeer(id, url);
+      } catch (e) {
+        this.log.warn({ member: hexId(id), url, err: e instanceof Error ? e.message : String(e) }, "member has a peer URL the transport cannot use; it stays unreachable");
+      }
     }
   }
 
@@ -597,8 +669,18 @@ export class Member extends EventEmitter {
   // -------------------------------------------------------------------------------------------
   // proposals
 
-  /** Replicates a key-value command and resolves with its result once applied here. */
-  proposeKv(cmd: KvCommand, encoded: Uint8Array = encodeCommand(cmd)): Promise<unknown> {
+  /**
+   * Replicates a key-value command and resolves with its result once applied here. Every KV
+   * entry is validated here, whoever proposes it (client handlers, lease expiry, alarms): what
+   * enters the log must be applicable on every member.
+   */
+  proposeKv(cmd: KvCommand): Promise<unknown> {
+    let encoded: Buffer;
+    try {
+      encoded = prepareCommand(cmd, { maxRequestBytes: this.cfg.maxRequestBytes, maxTxnOps: this.cfg.maxTxnOps });
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.propose(EntryKind.Kv, encoded);
   }
 
@@ -754,6 +836,8 @@ export class Member extends EventEmitter {
 
   private revokeExpiredLeases(): void {
     if (!this.isLeader() || this.stopped) return;
+    // Under a CORRUPT alarm every revoke would be refused: do not fill the log with retries.
+    if (this.kv.alarms().some((a) => a.alarm === "CORRUPT")) return;
     for (const id of this.kv.lessor.expired(Date.now())) {
       if (this.revoking.has(id)) continue;
       this.revoking.add(id);
@@ -777,6 +861,11 @@ export class Member extends EventEmitter {
     this.rpcHandlers.set("leaseRenew", async (id) => this.leaseKeepAlive(String(id)));
     this.rpcHandlers.set("leaseRemaining", async (id) => this.leaseRemaining(String(id)));
     this.rpcHandlers.set("learnerReady", async (id) => this.learnerReady(Number(id)));
+    // A member that cannot apply an entry reports itself; the alarm is committed by a member that can.
+    this.rpcHandlers.set("raiseCorruptAlarm", async (id) => {
+      await this.proposeKv({ type: "alarm", req: { action: "ACTIVATE", memberID: String(id), alarm: "CORRUPT" } });
+      return true;
+    });
   }
 
   private callLeader(method: string, body: unknown): Promise<unknown> {
@@ -824,6 +913,11 @@ export class Member extends EventEmitter {
 
   // -------------------------------------------------------------------------------------------
   // leadership and status
+
+  /** The applied revision, for response headers (0 while the member is still starting). */
+  currentRevision(): number {
+    return this.kv === undefined ? 0 : this.kv.revision;
+  }
 
   /** The current raft term, for response headers. */
   currentTerm(): number {
@@ -889,8 +983,11 @@ export class Member extends EventEmitter {
 
 
   private assertServing(): void {
+    // The client ports open before start() has read the data dir: until then there is no leader.
+    if (this.raft === undefined) throw Errors.noLeader();
     if (this.fatal) throw Errors.stopped();
     if (this.stopped) throw Errors.stopped();
+    if (this.applyHalt) throw Errors.corrupt();
   }
 }
 

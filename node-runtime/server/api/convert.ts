@@ -4,14 +4,15 @@
  * (numbers, optional fields). Responses need no conversion: protobufjs encodes numbers into
  * int64 fields as they are.
  */
+import { wireInt64 } from "../../kv/int64";
 import type * as kv from "../../kv/types";
 import type * as wire from "../etcd-types";
 
 type P<T> = Partial<T> | null | undefined;
 
+/** An int64 field: a number the command codec can carry, or NaN (refused by validation). */
 function num(v: string | number | undefined | null): number {
-  if (v === undefined || v === null || v === "") return 0;
-  return typeof v === "number" ? v : Number(v);
+  return wireInt64(v) ?? Number.NaN;
 }
 
 function buf(v: Buffer | Uint8Array | undefined | null): Buffer {

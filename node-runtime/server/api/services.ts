@@ -7,10 +7,11 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { createHash, randomBytes } from "node:crypto";
-import { encodeCommand, validateCommand, validateRange, type KvCommand } from "../../kv";
+import { validateRange, type KvCommand } from "../../kv";
 import type * as kvt from "../../kv/types";
 import type * as wire from "../etcd-types";
 import { EtcdError, Errors } from "../errors";
+import { parsePeerUrl } from "../../../components/topology";
 import { memberIdFor } from "../identity";
 import type { Member } from "../member";
 import type { MemberInfo } from "../membership";
@@ -33,7 +34,7 @@ export function header(m: Member, revision?: number): wire.ResponseHeader {
   return {
     cluster_id: String(m.clusterId),
     member_id: String(m.id),
-    revision: String(revision ?? m.kv.revision),
+    revision: String(revision ?? m.currentRevision()),
     raft_term: String(m.currentTerm()),
   };
 }
@@ -88,12 +89,9 @@ export function unaryFunction(service: grpc.UntypedServiceImplementation, method
   return typeof h === "function" && PLAIN in h ? (h as { [PLAIN]: UnaryFunction })[PLAIN] : undefined;
 }
 
-/** Validates a write like etcd's API layer does (sizes, txn rules), then replicates it. */
+/** Replicates a write; the member validates it like etcd's API layer does (kv/validate.ts) before proposing. */
 async function replicate(ctx: ServiceContext, cmd: KvCommand): Promise<unknown> {
-  const encoded = encodeCommand(cmd);
-  const err = validateCommand(cmd, encoded.length, { maxRequestBytes: ctx.maxRequestBytes, maxTxnOps: ctx.maxTxnOps });
-  if (err) throw err;
-  return ctx.member.proposeKv(cmd, encoded);
+  return ctx.member.proposeKv(cmd);
 }
 
 function withHeader<T extends { header: unknown }>(m: Member, res: T): T {
@@ -110,6 +108,7 @@ export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementatio
       const invalid = validateRange(r);
       if (invalid) throw invalid;
       if (!r.serializable) await m.readBarrier();
+      else m.checkReadable();
       return withHeader(m, m.kv.range(r));
     }),
     Put: unary(ctx, "etcdserverpb.KV", "Put", async (req: wire.PutRequest) => {
@@ -206,8 +205,22 @@ function wireMember(x: MemberInfo): wire.Member {
   return { ID: String(x.id), name: x.name, peerURLs: x.peerURLs, clientURLs: x.clientURLs, isLearner: x.isLearner };
 }
 
-function validPeerUrls(urls: readonly string[]): boolean {
-  return urls.length > 0 && urls.every((u) => /^https?:\/\/[^/\s]+:\d+$/.test(u));
+/**
+ * Peer URLs a member may be given: exactly what the peer transport can dial (the shared
+ * parsePeerUrl: https, a valid host, a port in 1..65535). A URL the transport refuses would
+ * otherwise be committed and then fail on every member that applies it.
+ */
+function validPeerUrls(urls: unknown): urls is string[] {
+  if (!Array.isArray(urls) || urls.length === 0) return false;
+  return urls.every((u) => {
+    if (typeof u !== "string") return false;
+    try {
+      parsePeerUrl(u);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** etcd's Cluster service leaves the revision out of its headers (a zero is not sent). */
@@ -254,6 +267,7 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
       return { header: clusterHeader(m), members: members.map(wireMember) };
     }),
     MemberList: unary(ctx, "etcdserverpb.Cluster", "MemberList", async () => {
+      m.checkStarted();
       return { header: clusterHeader(m), members: m.membership.list().map(wireMember) };
     }),
     MemberPromote: unary(ctx, "etcdserverpb.Cluster", "MemberPromote", async (req: wire.MemberPromoteRequest) => {
@@ -291,22 +305,26 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
         raftIndex: String(st.commitIndex),
         raftTerm: String(st.term),
         raftAppliedIndex: String(st.appliedIndex),
-        errors: m.kv.alarms().length > 0 ? m.kv.alarms().map((a) => `memberID:${a.memberID} alarm:${a.alarm}`) : [],
+        errors: m.alarms().map((a) => `memberID:${a.memberID} alarm:${a.alarm}`),
         dbSizeInUse: String(st.dbSize),
         isLearner: st.isLearner,
       };
     }),
     Alarm: unary(ctx, "etcdserverpb.Maintenance", "Alarm", async (req: wire.AlarmRequest) => {
       // etcd answers alarm requests without a header (`etcdctl alarm list -w json` prints {}).
-      if (req.action === "GET") return { alarms: m.kv.alarms() };
+      if (req.action === "GET") return { alarms: m.alarms() };
       const res = (await replicate(ctx, {
         type: "alarm",
         req: { action: req.action, memberID: toId(req.memberID), alarm: req.alarm },
       })) as kvt.AlarmResponse;
       return { alarms: res.alarms };
     }),
-    Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async () => ({ header: header(m), hash: m.kv.hash() })),
+    Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async () => {
+      m.checkStarted();
+      return { header: header(m), hash: m.kv.hash() };
+    }),
     HashKV: unary(ctx, "etcdserverpb.Maintenance", "HashKV", async (req: wire.HashKVRequest) => {
+      m.checkStarted();
       return withHeader(m, m.kv.hashKV(toNumber(req.revision)));
     }),
     Defragment: unary(ctx, "etcdserverpb.Maintenance", "Defragment", async () => ({ header: header(m) })),
@@ -315,6 +333,12 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
       return { header: header(m) };
     }),
     Snapshot: (call: grpc.ServerWritableStream<unknown, wire.SnapshotResponse>) => {
+      try {
+        m.checkStarted();
+      } catch (err) {
+        const e = Errors.toEtcd(err);
+        return void call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
+      }
       const blob = snapshotBlob(m.currentSnapshotBytes());
       const chunk = 32 * 1024;
       let off = 0;
