@@ -48,6 +48,8 @@ interface FlagSpec {
   flag: string;
   description: string;
   default?: string;
+  /** A boolean, which etcd (Go's flag package) also takes bare: `--client-cert-auth` means true. */
+  boolean?: true;
 }
 
 const FLAGS: FlagSpec[] = [
@@ -67,11 +69,11 @@ const FLAGS: FlagSpec[] = [
   { flag: "cert-file", description: "path to the client server TLS cert file" },
   { flag: "key-file", description: "path to the client server TLS key file" },
   { flag: "trusted-ca-file", description: "path to the client server TLS trusted CA file (may hold several CAs)" },
-  { flag: "client-cert-auth", description: "require client certificates signed by --trusted-ca-file", default: "false" },
+  { flag: "client-cert-auth", description: "require client certificates signed by --trusted-ca-file", default: "false", boolean: true },
   { flag: "peer-cert-file", description: "path to the peer TLS cert file (server and client auth)" },
   { flag: "peer-key-file", description: "path to the peer TLS key file" },
   { flag: "peer-trusted-ca-file", description: "path to the peer TLS trusted CA file (may hold several CAs)" },
-  { flag: "peer-client-cert-auth", description: "require peer certificates signed by --peer-trusted-ca-file (always true)", default: "true" },
+  { flag: "peer-client-cert-auth", description: "require peer certificates signed by --peer-trusted-ca-file (always true)", default: "true", boolean: true },
   { flag: "max-request-bytes", description: "maximum client request size in bytes the server will accept", default: String(1.5 * 1024 * 1024) },
   { flag: "quota-backend-bytes", description: "raise an alarm when the backend size exceeds this quota", default: String(2 * 1024 * 1024 * 1024) },
   { flag: "max-txn-ops", description: "maximum number of operations permitted in a transaction", default: "128" },
@@ -95,7 +97,8 @@ export function buildCommand(): Command {
     .configureOutput({ writeErr: () => undefined, writeOut: (s) => process.stdout.write(s) })
     .version(versionString(), "--version");
   for (const f of FLAGS) {
-    const opt = new Option(`--${f.flag} <value>`, f.description).env(envName(f.flag));
+    // A bare boolean flag parses as `true` (commander's optional value), as in etcd's unit files.
+    const opt = new Option(f.boolean ? `--${f.flag} [value]` : `--${f.flag} <value>`, f.description).env(envName(f.flag));
     if (f.default !== undefined && f.default !== "") opt.default(f.default);
     cmd.addOption(opt);
   }
@@ -132,10 +135,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       Object.assign(process.env, saved);
     }
   }
-  const o = cmd.opts<Record<string, string | undefined>>();
+  const o = cmd.opts<Record<string, string | boolean | undefined>>();
   const get = (flag: string): string | undefined => {
     const v = o[camel(flag)];
-    return v === undefined || v === "" ? undefined : v;
+    if (v === true) return "true";
+    return v === undefined || v === false || v === "" ? undefined : v;
   };
   const req = (flag: string): string => {
     const v = get(flag);

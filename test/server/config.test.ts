@@ -46,6 +46,40 @@ describe("member configuration", () => {
     assert.equal(parseConfig([...base, "--data-dir=/flag"], { RAFTKV_DATA_DIR: "/env" }).dataDir, "/flag");
   });
 
+  it("takes etcd's boolean flags bare, as etcd unit files write them (issue 14 #6)", () => {
+    // Kubernetes The Hard Way's etcd unit, with space-separated values and bare booleans.
+    const unit = [
+      "--name", "controller-0",
+      "--cert-file=/etc/etcd/kubernetes.pem",
+      "--key-file=/etc/etcd/kubernetes-key.pem",
+      "--peer-cert-file=/etc/etcd/kubernetes.pem",
+      "--peer-key-file=/etc/etcd/kubernetes-key.pem",
+      "--trusted-ca-file=/etc/etcd/ca.pem",
+      "--peer-trusted-ca-file=/etc/etcd/ca.pem",
+      "--peer-client-cert-auth",
+      "--client-cert-auth",
+      "--initial-advertise-peer-urls", "https://10.240.0.10:2380",
+      "--listen-peer-urls", "https://10.240.0.10:2380",
+      "--listen-client-urls", "https://10.240.0.10:2379,https://127.0.0.1:2379",
+      "--advertise-client-urls", "https://10.240.0.10:2379",
+      "--initial-cluster-token", "etcd-cluster-0",
+      "--initial-cluster", "controller-0=https://10.240.0.10:2380,controller-1=https://10.240.0.11:2380,controller-2=https://10.240.0.12:2380",
+      "--initial-cluster-state", "new",
+      "--data-dir=/var/lib/etcd",
+    ];
+    const c = parseConfig(unit, {});
+    assert.equal(c.clientCertAuth, true);
+    assert.equal(c.name, "controller-0");
+    assert.deepEqual(c.listenClient.map((u) => u.url), ["https://10.240.0.10:2379", "https://127.0.0.1:2379"]);
+    // The bare flag last on the line, and the explicit forms, still work.
+    const noAuth = base.filter((a) => !a.startsWith("--client-cert-auth"));
+    assert.equal(parseConfig([...noAuth, "--client-cert-auth"], {}).clientCertAuth, true);
+    assert.equal(parseConfig([...noAuth, "--client-cert-auth=false"], {}).clientCertAuth, false);
+    assert.equal(parseConfig(noAuth, {}).clientCertAuth, false);
+    fails([...noAuth, "--client-cert-auth=maybe"], /--client-cert-auth must be true or false/);
+    fails([...base, "--peer-client-cert-auth=false"], /not supported/);
+  });
+
   it("rejects a name missing from --initial-cluster in one line", () => {
     fails([...base, "--name=raftkv-9"], /no member named "raftkv-9"/);
   });
