@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { mustRun, runCommand, sleep, waitFor, type RunResult } from "./run";
+import { mustRun, runCommand, waitFor, type RunResult } from "./run";
 import { deleteNetns } from "./net";
 
 export interface HostSpec {
@@ -184,6 +184,8 @@ export class LabHost implements Host {
     const log = fs.openSync(path.join(this.ctx.hostDir, "console.log"), "a");
     const child = spawn("systemd-nspawn", args, { detached: true, stdio: ["ignore", log, log] });
     fs.closeSync(log);
+    // Not keeping the runner alive by itself (a forgotten host is swept by the next openLab),
+    // but referenced again while someone waits for it to exit (see waitExited).
     child.unref();
     this.nspawn = child;
     this.exited = new Promise((resolve) => {
@@ -222,6 +224,11 @@ export class LabHost implements Host {
     }
   }
 
+  /** For measurements (measure.ts): the container's PID 1 as seen from the machine. */
+  initPidForMeasure(): number | undefined {
+    return this.initPid();
+  }
+
   /** The container's PID 1 (as seen from the machine). */
   private initPid(): number | undefined {
     const pid = this.nspawn?.pid;
@@ -242,7 +249,13 @@ export class LabHost implements Host {
     if (this.state !== "running") return;
     // SIGTERM to systemd-nspawn makes it ask the container's systemd to halt (6–8 s here).
     this.nspawn?.kill("SIGTERM");
-    const done = await Promise.race([this.exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+    const exited = this.waitExited();
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      exited.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
     if (!done) {
       process.stderr.write(`lab: ${this.name} did not halt within ${STOP_TIMEOUT_MS / 1000} s; killing it\n`);
       await this.kill();
@@ -263,8 +276,19 @@ export class LabHost implements Host {
         // gone
       }
     }
-    await this.exited;
+    await this.waitExited();
     this.afterExit();
+  }
+
+  /** Resolves when systemd-nspawn has exited; holds the event loop open meanwhile (else Node could exit mid-close). */
+  private async waitExited(): Promise<void> {
+    const child = this.nspawn;
+    child?.ref();
+    try {
+      await this.exited;
+    } finally {
+      child?.unref();
+    }
   }
 
   private afterExit(): void {

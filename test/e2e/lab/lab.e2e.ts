@@ -5,11 +5,12 @@
  * leaving nothing behind.
  */
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { renderDataVolumeUserData } from "../../../components/hostScripts";
-import { hostToolsPresent, labLeftovers, openLab, type Host, type Lab } from "./index";
+import { hostToolsPresent, labLeftovers, openLab, sweepLab, type Host, type Lab } from "./index";
 import { mustRun, runCommand, waitFor } from "./run";
 
 const LAB = "labtest";
@@ -177,5 +178,69 @@ describe("e2e lab: real hosts", function () {
     assert.notEqual(bridge.code, 0);
     const route = await mustRun(["ip", "route", "show", "type", "unreachable"]);
     assert.ok(!route.includes(VPC), route);
+  });
+});
+
+describe("e2e lab: leftovers of a crashed run", function () {
+  this.timeout(600_000);
+  const NAME = "labcrash";
+
+  after(async function () {
+    await sweepLab(NAME);
+  });
+
+  it("a runner killed with hosts up leaves them running; the next openLab of that name removes everything", async function () {
+    const tools = hostToolsPresent();
+    if (!tools.ok) throw new Error(`this machine cannot run the e2e suite: ${tools.reason}`);
+    const script = `
+      const { openLab } = require(${JSON.stringify(path.join(__dirname, "index.ts"))});
+      (async () => {
+        const lab = await openLab({ name: ${JSON.stringify(NAME)}, vpcCidr: "10.215.0.0/16", publicCidr: "10.215.255.0/24" });
+        await lab.addHost({ name: "doomed", instanceId: "i-doomed", privateIp: "10.215.0.10", sshAuthorizedKeys: [], dataDisk: { sizeMiB: 32 } });
+        process.stdout.write("ready\\n");
+        setInterval(() => undefined, 1000);
+      })().catch((e) => { process.stderr.write(String(e && e.message) + "\\n"); process.exit(1); });
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    await waitFor("the crashing runner to boot its host", 300_000, async () => {
+      if (child.exitCode !== null) throw new Error(`the runner exited early: ${err}`);
+      return out.includes("ready") ? true : undefined;
+    });
+    child.kill("SIGKILL");
+    await exited;
+    const left = await labLeftovers(NAME);
+    for (const kind of ["process", "netns", "link", "loop", "mount", "directory"]) {
+      assert.ok(left.some((l) => l.startsWith(kind)), `expected a leftover ${kind} after the crash:\n${left.join("\n")}`);
+    }
+    const again = await openLab({ name: NAME, vpcCidr: "10.215.0.0/16", publicCidr: "10.215.255.0/24" });
+    const reopened = await labLeftovers(NAME);
+    // Only the new lab's bridge and directory: the crashed run's hosts are gone.
+    assert.deepEqual(reopened.filter((l) => !/^link rk-labcrash$|^directory /.test(l)), []);
+    await again.close();
+    assert.deepEqual(await labLeftovers(NAME), []);
+  });
+
+  it("close() finishes in a runner with nothing else to wait for (Node does not exit halfway through)", async function () {
+    const script = `
+      const { openLab } = require(${JSON.stringify(path.join(__dirname, "index.ts"))});
+      (async () => {
+        const lab = await openLab({ name: ${JSON.stringify(NAME)}, vpcCidr: "10.215.0.0/16", publicCidr: "10.215.255.0/24" });
+        const host = await lab.addHost({ name: "short", instanceId: "i-short", privateIp: "10.215.0.11", sshAuthorizedKeys: [] });
+        await host.stop();
+        process.stdout.write("stopped\\n");
+        await host.start();
+        await lab.close();
+        process.stdout.write("closed\\n");
+      })().catch((e) => { process.stderr.write(String(e && e.message) + "\\n"); process.exit(1); });
+    `;
+    const r = await runCommand([process.execPath, "--import", "tsx", "-e", script], { timeoutMs: 300_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), ["stopped", "closed"]);
+    assert.deepEqual(await labLeftovers(NAME), []);
   });
 });
