@@ -63,6 +63,13 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": cfg.maxRequestBytes + 512 * 1024,
     "grpc.max_send_message_length": 2 ** 31 - 1,
+    // Session limits: streams per connection, connections idle (no call) for 10 min are
+    // closed with GOAWAY (clients reconnect on their next call), and etcd's keepalive
+    // (--grpc-keepalive-interval 2h, --grpc-keepalive-timeout 20s) finds dead peers.
+    "grpc.max_concurrent_streams": 1000,
+    "grpc.max_connection_idle_ms": 600_000,
+    "grpc.keepalive_time_ms": 7_200_000,
+    "grpc.keepalive_timeout_ms": 20_000,
   });
   const member = new Member(cfg, peerTls, log, metrics);
   const ctx = { member, maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps };

@@ -7,13 +7,14 @@
  * rate, bounds latency, and throughput grows with concurrency.
  */
 import { constants } from "node:fs";
-import { mkdir, open, unlink, type FileHandle } from "node:fs/promises";
+import { chmod, mkdir, open, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Entry, HardState, SnapshotMeta } from "../raft/types";
 import { fsyncDir, writeFully } from "./durable-fs";
 import { WalUnavailableError } from "./errors";
 import { LogOrderError, LogTracker } from "./log-tracker";
 import { stderrLogger, type StorageLogger } from "./logger";
+import { retryOnFdExhaustion } from "./wal-fd-retry";
 import { replayWal } from "./wal-replay";
 import {
   checkEntry,
@@ -87,6 +88,7 @@ export class WriteAheadLog {
     /** Validates each call against everything queued before it. */
     private readonly accepted: LogTracker,
     private readonly durable: DurableState,
+    private readonly logger: StorageLogger,
   ) {}
 
   /** Opens (creating if needed) the WAL in `dir` itself and recovers what it holds. */
@@ -95,7 +97,9 @@ export class WriteAheadLog {
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) throw new RangeError(`segmentBytes must be a positive integer`);
     const logger = opts.logger ?? stderrLogger;
 
-    const created = await mkdir(dir, { recursive: true });
+    // Like etcd's WAL directory: readable by the member's user only.
+    const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (created === undefined) await tightenMode(dir, logger);
     if (created !== undefined) {
       await fsyncDir(dirname(created));
       if (created !== dir) await fsyncDir(dirname(dir));
@@ -137,7 +141,7 @@ export class WriteAheadLog {
       }
     }
     const accepted = LogTracker.fromRecovered(rep.snapshot, rep.entries);
-    const wal = new WriteAheadLog(dir, segmentBytes, segments, fh, size, accepted, durable);
+    const wal = new WriteAheadLog(dir, segmentBytes, segments, fh, size, accepted, durable, logger);
     return { wal, recovered: { hardState: rep.hardState, snapshot: rep.snapshot, entries: rep.entries } };
   }
 
@@ -309,10 +313,11 @@ export class WriteAheadLog {
     const prev = this.segments[this.segments.length - 1];
     const seg = { seq: prev.seq + 1, firstIndex: this.durable.last + 1, file: "" };
     seg.file = segmentFileName(seg.seq, seg.firstIndex);
-    const fh = await open(join(this.dir, seg.file), SEGMENT_CREATE_FLAGS, 0o600);
+    const path = join(this.dir, seg.file);
+    const fh = await retryOnFdExhaustion("open new segment", () => open(path, SEGMENT_CREATE_FLAGS, 0o600), this.logger);
     let size: number;
     try {
-      size = await startSegment(fh, this.dir, seg, this.durable);
+      size = await startSegment(fh, this.dir, seg, this.durable, this.logger);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;
@@ -332,7 +337,7 @@ export class WriteAheadLog {
       await unlink(join(this.dir, this.segments[0].file));
       this.segments.shift();
     }
-    await fsyncDir(this.dir);
+    await retryOnFdExhaustion("fsync WAL directory", () => fsyncDir(this.dir), this.logger);
   }
 
   private fail(err: unknown, inflight: ReadonlyArray<Waiter>): void {
@@ -347,10 +352,21 @@ export class WriteAheadLog {
 }
 
 /** Writes a segment's info record and makes the file and its name durable. Returns its size. */
-async function startSegment(fh: FileHandle, dir: string, seg: SegmentName, state: DurableState): Promise<number> {
+async function startSegment(fh: FileHandle, dir: string, seg: SegmentName, state: DurableState, logger: StorageLogger = stderrLogger): Promise<number> {
   const info = encodeSegmentInfo({ seq: seg.seq, firstIndex: seg.firstIndex, hardState: state.hardState, snapshot: state.marker });
   await writeFully(fh, info, 0);
   await fh.datasync();
-  await fsyncDir(dir);
+  await retryOnFdExhaustion("fsync WAL directory", () => fsyncDir(dir), logger);
   return info.length;
+}
+
+/** An existing WAL directory left readable by others (older versions made it 0755) is closed up. */
+async function tightenMode(dir: string, logger: StorageLogger): Promise<void> {
+  const st = await stat(dir);
+  if ((st.mode & 0o077) === 0) return;
+  try {
+    await chmod(dir, st.mode & 0o700);
+  } catch (err) {
+    logger("cannot restrict the WAL directory to its owner", { dir, error: (err as Error).message });
+  }
 }

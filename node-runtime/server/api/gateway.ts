@@ -10,6 +10,7 @@ import { status as Status } from "@grpc/grpc-js";
 import type * as grpc from "@grpc/grpc-js";
 import { EventEmitter } from "node:events";
 import * as http from "node:http";
+import type * as net from "node:net";
 import { Errors } from "../errors";
 import { checkHealth } from "../http";
 import type { Member } from "../member";
@@ -113,59 +114,86 @@ function sendError(res: http.ServerResponse, code: number, message: string): voi
   sendJson(res, httpStatusFromCode(code), { error: message, message, code });
 }
 
+/** Go's encoding/json refuses values nested deeper than this ("exceeded max depth"). */
+export const MAX_JSON_DEPTH = 10000;
+
 /**
  * Splits a stream of text into top-level JSON values (objects, arrays, strings, literals),
  * the way Go's json.Decoder reads one value after another from a request body.
+ *
+ * Each character is looked at once: whitespace between values is dropped as it is read, and
+ * the value in progress is kept as a list of chunk slices joined only when it is complete, so
+ * a body of any size costs time linear in its length, spread over its chunks.
  */
 export class JsonValueSplitter {
-  private buf = "";
-  private scanned = 0;
+  private parts: string[] = [];
+  private partsLength = 0;
+  private inValue = false;
+  private literal = false;
   private depth = 0;
   private inString = false;
   private escaped = false;
-  private start = -1;
 
   /** Adds text; returns the values completed by it, as text. */
   push(text: string): string[] {
-    this.buf += text;
     const out: string[] = [];
-    for (let i = this.scanned; i < this.buf.length; i++) {
-      const c = this.buf[i]!;
-      if (this.start < 0) {
-        if (c === " " || c === "\n" || c === "\r" || c === "\t") continue;
-        this.start = i;
-        if (c === "{" || c === "[") this.depth = 1;
-        else if (c === '"') this.inString = true;
+    let from = 0;
+    const complete = (end: number) => {
+      this.parts.push(text.slice(from, end));
+      out.push(this.parts.length === 1 ? this.parts[0]! : this.parts.join(""));
+      this.parts = [];
+      this.partsLength = 0;
+      this.inValue = false;
+      this.literal = false;
+      this.depth = 0;
+      this.inString = false;
+    };
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (!this.inValue) {
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+        this.inValue = true;
+        from = i;
+        if (c === 0x7b || c === 0x5b) this.depth = 1;
+        else if (c === 0x22) this.inString = true;
+        else this.literal = true;
         continue;
       }
       if (this.inString) {
         if (this.escaped) this.escaped = false;
-        else if (c === "\\") this.escaped = true;
-        else if (c === '"') {
+        else if (c === 0x5c) this.escaped = true;
+        else if (c === 0x22) {
           this.inString = false;
-          if (this.depth === 0) i = this.emit(out, i + 1) - 1;
+          if (this.depth === 0) complete(i + 1);
         }
         continue;
       }
-      if (this.depth === 0) {
+      if (this.literal) {
         // A bare literal (number, true, null...) ends at whitespace or at the next value.
-        if (/[\s{["]/.test(c)) i = this.emit(out, i) - 1;
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0x7b || c === 0x5b || c === 0x22) {
+          complete(i);
+          i--;
+        }
         continue;
       }
-      if (c === '"') this.inString = true;
-      else if (c === "{" || c === "[") this.depth++;
-      else if (c === "}" || c === "]") {
-        this.depth--;
-        if (this.depth === 0) i = this.emit(out, i + 1) - 1;
+      if (c === 0x22) this.inString = true;
+      else if (c === 0x7b || c === 0x5b) {
+        if (++this.depth > MAX_JSON_DEPTH) throw new JsonInputError(`invalid character '${text[i]!}' exceeded max depth`);
+      } else if (c === 0x7d || c === 0x5d) {
+        if (--this.depth === 0) complete(i + 1);
       }
     }
-    this.scanned = this.buf.length;
+    if (this.inValue) {
+      const piece = text.slice(from);
+      this.parts.push(piece);
+      this.partsLength += piece.length;
+    }
     return out;
   }
 
-  /** Bytes of the value being read so far (to bound memory). */
+  /** Characters of the value being read so far (to bound memory). */
   get pendingLength(): number {
-    return this.start < 0 ? 0 : this.buf.length - this.start;
+    return this.partsLength;
   }
 
   /**
@@ -173,11 +201,12 @@ export class JsonValueSplitter {
    * left; throws "unexpected EOF" (Go's words) when the body stops inside a value.
    */
   finish(): string | undefined {
-    const rest = this.start < 0 ? "" : this.buf.slice(this.start).trim();
-    const truncated = this.start >= 0 && (this.depth > 0 || this.inString);
-    this.buf = "";
-    this.scanned = 0;
-    this.start = -1;
+    const rest = this.inValue ? this.parts.join("").trim() : "";
+    const truncated = this.inValue && !this.literal;
+    this.parts = [];
+    this.partsLength = 0;
+    this.inValue = false;
+    this.literal = false;
     this.depth = 0;
     this.inString = false;
     if (truncated) {
@@ -186,15 +215,6 @@ export class JsonValueSplitter {
       throw new JsonInputError("unexpected EOF");
     }
     return rest === "" ? undefined : rest;
-  }
-
-  private emit(out: string[], end: number): number {
-    out.push(this.buf.slice(this.start, end));
-    this.buf = this.buf.slice(end);
-    this.start = -1;
-    this.depth = 0;
-    this.scanned = 0;
-    return 0;
   }
 }
 
@@ -219,6 +239,7 @@ function parseJson(text: string): Json {
   try {
     return JSON.parse(text) as Json;
   } catch (e) {
+    if (e instanceof RangeError) throw new JsonInputError("invalid character '[' exceeded max depth");
     const msg = (e as Error).message;
     const pos = /at position (\d+)/.exec(msg);
     const rule = GO_SYNTAX_ERRORS.find(([re]) => re.test(msg));
@@ -229,33 +250,68 @@ function parseJson(text: string): Json {
 }
 
 class BodyTooLargeError extends Error {}
+class BodyTimeoutError extends Error {}
+
+/** The first request's headers must arrive within this time of the connection. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** A unary request's body must arrive within this time (slow-body clients hold sockets). */
+export const BODY_TIMEOUT_MS = 30_000;
+/** Time the rest of a refused body may take to drain before the connection is dropped. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * After an early answer (body too large or too slow): read and discard the rest of the body,
+ * so the client gets the answer rather than a connection reset, for a bounded time.
+ */
+function discardRest(req: http.IncomingMessage): void {
+  req.removeAllListeners("data");
+  if (req.complete) return;
+  const timer = setTimeout(() => req.socket.destroy(), DRAIN_TIMEOUT_MS);
+  req.once("end", () => clearTimeout(timer));
+  req.once("close", () => clearTimeout(timer));
+  req.resume();
+}
 
 /** Reads a unary request body: its first JSON value (trailing text is ignored, as in etcd). */
 function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json | undefined> {
   return new Promise((resolve, reject) => {
     const splitter = new JsonValueSplitter();
     let done = false;
+    const timer = setTimeout(() => fail(new BodyTimeoutError(`request body not received within ${BODY_TIMEOUT_MS / 1000} s`)), BODY_TIMEOUT_MS);
+    const fail = (e: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(e);
+      discardRest(req);
+    };
     req.setEncoding("utf8");
     req.on("data", (chunk: string) => {
       if (done) return;
-      const values = splitter.push(chunk);
+      let values: string[];
+      try {
+        values = splitter.push(chunk);
+      } catch (e) {
+        return fail(e);
+      }
       if (values.length > 0) {
         done = true;
+        clearTimeout(timer);
         try {
           resolve(parseJson(values[0]!));
         } catch (e) {
           reject(e);
         }
-        req.resume();
+        discardRest(req);
       } else if (splitter.pendingLength > limit) {
-        done = true;
-        reject(new BodyTooLargeError(`grpc: received message larger than max (${splitter.pendingLength} vs. ${limit})`));
-        req.destroy();
+        // Whitespace between values costs nothing and is not counted (etcd accepts it too).
+        fail(new BodyTooLargeError(`grpc: received message larger than max (${splitter.pendingLength} vs. ${limit})`));
       }
     });
     req.on("end", () => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       try {
         const rest = splitter.finish();
         resolve(rest === undefined ? undefined : parseJson(rest));
@@ -263,9 +319,8 @@ function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json 
         reject(e);
       }
     });
-    req.on("error", (e) => {
-      if (!done) reject(e);
-    });
+    req.on("error", (e) => fail(e));
+    req.on("close", () => clearTimeout(timer));
   });
 }
 
@@ -367,6 +422,8 @@ function serveStream(req: http.IncomingMessage, res: http.ServerResponse, route:
     stream.emit("data", msg);
     return true;
   };
+  // A stream may stay quiet for as long as its watches do: no idle timeout on its socket.
+  req.socket.setTimeout(0);
   route.handler(stream);
   res.on("close", () => {
     if (!res.writableFinished) {
@@ -377,7 +434,14 @@ function serveStream(req: http.IncomingMessage, res: http.ServerResponse, route:
   req.setEncoding("utf8");
   req.on("data", (chunk: string) => {
     if (!reading) return;
-    for (const v of splitter.push(chunk)) if (!deliver(v)) return;
+    let values: string[];
+    try {
+      values = splitter.push(chunk);
+    } catch (e) {
+      if (first) stream.fail(Status.INVALID_ARGUMENT, (e as Error).message);
+      return stopReading();
+    }
+    for (const v of values) if (!deliver(v)) return;
     if (splitter.pendingLength > limit) {
       if (first) stream.fail(Status.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${splitter.pendingLength} vs. ${limit})`);
       stopReading();
@@ -403,7 +467,13 @@ async function serveUnary(req: http.IncomingMessage, res: http.ServerResponse, c
     request = codec.decodeRequest(await readFirstValue(req, limit));
   } catch (e) {
     if (e instanceof BodyTooLargeError) return sendError(res, Status.RESOURCE_EXHAUSTED, e.message);
+    if (e instanceof BodyTimeoutError) {
+      res.once("finish", () => req.socket.destroy());
+      return sendJson(res, 408, { error: e.message, message: e.message, code: Status.DEADLINE_EXCEEDED });
+    }
     if (e instanceof JsonInputError) return sendError(res, Status.INVALID_ARGUMENT, e.message);
+    // Nesting deep enough to exhaust the stack while converting: the same answer as Go's decoder.
+    if (e instanceof RangeError) return sendError(res, Status.INVALID_ARGUMENT, "invalid character '[' exceeded max depth");
     return sendError(res, Status.UNKNOWN, (e as Error).message);
   }
   try {
@@ -459,7 +529,22 @@ export function createGateway(member: Member, services: GatewayServices, opts: G
     if (u) return void serveUnary(req, res, u.codec, u.f, opts.maxBodyBytes);
     serveStream(req, res, s!, opts.maxBodyBytes);
   });
-  // Watch and keep-alive requests stream their bodies for as long as the client likes.
+  // Watch and keep-alive requests stream their bodies for as long as the client likes; unary
+  // bodies have their own deadline (BODY_TIMEOUT_MS).
   server.requestTimeout = 0;
+  server.keepAliveTimeout = 5_000;
+  // Headers must come quickly. Node enforces headersTimeout only on servers that listen
+  // themselves, and connections reach this one from the client listener, so it is done here.
+  const headerDeadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
+  server.on("connection", (socket: net.Socket) => {
+    const timer = setTimeout(() => {
+      if (socket.destroyed) return;
+      socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      socket.destroySoon();
+    }, HEADERS_TIMEOUT_MS);
+    headerDeadlines.set(socket, timer);
+    socket.once("close", () => clearTimeout(timer));
+  });
+  server.on("request", (req: http.IncomingMessage) => clearTimeout(headerDeadlines.get(req.socket)));
   return server;
 }

@@ -10,6 +10,8 @@
  * with insecure credentials (the TLS is already ours); HTTP/1.1 ones to the gateway's server.
  */
 import * as grpc from "@grpc/grpc-js";
+import { constants as cryptoConstants } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -24,9 +26,55 @@ export interface ClientListenerOptions {
   /** Required for https URLs. */
   tls?: { material: ReloadingTls; clientCertAuth: boolean };
   log: Logger;
-  /** How long a new connection may stay silent before its protocol is known (default 60 s). */
+  /** How long a new connection may stay silent before its protocol is known (default 10 s). */
   sniffTimeoutMs?: number;
+  /** How long a TLS handshake may take (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** How long an HTTP/1.1 connection may stay silent (default 60 s; streams are exempt). */
+  idleTimeoutMs?: number;
+  /** Open connections at most (default: derived from the open-file limit, see connectionCap). */
+  maxConnections?: number;
 }
+
+/**
+ * Open files kept out of the client port's reach: WAL segments, snapshots, peer links and the
+ * thread pool need descriptors too, and running out of them must never stop the member.
+ */
+const RESERVED_FDS = 256;
+const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+/** The soft limit on open files of this process (from /proc), or undefined where unknown. */
+function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    if (!m || m[1] === "unlimited") return undefined;
+    return Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Client connections we accept at most: 10,000, or fewer when the open-file limit is low. */
+export function connectionCap(limit = openFileLimit()): number {
+  if (limit === undefined) return DEFAULT_MAX_CONNECTIONS;
+  return Math.max(16, Math.min(DEFAULT_MAX_CONNECTIONS, Math.floor((limit - RESERVED_FDS) / 2)));
+}
+
+/**
+ * TLS 1.2 suites as Go (and so etcd) prefers them, without the CBC-SHA1 ones: ECDHE key
+ * exchange with AES-GCM or ChaCha20-Poly1305 only. TLS 1.3 suites are all AEAD already.
+ */
+export const CLIENT_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
 
 export interface ClientListener {
   readonly address: net.AddressInfo;
@@ -78,23 +126,38 @@ function sniff(socket: net.Socket, timeoutMs: number, decide: (h2: boolean) => v
 }
 
 function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
-  return { ...m.options };
+  // Renegotiation is refused outright (Go's servers never renegotiate either).
+  return { ...m.options, ciphers: CLIENT_CIPHERS, secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION };
 }
 
 export function listenForClients(opts: ClientListenerOptions): Promise<ClientListener> {
   const { url, log } = opts;
   const injector = opts.grpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const sockets = new Set<net.Socket>();
-  const sniffTimeoutMs = opts.sniffTimeoutMs ?? 60_000;
+  const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  const maxConnections = opts.maxConnections ?? connectionCap();
+  let refusedSince = 0;
 
   const track = (s: net.Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
+    // A socket error (reset, EPIPE) ends that connection only.
+    s.on("error", () => undefined);
+  };
+  const onDrop = () => {
+    // Logged at most once a minute: a flood of connections must not become a flood of lines.
+    const now = Date.now();
+    if (now - refusedSince < 60_000) return;
+    refusedSince = now;
+    log.warn({ url: url.url, maxConnections }, "client connection limit reached; refusing new connections");
   };
   const toGrpc = (s: net.Socket) => injector.injectConnection(s);
   // Node's HTTP/2 session takes the bytes already read and then reads the socket natively; the
   // HTTP/1.1 server reads through the stream and so needs a paused socket resumed.
   const toGateway = (s: net.Socket) => {
+    // Idle HTTP/1.1 connections are closed; the gateway lifts this for streaming requests.
+    s.setTimeout(idleTimeoutMs, () => s.destroy());
     opts.gateway.emit("connection", s);
     s.resume();
   };
@@ -111,6 +174,7 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
       ALPNCallback: ({ protocols }) => chooseAlpn(protocols),
       // Small request/response pairs: Nagle plus delayed ACKs would stall them for ~40 ms.
       noDelay: true,
+      handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
     });
     unsubscribe = t.material.onChange((m) => tlsServer.setSecureContext(contextOptions(m)));
     tlsServer.on("connection", track);
@@ -126,6 +190,8 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
     });
     tlsServer.on("tlsClientError", (err, s) => {
       log.debug({ err: err.message, remote: s.remoteAddress }, "client TLS handshake failed");
+      // Node leaves a timed-out handshake's socket open; a failed handshake ends the connection.
+      s.destroy();
     });
     server = tlsServer;
   } else {
@@ -134,6 +200,9 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
       sniff(s, sniffTimeoutMs, (h2) => (h2 ? toGrpc(s) : toGateway(s)));
     });
   }
+
+  server.maxConnections = maxConnections;
+  server.on("drop", onDrop);
 
   return new Promise((resolve, reject) => {
     server.once("error", (e) => {
