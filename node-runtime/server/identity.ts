@@ -26,3 +26,31 @@ export function clusterIdFor(memberIds: readonly number[], clusterToken: string)
 export function hexId(id: number | string): string {
   return BigInt(id).toString(16);
 }
+
+/**
+ * Request IDs of one member, unique across its restarts: a waiter, a read-index context or a
+ * member call is matched to its answer by this ID alone, and an answer can outlive the process
+ * that asked (an entry proposed before a crash is applied after the restart; a peer link can
+ * deliver an old read response after a reconnect). Like etcd's idutil generator, the sequence
+ * starts from the wall clock (milliseconds × 2048, below 2^53 until the year 2109), and never
+ * below `floor` (the highest ID this member is known to have used, e.g. found in its WAL), so a
+ * clock set back does not reuse the IDs of entries still in the log either.
+ */
+export const REQUEST_IDS_PER_MS = 2048;
+
+export class RequestIds {
+  private last: number;
+
+  constructor(nowMs: number = Date.now(), floor = 0) {
+    this.last = Math.max(Math.floor(nowMs) * REQUEST_IDS_PER_MS, floor);
+  }
+
+  next(): number {
+    return ++this.last;
+  }
+
+  /** Never hand out `id` or anything below it again. */
+  observe(id: number): void {
+    if (id > this.last) this.last = id;
+  }
+}

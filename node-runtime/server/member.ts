@@ -30,7 +30,7 @@ import type { Metrics } from "./obs";
 import type { ServerConfig } from "./config";
 import { ConfigError } from "./config";
 import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
-import { hexId, memberIdFor } from "./identity";
+import { RequestIds, hexId, memberIdFor } from "./identity";
 import { Membership, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { EtcdError, Errors } from "./errors";
 
@@ -94,7 +94,8 @@ export class Member extends EventEmitter {
   private processing = false;
   private again = false;
   private stopped = false;
-  private seq = 0;
+  /** Request IDs (waiters, read contexts, member calls): unique across restarts, see RequestIds. */
+  private readonly ids = new RequestIds();
   private readonly waiters = new Map<number, Waiter>();
   private currentRead: ReadBatch | undefined;
   private nextRead: ReadBatch | undefined;
@@ -167,8 +168,12 @@ export class Member extends EventEmitter {
       logger: (msg, fields) => this.log.warn(fields ?? {}, msg),
     });
     this.wal = wal;
-    this.snaps = new SnapshotStore(`${cfg.dataDir}/snap`);
-    const snapshot = await this.snaps.loadLatest();
+    this.snaps = new SnapshotStore(`${cfg.dataDir}/snap`, { logger: (msg, fields) => this.log.warn(fields ?? {}, msg) });
+    // Our own entries still in the log will be applied again; new requests must not share their IDs.
+    for (const e of recovered.entries) this.ids.observe(requestIdOf(e, this.id));
+    // Only the snapshot the WAL marked: a newer file without its marker (a crash inside a save or
+    // an install from the leader) is not where the WAL's entries continue from.
+    const snapshot = await this.snaps.loadMarked(recovered.snapshot);
     const hasState = meta !== undefined && (recovered.entries.length > 0 || snapshot !== undefined || recovered.hardState.term > 0);
 
     if (meta !== undefined) {
@@ -439,6 +444,10 @@ export class Member extends EventEmitter {
     }
     this.metrics.proposalsApplied.set(this.appliedIndex);
     this.metrics.proposalsCommitted.set(this.commitIndex);
+    this.wakeApplyWaiters();
+  }
+
+  private wakeApplyWaiters(): void {
     while (this.applyWaiters.length > 0 && this.applyWaiters[0]!.index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
   }
 
@@ -648,6 +657,8 @@ export class Member extends EventEmitter {
     this.appliedIndex = snap.meta.index;
     this.lastSnapshotIndex = snap.meta.index;
     this.syncPeers();
+    // Reads waiting for an index the snapshot covers are served from it.
+    this.wakeApplyWaiters();
     this.log.info({ index: snap.meta.index, term: snap.meta.term }, "installed snapshot from leader");
   }
 
@@ -686,7 +697,7 @@ export class Member extends EventEmitter {
 
   private propose(kind: EntryKind, payload: Uint8Array): Promise<unknown> {
     this.assertServing();
-    const seq = ++this.seq;
+    const seq = this.ids.next();
     const data = encodeEnvelope(kind, this.id, seq, payload);
     return new Promise((resolve, reject) => {
       try {
@@ -709,7 +720,7 @@ export class Member extends EventEmitter {
   /** Changes the voting configuration (promote = add a learner again as a voter); resolves with the new member list. */
   async proposeMemberChange(type: "addNode" | "addLearner" | "removeNode" | "promote", nodeId: number, ctx: MemberContext | undefined): Promise<MemberInfo[]> {
     this.assertServing();
-    const seq = ++this.seq;
+    const seq = this.ids.next();
     const context = Buffer.from(JSON.stringify({ ...(ctx ?? {}), origin: this.id, seq }));
     const cc: ConfChange = { type: type === "promote" ? "addNode" : type, nodeId, context };
     return (await new Promise((resolve, reject) => {
@@ -782,7 +793,7 @@ export class Member extends EventEmitter {
   private issueRead(batch: ReadBatch): void {
     const ctx = Buffer.alloc(16);
     ctx.writeDoubleLE(this.id, 0);
-    ctx.writeDoubleLE(++this.seq, 8);
+    ctx.writeDoubleLE(this.ids.next(), 8);
     batch.ctx = ctx;
     this.readsInFlight.set(ctx.toString("hex"), batch);
     batch.timer = setTimeout(() => this.finishRead(batch, this.leader === 0 ? Errors.noLeader() : Errors.timeout()), this.requestTimeoutMs);
@@ -871,7 +882,7 @@ export class Member extends EventEmitter {
   private callLeader(method: string, body: unknown): Promise<unknown> {
     const leader = this.leader;
     if (leader === 0) return Promise.reject(Errors.noLeader());
-    const seq = ++this.seq;
+    const seq = this.ids.next();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.rpcPending.delete(seq);
@@ -988,6 +999,23 @@ export class Member extends EventEmitter {
     if (this.fatal) throw Errors.stopped();
     if (this.stopped) throw Errors.stopped();
     if (this.applyHalt) throw Errors.corrupt();
+  }
+}
+
+/** The request ID this member gave `e` when it proposed it, or 0 if another member proposed it. */
+function requestIdOf(e: Entry, self: number): number {
+  try {
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      if (cc.context.length === 0) return 0;
+      const ctx = JSON.parse(Buffer.from(cc.context).toString("utf8")) as { origin?: number; seq?: number };
+      return ctx.origin === self && typeof ctx.seq === "number" ? ctx.seq : 0;
+    }
+    if (e.data.length === 0) return 0;
+    const env = decodeEnvelope(e.data);
+    return env.origin === self ? env.seq : 0;
+  } catch {
+    return 0;
   }
 }
 

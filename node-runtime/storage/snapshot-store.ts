@@ -71,6 +71,36 @@ export class SnapshotStore {
     return undefined;
   }
 
+  /**
+   * The snapshot the WAL's newest marker names (etcd's LoadNewestAvailable, PR 11888): the only
+   * one the WAL's entries continue from. Undefined when there is no marker. A file newer than the
+   * marker was written by a save or install that crashed before its marker: it is removed, since
+   * nothing will ever continue from it and it would otherwise crowd the marked snapshot out of
+   * the `keep` newest. A missing or damaged marked snapshot is a SnapshotCorruptionError.
+   */
+  async loadMarked(marker: { index: number; term: number } | undefined): Promise<Snapshot | undefined> {
+    const files = await this.snapshotFiles();
+    const orphans = files.filter((f) => marker === undefined || f.index > marker.index || (f.index === marker.index && f.term !== marker.term));
+    if (orphans.length > 0) {
+      this.logger("removing snapshot files the WAL has no marker for (a snapshot save or install was interrupted)", { dir: this.dir, files: orphans.map((f) => f.file) });
+      for (const f of orphans) await unlink(join(this.dir, f.file)).catch(() => undefined);
+      await fsyncDir(this.dir);
+    }
+    if (marker === undefined) return undefined;
+    const f = files.find((x) => x.index === marker.index && x.term === marker.term);
+    if (f === undefined) throw new SnapshotCorruptionError(`the WAL's snapshot marker (index ${marker.index}, term ${marker.term}) has no snapshot file in ${this.dir}`);
+    let snap: Snapshot;
+    try {
+      snap = decodeSnapshotFile(await readFile(join(this.dir, f.file)));
+    } catch (err) {
+      throw new SnapshotCorruptionError(`snapshot ${f.file} named by the WAL's marker is damaged: ${(err as Error).message}`);
+    }
+    if (snap.meta.index !== marker.index || snap.meta.term !== marker.term) {
+      throw new SnapshotCorruptionError(`snapshot ${f.file} says index ${snap.meta.index} term ${snap.meta.term}, the WAL's marker index ${marker.index} term ${marker.term}`);
+    }
+    return snap;
+  }
+
   private async saveNow(snap: Snapshot): Promise<string> {
     const created = await mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (created !== undefined) await fsyncDir(dirname(created));

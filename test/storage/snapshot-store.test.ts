@@ -32,6 +32,31 @@ describe("SnapshotStore", () => {
     assert.deepEqual((await readdir(snapDir())).filter((f) => f.includes("tmp")), [], "no temp file left behind");
   });
 
+  it("loads only the snapshot the WAL marked and removes newer files it has no marker for", async () => {
+    const s = store();
+    await s.save(snap(10, 1));
+    await s.save(snap(20, 2)); // marked
+    await s.save(snap(50, 3)); // written, marker lost in a crash
+    const logs: string[] = [];
+    const got = await store(logs).loadMarked({ index: 20, term: 2 });
+    assert.deepEqual(got?.meta, snap(20, 2).meta);
+    assert.equal(logs.length, 1);
+    assert.deepEqual((await readdir(snapDir())).sort(), ["000000000000000a-0000000000000001.snap", "0000000000000014-0000000000000002.snap"]);
+    assert.equal(await store().loadMarked(undefined), undefined);
+    assert.deepEqual(await readdir(snapDir()), [], "with no marker every snapshot file is an orphan");
+  });
+
+  it("refuses a WAL marker whose snapshot file is missing or damaged", async () => {
+    const s = store();
+    await s.save(snap(10, 1));
+    await assert.rejects(store().loadMarked({ index: 11, term: 1 }), SnapshotCorruptionError);
+    const file = join(snapDir(), "000000000000000a-0000000000000001.snap");
+    const buf = await readFile(file);
+    buf[buf.length - 10] ^= 1;
+    await writeFile(file, buf);
+    await assert.rejects(store().loadMarked({ index: 10, term: 1 }), SnapshotCorruptionError);
+  });
+
   it("keeps the newest N and prunes the rest", async () => {
     const s = store([], 2);
     for (const i of [5, 6, 7, 8]) await s.save(snap(i, 1));
