@@ -1,4 +1,4 @@
 export * from "./types";
 export * from "./errors";
-export { RaftNode, type RaftConfig, type RestartState, type Status, type PeerProgress } from "./raft";
+export { RaftNode, maySendBeforePersist, type RaftConfig, type RestartState, type Status, type PeerProgress } from "./raft";
 export { encodeMessage, decodeMessage, encodeConfChange, decodeConfChange } from "./codec";

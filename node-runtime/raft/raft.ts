@@ -410,8 +410,9 @@ export class RaftNode {
    *     disk before any message that depends on it leaves the member.
    *  2. Send `messages`. Relaxation for the leader: messages of type app, heartbeat and snap
    *     may be sent before step 1 finishes (in parallel with the leader's own fsync), because
-   *     the leader counts its own log toward commit only once `advance()` confirms it durable.
-   *     Every other message must wait for step 1.
+   *     the leader counts its own log toward commit only once `advance()` confirms it durable —
+   *     but only when `hardState` carries no term or vote that is not yet on disk (see
+   *     `maySendBeforePersist`). Every other message must wait for step 1.
    *  3. Restore the state machine from `snapshot` (if any), then apply `committedEntries` in
    *     order (calling `applyConfChange` for ConfChange entries); hand `readStates` to waiting
    *     reads (serve each once the state machine has applied its index).
@@ -1074,3 +1075,13 @@ function validateConfig(cfg: RaftConfig): void {
   if (!(cfg.maxSizePerMsg >= 1)) throw new Error("raft config: maxSizePerMsg must be >= 1");
 }
 
+/**
+ * Whether a leader may send the app/heartbeat/snap messages of `rd` before `rd` is durable
+ * (step 2 of the Ready contract), given the hard state already on disk. Not when `rd` carries
+ * a new term or vote: a single voter becomes leader inside one Ready, so its new term is durable
+ * only once this Ready is; an append that left before that fsync, followed by a crash, lets the
+ * restarted member win the same term again and write a different entry at the same (index, term).
+ */
+export function maySendBeforePersist(rd: Ready, durable: Pick<HardState, "term" | "vote">): boolean {
+  return rd.hardState === undefined || (rd.hardState.term === durable.term && rd.hardState.vote === durable.vote);
+}

@@ -112,7 +112,10 @@ export type MessageType = Message["type"];
 export interface Ready {
   /** Present when leader or role changed since the last Ready. Volatile: never persisted. */
   softState?: SoftState;
-  /** Present when term, vote or commit changed: persist it. */
+  /**
+   * Present when term, vote or commit changed: persist it. While it carries a term or vote not
+   * yet on disk, no message of this Ready may leave before it is durable (maySendBeforePersist).
+   */
   hardState?: HardState;
   /** A snapshot received from the leader: persist it and restore the state machine from it. */
   snapshot?: Snapshot;

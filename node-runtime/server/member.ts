@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import {
   RaftNode,
   NoLeaderError,
+  maySendBeforePersist,
   type ConfChange,
   type Message,
   type Ready,
@@ -332,9 +333,11 @@ export class Member extends EventEmitter {
     }
     // A leader's appends and heartbeats may leave before its own fsync: followers persist in
     // parallel with it, and the core counts the leader's copy only after advance() (see Ready).
+    // Not while this Ready's term or vote is not on disk yet (a single voter elected itself).
+    const early = this.role === "leader" && maySendBeforePersist(rd, this.synced);
     const deferred: Message[] = [];
     for (const m of rd.messages) {
-      if (this.role === "leader" && (m.type === "app" || m.type === "heartbeat" || m.type === "snap")) this.sendRaft(m);
+      if (early && (m.type === "app" || m.type === "heartbeat" || m.type === "snap")) this.sendRaft(m);
       else deferred.push(m);
     }
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);

@@ -6,7 +6,7 @@
  */
 import { decodeConfChange, decodeMessage, encodeMessage } from "../../../node-runtime/raft/codec";
 import { ConfChangeInFlightError, InvalidConfChangeError, NoLeaderError, ProposalDroppedError } from "../../../node-runtime/raft/errors";
-import { RaftNode, type RaftConfig } from "../../../node-runtime/raft/raft";
+import { RaftNode, maySendBeforePersist, type RaftConfig } from "../../../node-runtime/raft/raft";
 import {
   EntryType,
   type ConfChange,
@@ -44,6 +44,11 @@ export interface SimOptions {
   maxDelay: number;
   /** Probability that a member crashes in the middle of handling a Ready. */
   midReadyCrashRate: number;
+  /**
+   * Probability per tick that a client proposes between the tick and the Ready it causes (a
+   * member's ready loop runs after the event loop's other callbacks, so a request can land there).
+   */
+  proposeAfterTickRate?: number;
 }
 
 const enc = new TextEncoder();
@@ -98,6 +103,10 @@ export class Simulation {
   private faultsOn = true;
   private nextId: NodeId;
   private propSeq = 0;
+  /** Members that crash in the middle of their next Ready (directed scenarios). */
+  readonly crashInNextReady = new Set<NodeId>();
+  /** Called after every tick, before the Readies it causes are handled (directed scenarios). */
+  afterTick: (() => void) | undefined;
   private readSeq = 0;
 
   // checker state
@@ -288,7 +297,15 @@ export class Simulation {
   step(tick: boolean): void {
     this.now++;
     this.deliver();
-    if (tick) for (const m of this.alive()) m.raft!.tick();
+    if (tick) {
+      for (const m of this.alive()) m.raft!.tick();
+      const rate = this.opts.proposeAfterTickRate ?? 0;
+      if (this.faultsOn && rate > 0 && this.rng.chance(rate)) {
+        const alive = this.alive();
+        if (alive.length > 0) this.propose(this.rng.pick(alive));
+      }
+      this.afterTick?.();
+    }
     this.processReadies();
   }
 
@@ -309,9 +326,10 @@ export class Simulation {
   private handleReady(m: SimMember): void {
     const raft = m.raft!;
     const rd = raft.ready();
-    if (this.faultsOn && this.rng.chance(this.opts.midReadyCrashRate)) {
-      // Crash before the disk write finished. A leader may already have sent its appends.
-      if (raft.status().role === "leader") {
+    if (this.crashInNextReady.delete(m.id) || (this.faultsOn && this.rng.chance(this.opts.midReadyCrashRate))) {
+      // Crash before the disk write finished. A leader may already have sent its appends, as
+      // far as the Ready contract allows.
+      if (raft.status().role === "leader" && maySendBeforePersist(rd, m.disk.hardState)) {
         for (const msg of rd.messages) if (msg.type === "app" || msg.type === "heartbeat" || msg.type === "snap") this.sendMsg(msg);
       }
       this.crash(m);

@@ -17,9 +17,14 @@ export interface SeedResult {
 
 const TICK_EVERY = 4;
 
-export function optionsFor(seed: number): { size: number; opts: SimOptions; chaosSteps: number } {
+/** Fixes some of a seed's choices (e.g. a single voter with many mid-Ready crashes). */
+export type SeedOverrides = Partial<SimOptions> & { size?: number };
+
+export function optionsFor(seed: number, overrides: SeedOverrides = {}): { size: number; opts: SimOptions; chaosSteps: number } {
+  const { size: fixedSize, ...fixedOpts } = overrides;
   const r = new Rng(seed ^ 0x5eed);
-  const size = r.int(1, 7);
+  const drawn = r.int(1, 7);
+  const size = fixedSize ?? drawn;
   const opts: SimOptions = {
     electionTick: 10,
     heartbeatTick: r.pick([1, 2, 3]),
@@ -32,8 +37,9 @@ export function optionsFor(seed: number): { size: number; opts: SimOptions; chao
     dupRate: r.pick([0, 0.05, 0.1]),
     maxDelay: r.pick([1, 3, 8, 16]),
     midReadyCrashRate: r.pick([0, 0.001, 0.005]),
+    proposeAfterTickRate: r.pick([0, 0.3, 0.8]),
   };
-  return { size, opts, chaosSteps: r.int(1500, 3000) };
+  return { size, opts: { ...opts, ...fixedOpts }, chaosSteps: r.int(1500, 3000) };
 }
 
 function randomPartition(sim: Simulation): void {
@@ -227,8 +233,8 @@ function liveness(sim: Simulation): void {
   }
 }
 
-export function runSeed(seed: number): SeedResult {
-  const { size, opts, chaosSteps } = optionsFor(seed);
+export function runSeed(seed: number, overrides: SeedOverrides = {}): SeedResult {
+  const { size, opts, chaosSteps } = optionsFor(seed, overrides);
   const sim = new Simulation(seed, opts, size);
   try {
     // Let the cluster elect and settle, then the split-brain checks, then chaos.
