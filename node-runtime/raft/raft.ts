@@ -354,6 +354,14 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Whether this core leads right now, and in which term (cheap; for callers that must not act
+   * on a role they learned from an older Ready, e.g. lease expiry while a slow fsync is awaited).
+   */
+  leaderTerm(): number | undefined {
+    return this.role === "leader" ? this.term : undefined;
+  }
+
   /** The term of the entry at `index` in this member's log, if it still holds it (for tests and diagnostics). */
   logTerm(index: number): number | undefined {
     return this.log.termAt(index);

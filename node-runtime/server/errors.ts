@@ -27,6 +27,7 @@ export const Errors = {
   memberNotLearner: e(Status.FAILED_PRECONDITION, "etcdserver: can only promote a learner member"),
   learnerNotReady: e(Status.FAILED_PRECONDITION, "etcdserver: can only promote a learner member which is in sync with leader"),
   badLeaderTransferee: e(Status.FAILED_PRECONDITION, "etcdserver: bad leader transferee"),
+  unhealthyCluster: e(Status.UNAVAILABLE, "etcdserver: unhealthy cluster"),
   timeoutLeaderTransfer: e(Status.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long"),
   /** Anything the raft core refused that is not "no leader" (dropped proposal, change in flight). */
   fromRaft(err: unknown): EtcdError {

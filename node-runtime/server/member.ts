@@ -243,14 +243,17 @@ export class Member extends EventEmitter {
       onRemovedFromCluster: (by) => this.onRemovedByPeer(by),
     });
     await this.transport.start();
-    for (const m of this.membership.list()) if (m.id !== this.id) this.transport.addPeer(m.id, m.peerURLs[0]!);
+    this.syncPeers();
+    this.learnPeersAppended(recovered.entries);
 
     this.registerRpc();
     this.tickTimer = setInterval(() => {
       this.raft.tick();
       this.schedule();
     }, cfg.heartbeatIntervalMs);
-    this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), 500);
+    this.leaseTimer = setInterval(() => {
+      this.revokeExpiredLeases().catch((e: unknown) => this.log.warn({ err: String(e) }, "lease expiry pass failed"));
+    }, 500);
     this.schedule();
     void this.publishSelf();
   }
@@ -331,6 +334,7 @@ export class Member extends EventEmitter {
       this.role = rd.softState.role;
       this.onSoftState(rd.softState.lead);
     }
+    if (rd.entries.length > 0) this.learnPeersAppended(rd.entries);
     // A leader's appends and heartbeats may leave before its own fsync: followers persist in
     // parallel with it, and the core counts the leader's copy only after advance() (see Ready).
     // Not while this Ready's term or vote is not on disk yet (a single voter elected itself).
@@ -584,8 +588,51 @@ export class Member extends EventEmitter {
     this.markRemoved(`peer ${hexId(by)} refused it as removed`);
   }
 
+  /**
+   * The core adopts a configuration when its entry is appended, not when it is applied: a member
+   * being added must be reachable from then on, or the entry that adds it can never commit (a
+   * one-voter cluster adding a voter needs the new one's vote to commit the very entry). So the
+   * peer named in an appended conf change joins the transport at once; syncPeers keeps it while
+   * the core's configuration has it, until the registry catches up on apply.
+   */
+  private learnPeersAppended(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== EntryType.ConfChange) continue;
+      let cc: ConfChange;
+      let url: string | undefined;
+      try {
+        cc = decodeConfChange(e.data);
+        if (cc.type === "removeNode" || cc.nodeId === this.id || cc.context.length === 0) continue;
+        url = (JSON.parse(Buffer.from(cc.context).toString("utf8")) as Partial<MemberContext>).peerURLs?.[0];
+      } catch {
+        continue;
+      }
+      if (url === undefined || this.membership.isRemoved(cc.nodeId) || this.transport.hasPeer(cc.nodeId)) continue;
+      this.appendedPeers.set(cc.nodeId, url);
+      this.transport.addPeer(cc.nodeId, url);
+    }
+  }
+
+  /** Peers learned from appended (not yet applied) conf changes; see learnPeersAppended. */
+  private readonly appendedPeers = new Map<number, string>();
+
   private syncPeers(): void {
-    const want = new Map(this.membership.list().filter((m) => m.id !== this.id).map((m) => [m.id, m.peerURLs[0]!] as const));
+    // A member known only by ID (a founding member replayed from the log before the entry that
+    // names it) has no URL to dial yet: it joins the transport once its URL is applied.
+    const want = new Map(
+      this.membership
+        .list()
+        .filter((m) => m.id !== this.id && m.peerURLs.length > 0)
+        .map((m) => [m.id, m.peerURLs[0]!] as const),
+    );
+    if (this.appendedPeers.size > 0) {
+      const st = this.raft.status();
+      const conf = new Set([...st.voters, ...st.learners]);
+      for (const [id, url] of this.appendedPeers) {
+        if (this.membership.has(id) || this.membership.isRemoved(id) || !conf.has(id)) this.appendedPeers.delete(id);
+        else if (!want.has(id)) want.set(id, url);
+      }
+    }
     for (const id of this.transport.stats().keys()) if (!want.has(id)) this.transport.removePeer(id);
     for (const [id, url] of want) {
       // A URL the transport cannot dial (committed by an older version that did not check it)
@@ -688,22 +735,24 @@ export class Member extends EventEmitter {
    * entry is validated here, whoever proposes it (client handlers, lease expiry, alarms): what
    * enters the log must be applicable on every member.
    */
-  proposeKv(cmd: KvCommand): Promise<unknown> {
+  proposeKv(cmd: KvCommand, opts: { leaderOnly?: boolean } = {}): Promise<unknown> {
     let encoded: Buffer;
     try {
       encoded = prepareCommand(cmd, { maxRequestBytes: this.cfg.maxRequestBytes, maxTxnOps: this.cfg.maxTxnOps });
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.propose(EntryKind.Kv, encoded);
+    return this.propose(EntryKind.Kv, encoded, opts);
   }
 
-  private propose(kind: EntryKind, payload: Uint8Array): Promise<unknown> {
+  /** `leaderOnly`: refuse rather than forward when the core is not the leader at this instant. */
+  private propose(kind: EntryKind, payload: Uint8Array, opts: { leaderOnly?: boolean } = {}): Promise<unknown> {
     this.assertServing();
     const seq = this.ids.next();
     const data = encodeEnvelope(kind, this.id, seq, payload);
     return new Promise((resolve, reject) => {
       try {
+        if (opts.leaderOnly && this.raft.leaderTerm() === undefined) return reject(Errors.notLeader());
         this.raft.propose(data);
       } catch (e) {
         this.metrics.proposalsFailed.inc();
@@ -723,6 +772,7 @@ export class Member extends EventEmitter {
   /** Changes the voting configuration (promote = add a learner again as a voter); resolves with the new member list. */
   async proposeMemberChange(type: "addNode" | "addLearner" | "removeNode" | "promote", nodeId: number, ctx: MemberContext | undefined): Promise<MemberInfo[]> {
     this.assertServing();
+    this.checkReconfiguration(type, nodeId);
     const seq = this.ids.next();
     const context = Buffer.from(JSON.stringify({ ...(ctx ?? {}), origin: this.id, seq }));
     const cc: ConfChange = { type: type === "promote" ? "addNode" : type, nodeId, context };
@@ -739,6 +789,29 @@ export class Member extends EventEmitter {
       this.waiters.set(seq, { resolve: resolve as (v: unknown) => void, reject, timer });
       this.schedule();
     })) as MemberInfo[];
+  }
+
+  /**
+   * etcd's strict reconfiguration check, from this member's view of its peer links: a change is
+   * refused with "etcdserver: unhealthy cluster" when the voters left after it could not form a
+   * quorum of connected members. Adding a voter (or promoting a learner) needs every current
+   * voter connected, since the new one counts toward the quorum before it has caught up; removing
+   * a member that is down is always allowed (it is not part of the active quorum).
+   */
+  private checkReconfiguration(type: "addNode" | "addLearner" | "removeNode" | "promote", nodeId: number): void {
+    if (type === "addLearner") return;
+    const voters = this.membership.voters();
+    const links = this.transport.stats();
+    const up = (id: number) => id === this.id || links.get(id)?.connected === true;
+    if (type === "removeNode") {
+      if (!voters.includes(nodeId)) return;
+      if (nodeId !== this.id && !up(nodeId)) return;
+      const after = voters.filter((v) => v !== nodeId);
+      const active = after.filter(up).length;
+      if (after.length > 0 && active < Math.floor(after.length / 2) + 1) throw Errors.unhealthyCluster();
+      return;
+    }
+    if (!voters.every(up)) throw Errors.unhealthyCluster();
   }
 
   /** Changes a member's peer URLs (not a voting change, so an ordinary replicated entry). */
@@ -848,21 +921,63 @@ export class Member extends EventEmitter {
   // -------------------------------------------------------------------------------------------
   // leases: expiry and keep-alive are the leader's; followers ask the leader over the peer link
 
-  private revokeExpiredLeases(): void {
-    if (!this.isLeader() || this.stopped) return;
+  /**
+   * Expired leases are revoked by the leader only, and only once a quorum has confirmed it still
+   * leads (etcd 15247/16822): a member that silently lost leadership — its core already a
+   * follower while a slow fsync is awaited, or partitioned away — has a stale lease clock. The
+   * revoke is proposed only while the core itself leads in the confirmed term, so it is never
+   * forwarded to another leader.
+   */
+  private async revokeExpiredLeases(): Promise<void> {
+    if (!this.isLeader() || this.stopped || this.confirmingLeases) return;
     // Under a CORRUPT alarm every revoke would be refused: do not fill the log with retries.
     if (this.kv.alarms().some((a) => a.alarm === "CORRUPT")) return;
-    for (const id of this.kv.lessor.expired(Date.now())) {
-      if (this.revoking.has(id)) continue;
-      this.revoking.add(id);
-      this.proposeKv({ type: "leaseRevoke", req: { ID: id } }).catch(() => this.revoking.delete(id));
+    const candidates = this.kv.lessor.expired(Date.now()).filter((id) => !this.revoking.has(id));
+    if (candidates.length === 0) return;
+    this.confirmingLeases = true;
+    try {
+      const term = await this.confirmLeadership();
+      if (term === undefined) return;
+      const expired = new Set(this.kv.lessor.expired(Date.now()));
+      for (const id of candidates) {
+        if (!expired.has(id) || this.revoking.has(id)) continue;
+        if (this.raft.leaderTerm() !== term) return;
+        this.revoking.add(id);
+        this.proposeKv({ type: "leaseRevoke", req: { ID: id } }, { leaderOnly: true }).catch(() => this.revoking.delete(id));
+      }
+    } finally {
+      this.confirmingLeases = false;
     }
+  }
+
+  private confirmingLeases = false;
+
+  /**
+   * Resolves with the term in which a quorum has just confirmed this member's leadership (a read
+   * index round), or undefined if it does not lead or could not confirm it.
+   */
+  private async confirmLeadership(): Promise<number | undefined> {
+    const term = this.raft.leaderTerm();
+    if (term === undefined) return undefined;
+    try {
+      await this.readBarrier();
+    } catch {
+      return undefined;
+    }
+    return this.raft.leaderTerm() === term ? term : undefined;
   }
 
   /** Renews a lease on the leader and returns its TTL (seconds). */
   async leaseKeepAlive(id: string): Promise<number> {
-    if (this.isLeader()) return this.kv.lessor.renew(id, Date.now());
+    if (this.isLeader()) return this.renewAsLeader(id);
     return (await this.callLeader("leaseRenew", id)) as number;
+  }
+
+  /** A keep-alive is answered only by a leader a quorum has just confirmed, never from a stale clock. */
+  private async renewAsLeader(id: string): Promise<number> {
+    const term = await this.confirmLeadership();
+    if (term === undefined) throw this.leader === 0 ? Errors.noLeader() : Errors.notLeader();
+    return this.kv.lessor.renew(id, Date.now());
   }
 
   /** Remaining TTL (seconds) as the leader sees it; -1 when the lease does not exist. */
@@ -872,7 +987,8 @@ export class Member extends EventEmitter {
   }
 
   private registerRpc(): void {
-    this.rpcHandlers.set("leaseRenew", async (id) => this.leaseKeepAlive(String(id)));
+    // A member asked as the leader answers as the leader or not at all (no forwarding chains).
+    this.rpcHandlers.set("leaseRenew", async (id) => this.renewAsLeader(String(id)));
     this.rpcHandlers.set("leaseRemaining", async (id) => this.leaseRemaining(String(id)));
     this.rpcHandlers.set("learnerReady", async (id) => this.learnerReady(Number(id)));
     // A member that cannot apply an entry reports itself; the alarm is committed by a member that can.
@@ -938,8 +1054,9 @@ export class Member extends EventEmitter {
     return this.term;
   }
 
+  /** Decided by the core, not by the last Ready handled (which lags while an fsync is awaited). */
   isLeader(): boolean {
-    return this.leader === this.id && this.leader !== 0;
+    return this.raft !== undefined && this.raft.leaderTerm() !== undefined;
   }
 
   leaderId(): number {
@@ -970,7 +1087,9 @@ export class Member extends EventEmitter {
     this.raft.transferLeadership(to.id);
     this.schedule();
     const deadline = Date.now() + waitMs;
-    while (this.leader === this.id && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // Wait for the successor itself, not just for this member to step down: between the two
+    // (lead = none) a proposal here has no leader to go to.
+    while ((this.leader === this.id || this.leader === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   }
 
   status(): MemberStatusInfo {
