@@ -72,7 +72,10 @@ describe("cluster: membership changes with etcdctl", function () {
     await sleep(300);
     c!.startMember(name, c!.flags(m, "existing", initialCluster.map((n) => c!.member(n))));
     const r = await add;
-    assert.ok(r.ok, `member add ${name}: ${r.out}`);
+    // With one voter the add commits only once the new member has started and voted; on a slow
+    // machine that can outlast the request timeout. Then the change is still in the log and
+    // must take effect: the member list below proves it either way.
+    assert.ok(r.ok || /etcdserver: request timed out/.test(r.out), `member add ${name}: ${r.out}`);
     await c!.waitHealthy([name], 60_000);
     writable.push(name);
   }
@@ -100,11 +103,16 @@ describe("cluster: membership changes with etcdctl", function () {
     const other = ["raftkv-1", "raftkv-2", "raftkv-3"].find((n) => n !== leader && n !== down)!;
     await cl.kill(down);
     writable = writable.filter((n) => n !== down);
-    await eventually(`${leader} to see ${down} disconnected`, async () => {
-      const r = etcdctl(["member", "remove", await hexIdOf(leader, leader)], [leader]);
-      if (r.ok) assert.fail(`removing the leader with ${down} down was accepted: ${r.out}`);
-      return /etcdserver: unhealthy cluster/.test(r.out) ? true : undefined;
-    }, 20_000);
+    // The leader notices the lost link within its ping timeout; until then it may still refuse
+    // for another reason (e.g. a timeout), but it must never accept.
+    const leaderHex = await hexIdOf(leader, leader);
+    for (let attempt = 0; ; attempt++) {
+      const r = etcdctl(["member", "remove", leaderHex], [leader]);
+      assert.ok(!r.ok, `removing the leader with ${down} down was accepted: ${r.out}`);
+      if (/etcdserver: unhealthy cluster/.test(r.out)) break;
+      assert.ok(attempt < 20, `member remove kept failing without "unhealthy cluster": ${r.out}`);
+      await sleep(500);
+    }
     await votersAre(["raftkv-1", "raftkv-2", "raftkv-3"], leader);
     await writer.progress(20);
 
