@@ -199,9 +199,38 @@ export class LabHost implements Host {
     });
     try {
       await this.waitBooted();
+      await this.checkDataDisk();
     } catch (err) {
       const tail = fs.readFileSync(path.join(this.ctx.hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
       throw new Error(`host ${this.name} did not boot: ${(err as Error).message}\n--- console (last lines) ---\n${tail}`);
+    }
+  }
+
+  /**
+   * The container must be allowed to open its data disk. Here the runner's device cgroup (v1)
+   * allows everything and systemd-nspawn adds no device policy when it registers no scope; on a
+   * machine where the runner's device cgroup is restricted, allow the loop device explicitly
+   * (cgroup v1), and in any case fail with a clear reason rather than let the user data fail.
+   */
+  private async checkDataDisk(): Promise<void> {
+    const loop = this.loopDevice;
+    const init = this.initPid();
+    if (loop === undefined || init === undefined) return;
+    const cg = /^\d+:devices:(.*)$/m.exec(fs.readFileSync(`/proc/${init}/cgroup`, "utf8"))?.[1];
+    const { rdev } = fs.statSync(loop);
+    const allow = cg && cg !== "/" ? path.join("/sys/fs/cgroup/devices", cg, "devices.allow") : undefined;
+    if (allow && fs.existsSync(allow)) {
+      try {
+        fs.writeFileSync(allow, `b ${Math.floor(rdev / 256) & 0xfff}:${(rdev & 0xff) | ((rdev >> 12) & 0xfff00)} rwm`);
+      } catch {
+        // the parent cgroup denies it; reported by the check below
+      }
+    }
+    const r = await this.exec(["blockdev", "--getsize64", DATA_DISK_DEVICE], { timeoutMs: 30_000 });
+    if (r.code !== 0) {
+      throw new Error(
+        `host ${this.name} cannot open its data disk ${DATA_DISK_DEVICE} (${loop}): ${r.stderr.trim()}; the runner's device cgroup must allow block devices`,
+      );
     }
   }
 
