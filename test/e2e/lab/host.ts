@@ -262,7 +262,16 @@ export class LabHost implements Host {
   private initPid(): number | undefined {
     const pid = this.nspawn?.pid;
     if (pid === undefined || this.state !== "running") return undefined;
-    return childPids(pid)[0];
+    // While booting, systemd-nspawn briefly has a helper child still in the machine's PID
+    // namespace; the container's PID 1 is the child in a namespace of its own.
+    const own = fs.readlinkSync("/proc/self/ns/pid");
+    return childPids(pid).find((c) => {
+      try {
+        return fs.readlinkSync(`/proc/${c}/ns/pid`) !== own;
+      } catch {
+        return false;
+      }
+    });
   }
 
   async exec(argv: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
