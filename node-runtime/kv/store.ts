@@ -639,6 +639,23 @@ export class KvStore {
     };
   }
 
+  /**
+   * The replicated state as of now, for exports that stream while the store moves on: records
+   * are immutable and the revision log is only appended to (compaction replaces the array), so
+   * the first `logLength` records of `log` stay exactly this state.
+   */
+  view(): StoreView {
+    return {
+      appliedIndex: this.applied,
+      revision: this.rev,
+      compactRevision: this.compactRev,
+      alarms: this.alarmList.map((a) => ({ ...a })),
+      leases: [...this.lessor.all()].map((l) => ({ id: l.id, ttl: l.ttl })),
+      log: this.mvcc.log,
+      logLength: this.mvcc.log.length,
+    };
+  }
+
   /** The whole replicated state with the applied index it reflects, as one byte string. */
   snapshot(): Buffer {
     return encodeSnapshot(this.state());
@@ -659,6 +676,17 @@ export class KvStore {
     }
     return store;
   }
+}
+
+export interface StoreView {
+  appliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  alarms: AlarmMember[];
+  leases: { id: string; ttl: number }[];
+  /** Records ordered by (mod, sub); only the first logLength belong to the view. */
+  log: readonly Rec[];
+  logLength: number;
 }
 
 const CANONICAL_ID = /^-?[1-9][0-9]*$/;
