@@ -52,7 +52,7 @@ interface ReadBatch {
   timer?: NodeJS.Timeout;
 }
 
-interface SnapshotPayload {
+export interface SnapshotPayload {
   membership: MembershipState;
   kv: Uint8Array;
 }
@@ -722,11 +722,6 @@ export class Member extends EventEmitter {
     this.membership = Membership.fromState(p.membership);
   }
 
-  /** The state-machine snapshot in the form Maintenance/Snapshot streams it. */
-  currentSnapshotBytes(): Uint8Array {
-    return encodeSnapshotPayload({ membership: this.membership.toState(), kv: this.kv.snapshot() });
-  }
-
   // -------------------------------------------------------------------------------------------
   // proposals
 
@@ -1145,7 +1140,7 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function encodeSnapshotPayload(p: SnapshotPayload): Uint8Array {
+export function encodeSnapshotPayload(p: SnapshotPayload): Uint8Array {
   const ms = Buffer.from(JSON.stringify(p.membership), "utf8");
   const out = Buffer.allocUnsafe(4 + ms.length + p.kv.length);
   out.writeUInt32LE(ms.length, 0);

@@ -36,6 +36,8 @@ export interface ReferenceEtcd {
 export interface StartEtcdOptions {
   name?: string;
   startTimeoutMs?: number;
+  /** Runs before etcd starts, given its flags (`--k=v`), e.g. to restore a snapshot into its data dir. */
+  beforeStart?: (flags: readonly string[]) => Promise<void>;
 }
 
 function isGone(pid: number): boolean {
@@ -78,6 +80,7 @@ export async function startReferenceEtcd(opts: StartEtcdOptions = {}): Promise<R
       heartbeatIntervalMs: 50,
       electionTimeoutMs: 500,
     });
+    if (opts.beforeStart) await opts.beforeStart(flags);
     const proc = spawn(ETCD_BIN, flags, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: "" } });
     child = proc;
     let log = "";

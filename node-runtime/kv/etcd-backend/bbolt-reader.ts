@@ -18,7 +18,7 @@ import {
   type Meta,
 } from "./bbolt-format";
 
-/** What bbolt says of a file that is not a database ("invalid database"). */
+/** What bbolt says of a file that is not a database ("invalid database", "file size too small"). */
 export class BoltInvalidError extends Error {}
 
 export interface PageSource {
@@ -80,6 +80,7 @@ export class BoltReader {
     const m0 = readMeta(first, PAGE_HEADER_SIZE);
     // Like bbolt: take the page size from meta 0 if it is valid, else assume the default.
     const pageSize = typeof m0 === "string" ? DEFAULT_PAGE_SIZE : m0.pageSize;
+    if (src.size < 2 * pageSize) throw new BoltInvalidError("file size too small");
     const m1 = readMeta(src.read(pageSize, pageSize), PAGE_HEADER_SIZE);
     const valid = [m0, m1].filter((m): m is Meta => typeof m !== "string").sort((a, b) => (a.txid > b.txid ? -1 : a.txid < b.txid ? 1 : 0));
     const best = valid[0];

@@ -211,12 +211,22 @@ function bucketHeader(root: number): Buffer {
   return h;
 }
 
-/** Writes a bbolt database holding `buckets` (top-level buckets, no nesting) as page-sized Buffers. */
-export function* writeBolt(buckets: readonly BucketSource[], pageSize = DEFAULT_PAGE_SIZE): Generator<Buffer> {
+export interface BoltStream {
+  /** Bytes the pages will add up to (page count × page size). */
+  size: number;
+  /** The pages in file order. */
+  pages: Generator<Buffer>;
+}
+
+/**
+ * Plans a bbolt database holding `buckets` (top-level buckets, no nesting) and returns its size
+ * and a lazy stream of its pages. The sources are read again while the pages are produced.
+ */
+export function writeBolt(buckets: readonly BucketSource[], pageSize = DEFAULT_PAGE_SIZE): BoltStream {
   const sorted = [...buckets].sort((a, b) => Buffer.compare(a.name, b.name));
   // Planning pass.
   let next = 3;
-  const plans = sorted.map((b) => {
+  const plans = sorted.map((b): BucketPlan => {
     const tp = planTree(entrySizes(b), pageSize);
     const inline = tp.singleLeafBytes !== undefined && tp.singleLeafBytes <= pageSize / 4;
     if (inline) return { inline: true, base: 0, root: 0, valueLen: BUCKET_HEADER_SIZE + tp.singleLeafBytes! };
@@ -231,7 +241,24 @@ export function* writeBolt(buckets: readonly BucketSource[], pageSize = DEFAULT_
   const rootBase = next;
   const rootRoot = next + rootPlan.pages - 1;
   const highWater = next + rootPlan.pages;
+  return {
+    size: highWater * pageSize,
+    pages: writePages(sorted, plans, { pageSize, rootBase, rootRoot, highWater }),
+  };
+}
 
+interface BucketPlan {
+  inline: boolean;
+  base: number;
+  root: number;
+  valueLen: number;
+}
+
+function* writePages(
+  sorted: readonly BucketSource[],
+  plans: readonly BucketPlan[],
+  { pageSize, rootBase, rootRoot, highWater }: { pageSize: number; rootBase: number; rootRoot: number; highWater: number },
+): Generator<Buffer> {
   for (const txid of [0n, 1n]) {
     const p = Buffer.alloc(pageSize);
     writePageHeader(p, 0, Number(txid), META_PAGE, 0, 0);

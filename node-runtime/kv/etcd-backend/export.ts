@@ -87,12 +87,26 @@ export function backendBuckets(input: ExportInput): BucketSource[] {
 
 export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 
+export interface SnapshotChunks {
+  /** Total bytes of the file: the database plus its 32-byte SHA-256. */
+  size: number;
+  chunks: Generator<Buffer>;
+}
+
 /**
  * The snapshot file as chunks of about `chunkBytes` (whole pages), the last chunk being the
- * 32-byte SHA-256 of everything before it. Lazy: each chunk is produced when asked for, so a
- * consumer that waits for its sink to drain keeps memory at a few chunks.
+ * 32-byte SHA-256 of everything before it. The layout is planned on the call; each chunk is
+ * produced only when asked for, so a consumer that waits for its sink to drain keeps memory at
+ * a few chunks.
  */
-export function* etcdSnapshotChunks(input: ExportInput, chunkBytes = DEFAULT_CHUNK_BYTES): Generator<Buffer> {
+export function etcdSnapshotChunks(input: ExportInput, chunkBytes = DEFAULT_CHUNK_BYTES): SnapshotChunks {
+  const db = writeBolt(backendBuckets(input));
+  return { size: db.size + SHA256_BYTES, chunks: chunked(db.pages, chunkBytes) };
+}
+
+const SHA256_BYTES = 32;
+
+function* chunked(pages: Iterable<Buffer>, chunkBytes: number): Generator<Buffer> {
   const hash = createHash("sha256");
   let pending: Buffer[] = [];
   let size = 0;
@@ -103,7 +117,7 @@ export function* etcdSnapshotChunks(input: ExportInput, chunkBytes = DEFAULT_CHU
     hash.update(out);
     return out;
   };
-  for (const page of writeBolt(backendBuckets(input))) {
+  for (const page of pages) {
     pending.push(page);
     size += page.length;
     if (size >= chunkBytes) yield take();

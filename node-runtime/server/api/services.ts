@@ -6,8 +6,9 @@
  * Every response carries etcd's header, every error etcd's status code and message.
  */
 import * as grpc from "@grpc/grpc-js";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { validateRange, type KvCommand } from "../../kv";
+import { etcdSnapshotChunks } from "../../kv/etcd-backend/export";
 import type * as kvt from "../../kv/types";
 import type * as wire from "../etcd-types";
 import { EtcdError, Errors } from "../errors";
@@ -282,16 +283,6 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
   };
 }
 
-/** etcdctl accepts a snapshot stream only if its size is 512-aligned data followed by its SHA-256. */
-export function snapshotBlob(data: Uint8Array): Buffer {
-  const padded = Buffer.alloc(Math.ceil((data.length + 8) / 512) * 512);
-  // The first 8 bytes record the real length so the padding can be stripped on restore.
-  padded.writeBigUInt64LE(BigInt(data.length), 0);
-  padded.set(data, 8);
-  const sum = createHash("sha256").update(padded).digest();
-  return Buffer.concat([padded, sum]);
-}
-
 export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   const m = ctx.member;
   return {
@@ -339,17 +330,22 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
         const e = Errors.toEtcd(err);
         return void call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
       }
-      const blob = snapshotBlob(m.currentSnapshotBytes());
-      const chunk = 32 * 1024;
-      let off = 0;
-      const pump = () => {
-        while (off < blob.length) {
-          const end = Math.min(off + chunk, blob.length);
-          const ok = call.write({ header: header(m), remaining_bytes: String(blob.length - end), blob: blob.subarray(off, end) });
-          off = end;
-          if (!ok) return void call.once("drain", pump);
+      // etcd's backend format (bbolt + SHA-256), produced page by page as the client takes it.
+      const ms = m.membership.toState();
+      const snap = etcdSnapshotChunks({ kv: m.kv.view(), members: ms.members, removedMembers: ms.removed });
+      let sent = 0;
+      const pump = (): void => {
+        try {
+          while (!call.cancelled) {
+            const next = snap.chunks.next();
+            if (next.done) return void call.end();
+            sent += next.value.length;
+            if (!call.write({ header: header(m), remaining_bytes: String(snap.size - sent), blob: next.value })) return void call.once("drain", pump);
+          }
+        } catch (e) {
+          const msg = `snapshot: ${(e as Error).message}`;
+          call.destroy(Object.assign(new Error(msg), { code: grpc.status.INTERNAL, details: msg }));
         }
-        call.end();
       };
       pump();
     },

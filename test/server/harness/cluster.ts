@@ -48,6 +48,8 @@ export interface ClusterOptions {
   electionMs?: number;
   snapshotCount?: number;
   extraFlags?: string[];
+  /** Runs after the plan, PKI and flags exist and before any member starts (e.g. to restore data dirs). */
+  beforeStart?: (c: TestCluster) => Promise<void>;
 }
 
 export class TestCluster {
@@ -68,6 +70,14 @@ export class TestCluster {
     const members = planLocalMembers(opts.size, "127.0.0.1", base);
     const pki = await writeClusterPki(path.join(dir, "pki"), members, ["admin"]);
     const c = new TestCluster(dir, members, pki, `test-${path.basename(dir)}`, opts);
+    if (opts.beforeStart) {
+      try {
+        await opts.beforeStart(c);
+      } catch (e) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
+    }
     for (const m of members) c.startMember(m.name);
     await c.waitHealthy();
     return c;
