@@ -76,6 +76,8 @@ export class BoltReader {
   private problems: string[] = [];
 
   private constructor(private readonly src: PageSource) {
+    // bbolt reads the first 4 KiB to learn the page size; a shorter file is not a database.
+    if (src.size < DEFAULT_PAGE_SIZE) throw new BoltInvalidError("invalid database");
     const first = src.read(0, DEFAULT_PAGE_SIZE);
     const m0 = readMeta(first, PAGE_HEADER_SIZE);
     // Like bbolt: take the page size from meta 0 if it is valid, else assume the default.

@@ -20,11 +20,23 @@ export const SCHEDULED_COMPACT = "scheduledCompactRev";
 export const REV_KEY_LEN = 17;
 const TOMBSTONE_MARK = 0x74; // 't'
 
+/** Revisions are safe integers: written as two 32-bit halves (BigInt would cost more than the rest of the encoding). */
+function writeU64(b: Buffer, n: number, off: number): void {
+  b.writeUInt32BE(Math.floor(n / 0x100000000), off);
+  b.writeUInt32BE(n >>> 0, off + 4);
+}
+
+function readU64(b: Buffer, off: number): number {
+  const hi = b.readUInt32BE(off);
+  if (hi > 0x1fffff) throw new Error(`revision ${b.readBigUInt64BE(off)} out of range`);
+  return hi * 0x100000000 + b.readUInt32BE(off + 4);
+}
+
 export function revKey(main: number, sub: number, tombstone: boolean): Buffer {
   const b = Buffer.allocUnsafe(tombstone ? REV_KEY_LEN + 1 : REV_KEY_LEN);
-  b.writeBigUInt64BE(BigInt(main), 0);
+  writeU64(b, main, 0);
   b[8] = 0x5f;
-  b.writeBigUInt64BE(BigInt(sub), 9);
+  writeU64(b, sub, 9);
   if (tombstone) b[REV_KEY_LEN] = TOMBSTONE_MARK;
   return b;
 }
@@ -37,12 +49,7 @@ export interface Revision {
 
 export function parseRevKey(b: Buffer): Revision {
   if ((b.length !== REV_KEY_LEN && b.length !== REV_KEY_LEN + 1) || b[8] !== 0x5f) throw new Error(`invalid revision key ${b.toString("hex")}`);
-  return { main: safe(b.readBigInt64BE(0)), sub: safe(b.readBigInt64BE(9)), tombstone: b.length === REV_KEY_LEN + 1 && b[REV_KEY_LEN] === TOMBSTONE_MARK };
-}
-
-function safe(n: bigint): number {
-  if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`revision ${n} out of range`);
-  return Number(n);
+  return { main: readU64(b, 0), sub: readU64(b, 9), tombstone: b.length === REV_KEY_LEN + 1 && b[REV_KEY_LEN] === TOMBSTONE_MARK };
 }
 
 export function u64be(n: number | bigint): Buffer {
@@ -130,13 +137,23 @@ function pbFields(b: Buffer): Map<number, Field> {
   const out = new Map<number, Field>();
   let pos = 0;
   const varint = (): bigint => {
-    let v = 0n;
-    let shift = 0n;
+    // Up to 7 bytes (49 bits) in plain numbers; BigInt only for the rare longer ones.
+    let n = 0;
+    let mul = 1;
+    for (let i = 0; i < 7; i++) {
+      if (pos >= b.length) throw new Error("truncated protobuf");
+      const byte = b[pos++]!;
+      n += (byte & 0x7f) * mul;
+      if (byte < 0x80) return BigInt(n);
+      mul *= 0x80;
+    }
+    let v = BigInt(n);
+    let shift = 49n;
     for (;;) {
       if (pos >= b.length) throw new Error("truncated protobuf");
       const byte = b[pos++]!;
       v |= BigInt(byte & 0x7f) << shift;
-      if (byte < 0x80) return v;
+      if (byte < 0x80) return BigInt.asUintN(64, v);
       shift += 7n;
       if (shift > 63n) throw new Error("protobuf varint too long");
     }
