@@ -12,6 +12,11 @@ import { PeerTransport } from "../node-runtime/server/transport";
 import { makeCa, makeLeaf, writeMemberFiles, type MemberFiles } from "../test/server/tls/certs";
 
 const SMALL = 300;
+/** Member 1 sends, member 2 receives; their certificates name them. */
+const DIRECTORY = [
+  { id: 1, name: "member-1", peerURLs: [] },
+  { id: 2, name: "member-2", peerURLs: [] },
+];
 const SNAPSHOT = 256 * 1024 * 1024;
 
 type ToParent = { ready: number } | { done: number; bytes: number };
@@ -29,6 +34,7 @@ async function receiver(filesJson: string, expected: number, expectedBytes: numb
     listen: { host: "127.0.0.1", port: 0 },
     tls,
     logger,
+    directory: () => DIRECTORY,
     onMessage: (_from, payload) => {
       count++;
       bytes += payload.length;
@@ -48,8 +54,8 @@ async function main(): Promise<void> {
   const messages = Number(process.argv[2] ?? 1_000_000);
   const dir = mkdtempSync(join(tmpdir(), "raftkv-bench-"));
   const ca = await makeCa("bench-ca");
-  const filesA = writeMemberFiles(join(dir, "a"), await makeLeaf(ca, "a"), [ca]);
-  const filesB = writeMemberFiles(join(dir, "b"), await makeLeaf(ca, "b"), [ca]);
+  const filesA = writeMemberFiles(join(dir, "a"), await makeLeaf(ca, "member-1", { member: "member-1" }), [ca]);
+  const filesB = writeMemberFiles(join(dir, "b"), await makeLeaf(ca, "member-2", { member: "member-2" }), [ca]);
   const child = fork(__filename, ["--receiver", JSON.stringify(filesB), String(messages), String(SNAPSHOT)], {
     execArgv: ["--import", "tsx"],
   });
@@ -64,6 +70,7 @@ async function main(): Promise<void> {
     listen: { host: "127.0.0.1", port: 0 },
     tls,
     logger,
+    directory: () => DIRECTORY,
     onMessage: () => {},
   });
   await a.start();

@@ -9,6 +9,11 @@
  *
  * Decoded byte fields (entry data, ctx, snapshot data) are views into the input buffer, not
  * copies: the caller must not reuse that buffer while the message is alive.
+ *
+ * Terms, indices and commit points in a decoded message are at most MAX_LOG_POSITION (2^52).
+ * Raft adds to them (a campaign takes term + 1, an append index + n); a value near 2^53 - 1
+ * taken from the wire would make this member's next write of its own state unencodable, i.e.
+ * kill it. So such a message is refused at decode, like any other malformed input.
  */
 import { EntryType, type ConfChange, type ConfChangeType, type Entry, type Message, type MessageType, type Snapshot } from "./types";
 
@@ -31,6 +36,9 @@ const TYPES_BY_CODE: (MessageType | undefined)[] = [];
 for (const [name, code] of Object.entries(TYPE_CODES)) TYPES_BY_CODE[code] = name as MessageType;
 
 const CC_TYPES: ConfChangeType[] = ["addNode", "addLearner", "removeNode"];
+
+/** The largest term or index a decoded message may carry; see the file comment. */
+export const MAX_LOG_POSITION = 2 ** 52;
 
 class Writer {
   buf: Uint8Array;
@@ -111,6 +119,13 @@ class Reader {
     return out;
   }
 
+  /** A term, index or commit point: bounded so that raft's own arithmetic stays encodable. */
+  logPos(): number {
+    const v = this.uint();
+    if (v > MAX_LOG_POSITION) throw new Error("codec: term or index out of range");
+    return v;
+  }
+
   /** A count of items each at least `minSize` bytes long, checked against what is left. */
   count(minSize: number): number {
     const n = this.uint();
@@ -139,11 +154,11 @@ function writeEntries(w: Writer, ents: Entry[]): void {
 function readEntries(r: Reader): Entry[] {
   const n = r.count(3);
   if (n === 0) return [];
-  const first = r.uint();
-  if (first + n > Number.MAX_SAFE_INTEGER) throw new Error("codec: entry index out of range");
+  const first = r.logPos();
+  if (first + n > MAX_LOG_POSITION) throw new Error("codec: term or index out of range");
   const ents = new Array<Entry>(n);
   for (let i = 0; i < n; i++) {
-    const term = r.uint();
+    const term = r.logPos();
     const t = r.uint();
     if (t !== EntryType.Normal && t !== EntryType.ConfChange) throw new Error(`codec: unknown entry type ${t}`);
     ents[i] = { term, index: first + i, type: t, data: r.bytes() };
@@ -169,8 +184,8 @@ function readIds(r: Reader): number[] {
 }
 
 function readSnapshot(r: Reader): Snapshot {
-  const index = r.uint();
-  const term = r.uint();
+  const index = r.logPos();
+  const term = r.logPos();
   const voters = readIds(r);
   const learners = readIds(r);
   return { meta: { index, term, confState: { voters, learners } }, data: r.bytes() };
@@ -247,27 +262,27 @@ export function decodeMessage(buf: Uint8Array): Message {
   if (type === undefined) throw new Error(`codec: unknown message type ${code}`);
   const from = r.uint();
   const to = r.uint();
-  const term = r.uint();
+  const term = r.logPos();
   let m: Message;
   switch (type) {
     case "app": {
-      const index = r.uint();
-      const logTerm = r.uint();
-      const commit = r.uint();
+      const index = r.logPos();
+      const logTerm = r.logPos();
+      const commit = r.logPos();
       m = { type, from, to, term, index, logTerm, commit, entries: readEntries(r) };
       break;
     }
     case "appResp": {
-      const index = r.uint();
+      const index = r.logPos();
       const reject = r.bool();
-      const rejectHint = r.uint();
-      m = { type, from, to, term, index, reject, rejectHint, logTerm: r.uint() };
+      const rejectHint = r.logPos();
+      m = { type, from, to, term, index, reject, rejectHint, logTerm: r.logPos() };
       break;
     }
     case "vote":
     case "preVote": {
-      const index = r.uint();
-      const logTerm = r.uint();
+      const index = r.logPos();
+      const logTerm = r.logPos();
       m = { type, from, to, term, index, logTerm, force: r.bool() };
       break;
     }
@@ -276,12 +291,12 @@ export function decodeMessage(buf: Uint8Array): Message {
       m = { type, from, to, term, reject: r.bool() };
       break;
     case "heartbeat": {
-      const commit = r.uint();
-      m = { type, from, to, term, commit, readSeq: r.uint() };
+      const commit = r.logPos();
+      m = { type, from, to, term, commit, readSeq: r.logPos() };
       break;
     }
     case "heartbeatResp":
-      m = { type, from, to, term, readSeq: r.uint() };
+      m = { type, from, to, term, readSeq: r.logPos() };
       break;
     case "snap":
       m = { type, from, to, term, snapshot: readSnapshot(r) };
@@ -296,7 +311,7 @@ export function decodeMessage(buf: Uint8Array): Message {
       m = { type, from, to, term, ctx: r.bytes() };
       break;
     case "readIndexResp": {
-      const index = r.uint();
+      const index = r.logPos();
       m = { type, from, to, term, index, ctx: r.bytes() };
       break;
     }

@@ -38,6 +38,10 @@ export interface ServerConfig {
   peerCertFile: string;
   peerKeyFile: string;
   peerTrustedCaFile: string;
+  /** --peer-cert-allowed-cn: peer certificates must carry one of these CNs (empty: any member). */
+  peerCertAllowedCn: string[];
+  /** --peer-cert-allowed-hostname: peer certificates must be valid for one of these. */
+  peerCertAllowedHostname: string[];
   maxRequestBytes: number;
   quotaBackendBytes: number;
   maxTxnOps: number;
@@ -73,6 +77,8 @@ const FLAGS: FlagSpec[] = [
   { flag: "peer-cert-file", description: "path to the peer TLS cert file (server and client auth)" },
   { flag: "peer-key-file", description: "path to the peer TLS key file" },
   { flag: "peer-trusted-ca-file", description: "path to the peer TLS trusted CA file (may hold several CAs)" },
+  { flag: "peer-cert-allowed-cn", description: "comma-separated CNs a peer certificate must carry one of (besides naming its member)" },
+  { flag: "peer-cert-allowed-hostname", description: "comma-separated host names or IPs a peer certificate must be valid for one of" },
   { flag: "peer-client-cert-auth", description: "require peer certificates signed by --peer-trusted-ca-file (always true)", default: "true", boolean: true },
   { flag: "max-request-bytes", description: "maximum client request size in bytes the server will accept", default: String(1.5 * 1024 * 1024) },
   { flag: "quota-backend-bytes", description: "raise an alarm when the backend size exceeds this quota", default: String(2 * 1024 * 1024 * 1024) },
@@ -224,6 +230,8 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     peerCertFile: req("peer-cert-file"),
     peerKeyFile: req("peer-key-file"),
     peerTrustedCaFile: req("peer-trusted-ca-file"),
+    peerCertAllowedCn: commaList(get("peer-cert-allowed-cn")),
+    peerCertAllowedHostname: commaList(get("peer-cert-allowed-hostname")),
     maxRequestBytes: positiveInt(req("max-request-bytes"), "--max-request-bytes"),
     quotaBackendBytes: positiveInt(req("quota-backend-bytes"), "--quota-backend-bytes"),
     maxTxnOps: positiveInt(req("max-txn-ops"), "--max-txn-ops"),
@@ -252,6 +260,10 @@ export function parseListenUrl(url: string, flag: string): ListenUrl {
   const port = Number(m[3]);
   if (port < 1 || port > 65535) throw new ConfigError(`${flag}: port ${m[3]} out of range in ${url}`);
   return { scheme: m[1] as "http" | "https", host: m[2]!.replace(/^\[|\]$/g, ""), port, url };
+}
+
+function commaList(v: string | undefined): string[] {
+  return v === undefined ? [] : v.split(",").map((s) => s.trim()).filter((s) => s !== "");
 }
 
 function positiveInt(v: string, flag: string): number {

@@ -25,12 +25,13 @@ import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec";
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types";
 import { SnapshotStore, WriteAheadLog, readMeta, writeMeta } from "../storage";
 import { KvStore, decodeCommand, prepareCommand, type KvCommand } from "../kv";
-import { PeerTransport } from "./transport";
+import { PeerTransport, type PeerRecord } from "./transport";
 import type { ReloadingTls } from "./tls";
 import type { Metrics } from "./obs";
 import type { ServerConfig } from "./config";
 import { ConfigError } from "./config";
 import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
+import { forwardedEntryProblem } from "./forwarded-proposal";
 import { RequestIds, hexId, memberIdFor } from "./identity";
 import { Membership, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { EtcdError, Errors } from "./errors";
@@ -239,6 +240,16 @@ export class Member extends EventEmitter {
       logger: this.log.child({ component: "transport" }),
       metrics: this.metrics,
       onMessage: (from, payload) => this.onPeerPayload(from, payload),
+      // Who may speak for which member ID: the membership, plus members whose addition is
+      // appended but not applied yet (they must connect for that entry to commit).
+      directory: () => {
+        const list: PeerRecord[] = this.membership.list();
+        for (const [id, url] of this.appendedPeers) if (!list.some((m) => m.id === id)) list.push({ id, name: "", peerURLs: [url] });
+        return list;
+      },
+      policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname },
+      // A snapshot is the store (bounded by the quota) plus the membership, serialized.
+      maxSnapshotBytes: 2 * cfg.quotaBackendBytes + 64 * 1024 * 1024,
       isRemovedPeer: (id) => this.membership.isRemoved(id),
       onRemovedFromCluster: (by) => this.onRemovedByPeer(by),
     });
@@ -398,6 +409,22 @@ export class Member extends EventEmitter {
       } catch (e) {
         this.log.warn({ from: hexId(from), err: (e as Error).message }, "dropping malformed raft message");
         return;
+      }
+      // The connection authenticated `from` (its certificate names that member); a message
+      // claiming another sender is forged.
+      if (msg.from !== from) {
+        this.metrics.peerForgedMessages.inc({ From: hexId(from) });
+        this.log.debug({ from: hexId(from), claimed: hexId(msg.from), type: msg.type }, "dropping raft message with a forged sender");
+        return;
+      }
+      if (msg.type === "prop") {
+        for (const e of msg.entries) {
+          const problem = forwardedEntryProblem(e, from);
+          if (problem === undefined) continue;
+          this.metrics.peerRejectedProposals.inc({ From: hexId(from) });
+          this.log.warn({ from: hexId(from), err: problem }, "dropping a forwarded proposal that would not apply");
+          return;
+        }
       }
       // Decoded entries point into the transport's receive buffer; the log may keep them for a
       // long time, so copy them out rather than pin whole network chunks in memory.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeConfChange, decodeMessage, encodeConfChange, encodeMessage } from "../../node-runtime/raft/codec";
+import { MAX_LOG_POSITION, decodeConfChange, decodeMessage, encodeConfChange, encodeMessage } from "../../node-runtime/raft/codec";
 import { EntryType, type Entry, type Message } from "../../node-runtime/raft/types";
 
 /** fast-check builds null-prototype records; copy into plain objects to compare with the decoder's. */
@@ -14,7 +14,8 @@ function plain<T>(x: T): T {
 }
 
 const id = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
-const n = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+/** Terms, indices, commit points: the decoder accepts up to MAX_LOG_POSITION. */
+const n = fc.integer({ min: 0, max: MAX_LOG_POSITION });
 const small = fc.integer({ min: 0, max: 1000 });
 const data = fc.uint8Array({ maxLength: 40 });
 
@@ -72,6 +73,30 @@ describe("raft codec", () => {
       }),
       { numRuns: 5000 },
     );
+  });
+
+  it("rejects a term or index beyond MAX_LOG_POSITION at decode (a heartbeat of term 2^53-1 killed every member)", () => {
+    const big = fc.integer({ min: MAX_LOG_POSITION + 1, max: Number.MAX_SAFE_INTEGER });
+    const hostile: fc.Arbitrary<Message> = fc.oneof(
+      fc.record({ type: fc.constant("heartbeat" as const), from: id, to: id, term: big, commit: small, readSeq: small }),
+      fc.record({ type: fc.constant("heartbeat" as const), from: id, to: id, term: small, commit: big, readSeq: small }),
+      fc.record({ type: fc.constant("app" as const), from: id, to: id, term: small, index: big, logTerm: small, commit: small, entries: fc.constant<Entry[]>([]) }),
+      fc.record({ type: fc.constant("app" as const), from: id, to: id, term: small, index: small, logTerm: small, commit: small, entries: fc.constant<Entry[]>([{ term: 1, index: Number.MAX_SAFE_INTEGER - 1, type: EntryType.Normal, data: new Uint8Array(0) }]) }),
+      fc.record({ type: fc.constantFrom("vote" as const, "preVote" as const), from: id, to: id, term: big, index: small, logTerm: small, force: fc.boolean() }),
+      fc.record({ type: fc.constant("appResp" as const), from: id, to: id, term: small, index: small, reject: fc.boolean(), rejectHint: big, logTerm: small }),
+      fc.record({ type: fc.constant("snap" as const), from: id, to: id, term: small, snapshot: fc.record({ meta: fc.record({ index: big, term: small, confState: fc.constant<{ voters: number[]; learners: number[] }>({ voters: [1], learners: [] }) }), data }) }),
+      fc.record({ type: fc.constant("readIndexResp" as const), from: id, to: id, term: small, index: big, ctx: data }),
+    );
+    fc.assert(
+      fc.property(hostile, (m) => {
+        const wire = encodeMessage(m); // the sender's codec can write it...
+        assert.throws(() => decodeMessage(wire), /codec: term or index out of range/); // ...the receiver refuses it
+      }),
+      { numRuns: 500 },
+    );
+    const heartbeat: Message = { type: "heartbeat", from: 1, to: 2, term: Number.MAX_SAFE_INTEGER, commit: 0, readSeq: 0 };
+    assert.throws(() => decodeMessage(encodeMessage(heartbeat)), /term or index out of range/);
+    assert.equal(decodeMessage(encodeMessage({ ...heartbeat, term: MAX_LOG_POSITION })).term, MAX_LOG_POSITION);
   });
 
   it("rejects a huge entry count without allocating for it", () => {

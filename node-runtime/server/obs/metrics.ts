@@ -43,6 +43,12 @@ export class Metrics {
   readonly peerSentFailures: Counter<"To">;
   readonly peerDroppedMessages: Counter<"To">;
   readonly peerActive: Gauge<"To">;
+  /** Raft messages whose `from` is not the member the connection authenticated as. */
+  readonly peerForgedMessages: Counter<"From">;
+  /** Forwarded proposals dropped because an entry would not apply (or names another proposer). */
+  readonly peerRejectedProposals: Counter<"From">;
+  /** Peer connections refused or closed by a limit, by reason class. */
+  readonly peerRejectedConnections: Counter<"reason">;
 
   // Client API.
   readonly requestDuration: Histogram<"grpc_type" | "grpc_service" | "grpc_method">;
@@ -132,6 +138,24 @@ export class Metrics {
       name: "etcd_network_active_peers",
       help: "The current number of active peer connections.",
       labelNames: ["To"],
+      registers,
+    });
+    this.peerForgedMessages = new Counter({
+      name: "raftkv_network_peer_forged_messages_dropped_total",
+      help: "Raft messages dropped because their sender differs from the member the connection authenticated as.",
+      labelNames: ["From"],
+      registers,
+    });
+    this.peerRejectedProposals = new Counter({
+      name: "raftkv_network_peer_rejected_proposals_total",
+      help: "Forwarded proposals dropped because an entry would not decode as the apply path decodes it.",
+      labelNames: ["From"],
+      registers,
+    });
+    this.peerRejectedConnections = new Counter({
+      name: "raftkv_network_peer_rejected_connections_total",
+      help: "Peer connections refused or closed: tls, identity, handshake, limit, idle, oversize, stalled.",
+      labelNames: ["reason"],
       registers,
     });
     this.requestDuration = new Histogram({

@@ -1,2 +1,2 @@
 export { PeerTransport } from "./peer-transport";
-export type { PeerTransportOptions, PeerStats } from "./peer-transport";
+export type { PeerTransportOptions, PeerStats, PeerCertPolicy, PeerRecord } from "./peer-transport";

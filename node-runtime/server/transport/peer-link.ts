@@ -12,7 +12,6 @@ import { SendQueue } from "./send-queue";
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 1000;
-const HANDSHAKE_TIMEOUT_MS = 5000;
 /** Upper bound of bytes handed to the socket per flush; later messages wait for 'drain'. */
 const BATCH_BYTES = 256 * 1024;
 
@@ -42,6 +41,9 @@ export interface PeerLinkOptions {
   maxQueueBytes: number;
   pingIntervalMs: number;
   peerTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  /** Why the certificate the dialed side presented is not the peer we meant, or undefined. */
+  verifyPeer: (socket: TLSSocket) => string | undefined;
   onUnreachable: () => void;
   /** The peer refused us because we were removed from the cluster. */
   onRemoved?: () => void;
@@ -153,10 +155,16 @@ export class PeerLink {
     this.socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 5000);
-    this.handshakeTimer = setTimeout(() => socket.destroy(new Error("peer handshake timed out")), HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer = setTimeout(() => socket.destroy(new Error("peer handshake timed out")), this.o.handshakeTimeoutMs);
     let failure: Error | undefined;
     const parser = new FrameParser((type, body) => this.onFrame(socket, type, body));
     socket.once("secureConnect", () => {
+      // Say nothing (not even our ID) to a server that is not the member we meant to reach.
+      const problem = this.o.verifyPeer(socket);
+      if (problem !== undefined) {
+        socket.destroy(new Error(`peer certificate refused: ${problem}`));
+        return;
+      }
       socket.write(
         encodeFrame(
           FrameType.Hello,

@@ -1,6 +1,9 @@
 // The raft peer transport of one member: a TLS server for connections other members dial to us
 // (they carry their messages to us) and one PeerLink per other member (carrying ours to them).
-// Mutual TLS: both directions present a certificate signed by the peer CA.
+// Mutual TLS: both directions present a certificate signed by the peer CA, and each side checks
+// that the certificate is a member's peer certificate naming the member it speaks for (the
+// dialer: the member it meant to reach; the acceptor: the member ID claimed in the handshake).
+// A client certificate, or a peer certificate of member A claiming to be member B, is refused.
 //
 // Ordering and loss: messages given to send() for one peer arrive in order or not at all; the
 // oldest are dropped when the per-peer queue is full or lost with a broken connection, which raft
@@ -14,8 +17,10 @@ import type { ReloadingTls } from "../tls/reloading";
 import { InboundConnection } from "./inbound";
 import { LogLimiter } from "./log-limiter";
 import { PeerLink, type PeerStats } from "./peer-link";
+import { checkClaim, checkPolicy, socketPeerIdentity, type PeerCertPolicy, type PeerRecord } from "./peer-identity";
 
 export type { PeerStats } from "./peer-link";
+export type { PeerCertPolicy, PeerRecord } from "./peer-identity";
 
 export interface PeerTransportOptions {
   selfId: number;
@@ -25,6 +30,10 @@ export interface PeerTransportOptions {
   logger: Logger;
   metrics?: Metrics;
   onMessage: (from: number, payload: Uint8Array) => void;
+  /** The members as the membership knows them: whose certificate may speak for which ID. */
+  directory: () => readonly PeerRecord[];
+  /** --peer-cert-allowed-cn / --peer-cert-allowed-hostname. */
+  policy?: PeerCertPolicy;
   /** Called when a peer's connection breaks or a dial fails (raft: ReportUnreachable). */
   onPeerUnreachable?: (id: number) => void;
   /** Whether a member ID was removed from the cluster (its connections are refused as removed). */
@@ -33,8 +42,18 @@ export interface PeerTransportOptions {
   onRemovedFromCluster?: (byPeer: number) => void;
   /** Bound of the ordered queue per peer (default 16 MiB). */
   maxQueueBytes?: number;
-  /** Largest reassembled message accepted (default 1 GiB). */
+  /** Largest reassembled ordered message accepted (default 1 GiB). */
   maxMessageBytes?: number;
+  /** Largest snapshot accepted in one transfer (default 1 GiB). */
+  maxSnapshotBytes?: number;
+  /** A message or snapshot in pieces that makes no progress this long is dropped (default 30 s). */
+  stallTimeoutMs?: number;
+  /** TLS and peer handshake must complete within this (default 5 s). */
+  handshakeTimeoutMs?: number;
+  /** An accepted connection with nothing received this long is closed (default 30 s). */
+  idleTimeoutMs?: number;
+  /** Connections on the peer port at once, identified or not (default 64). */
+  maxConnections?: number;
   /** RTT probe period (default 1000 ms). */
   pingIntervalMs?: number;
   /** A connection whose ping stays unanswered this long is closed and redialed (default 5000 ms). */
@@ -68,9 +87,17 @@ export class PeerTransport {
       ...this.o.tls.current().options,
       requestCert: true,
       rejectUnauthorized: true,
+      handshakeTimeout: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    });
+    // Beyond the cap node:net closes new sockets at once ('drop'); members hold one each way.
+    server.maxConnections = this.o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    server.on("drop", (data) => {
+      this.o.metrics?.peerRejectedConnections.inc({ reason: "limit" });
+      this.rejections.warn(`limit ${data?.remoteAddress ?? ""}`, { remote: data?.remoteAddress, limit: server.maxConnections }, "rejected peer connection: too many connections");
     });
     server.on("secureConnection", (socket) => this.accept(socket));
     server.on("tlsClientError", (err, socket) => {
+      this.o.metrics?.peerRejectedConnections.inc({ reason: "tls" });
       // With rejectUnauthorized node:tls destroys a socket whose client certificate fails
       // verification and reports only "socket hang up"; the verification result says why. The
       // socket is gone by now, so its address may be unknown.
@@ -79,6 +106,9 @@ export class PeerTransport {
         : err.message;
       const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined;
       this.rejections.warn(`tls ${socket.remoteAddress ?? ""} ${reason}`, { remote, reason }, "rejected peer connection: TLS handshake failed");
+      // With a listener on this event node:tls leaves the socket open (a handshake timeout
+      // included): without this a silent connection would hold its slot forever.
+      socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -121,6 +151,8 @@ export class PeerTransport {
       maxQueueBytes: this.o.maxQueueBytes ?? 16 * 1024 * 1024,
       pingIntervalMs: this.o.pingIntervalMs ?? 1000,
       peerTimeoutMs: this.o.peerTimeoutMs ?? 5000,
+      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      verifyPeer: (socket) => this.verifyDialed(id, socket),
       onUnreachable: () => this.o.onPeerUnreachable?.(id),
       onRemoved: () => this.o.onRemovedFromCluster?.(id),
     });
@@ -176,6 +208,16 @@ export class PeerTransport {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /**
+   * Why the member we dialed as `id` is not who answered, or undefined. Its certificate must be a
+   * member's peer certificate that may speak for `id`, as on the accepting side.
+   */
+  private verifyDialed(id: number, socket: TLSSocket): string | undefined {
+    const identity = socketPeerIdentity(socket);
+    if (typeof identity === "string") return identity;
+    return checkPolicy(identity, this.o.policy ?? {}) ?? checkClaim(identity, id, this.o.directory());
+  }
+
   private accept(socket: TLSSocket): void {
     if (this.stopped) return void socket.destroy();
     this.sockets.add(socket);
@@ -190,11 +232,18 @@ export class PeerTransport {
       logger: this.log,
       rejections: this.rejections,
       ...(this.o.metrics ? { metrics: this.o.metrics } : {}),
-      maxMessageBytes: this.o.maxMessageBytes ?? 1024 * 1024 * 1024,
+      maxMessageBytes: this.o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      maxSnapshotBytes: this.o.maxSnapshotBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      stallTimeoutMs: this.o.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      idleTimeoutMs: this.o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      policy: this.o.policy ?? {},
+      directory: this.o.directory,
       isKnownPeer: (id) => this.links.has(id),
       isRemovedPeer: (id) => this.o.isRemovedPeer?.(id) ?? false,
       onIdentified: (c, from) => {
         // A peer that redialed leaves its old connection half-open on our side; the newest wins.
+        // Only the member itself can open one: its certificate was matched to `from`.
         const old = this.inbound.get(from);
         this.inbound.set(from, c);
         if (old && old !== c) old.close();
@@ -203,6 +252,12 @@ export class PeerTransport {
     });
   }
 }
+
+const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
+const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_CONNECTIONS = 64;
 
 function describeListenError(err: NodeJS.ErrnoException): string {
   switch (err.code) {

@@ -1,5 +1,7 @@
 // Test-only certificate issuer: an ECDSA P-256 CA and leaves with the loopback IP SAN, usable as
-// both TLS server and client (the peer profile). The product PKI lives elsewhere.
+// both TLS server and client. With `member`, a leaf has the peer profile the peer port accepts
+// (OU "raftkv peer", CN and URI SAN naming the member); without, it is a plain dual-use leaf.
+// The product PKI lives elsewhere (node-runtime/pki).
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { webcrypto } from "node:crypto";
@@ -51,11 +53,24 @@ export async function makeCa(name: string): Promise<TestCa> {
   return { name, certPem: cert.toString("pem") + "\n", keys, cert };
 }
 
-export async function makeLeaf(ca: TestCa, cn: string): Promise<TestLeaf> {
+export interface LeafOptions {
+  /** Give the leaf the peer profile of this member (OU, URI SAN; the CN should be the name). */
+  member?: string;
+  /** Override the subject OU (e.g. to make a look-alike that is not a peer certificate). */
+  ou?: string;
+  /** Extended key usages; default server and client auth. */
+  ekus?: string[];
+  /** Extra URI SANs. */
+  uris?: string[];
+}
+
+export async function makeLeaf(ca: TestCa, cn: string, opts: LeafOptions = {}): Promise<TestLeaf> {
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ["sign", "verify"])) as KeyPair;
+  const ou = opts.ou ?? (opts.member !== undefined ? "raftkv peer" : undefined);
+  const uris = [...(opts.member !== undefined ? [`urn:raftkv:member:${opts.member}`] : []), ...(opts.uris ?? [])];
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: nextSerial(),
-    subject: `CN=${cn}`,
+    subject: ou !== undefined ? [{ O: ["raftkv"] }, { OU: [ou] }, { CN: [cn] }] : [{ CN: [cn] }],
     issuer: ca.cert.subject,
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 86_400_000),
@@ -65,10 +80,11 @@ export async function makeLeaf(ca: TestCa, cn: string): Promise<TestLeaf> {
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension(opts.ekus ?? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
       new x509.SubjectAlternativeNameExtension([
         { type: "ip", value: "127.0.0.1" },
         { type: "dns", value: "localhost" },
+        ...uris.map((value) => ({ type: "url" as const, value })),
       ]),
     ],
   });

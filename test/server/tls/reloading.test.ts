@@ -42,13 +42,15 @@ describe("TLS reload and CA bundles on live peer transports", () => {
 
     const changes: TlsMaterial[] = [];
     a.tls.onChange((m) => changes.push(m));
-    const newLeaf = await makeLeaf(ca2, "member-1-rotated");
+    // The member keeps its name (peers match it to its ID); the certificate and CA are new.
+    const newLeaf = await makeLeaf(ca2, "member-1", { member: "member-1" });
     writeFileSync(a.files.certFile, newLeaf.certPem);
     writeFileSync(a.files.keyFile, newLeaf.keyPem);
     writeFileSync(a.files.trustedCaFile, ca2.certPem);
     assert.equal(a.tls.reload(), true);
     assert.equal(changes.length, 1);
-    assert.equal(changes[0]!.subject, "CN=member-1-rotated");
+    assert.equal(changes[0]!.subject, "O=raftkv\nOU=raftkv peer\nCN=member-1");
+    assert.match(String(changes[0]!.caSubjects), /CN=ca-two/);
     assert.equal(a.tls.reload(), false, "unchanged files are not a change");
 
     // A member that knows only the new CA: a's listener must present the new certificate and
@@ -90,11 +92,13 @@ describe("TLS reload and CA bundles on live peer transports", () => {
   it("reloads by itself when the files are replaced by rename", async () => {
     const a = await cluster.member(1, { ca: ca1, watch: true });
     const changed = new Promise<TlsMaterial>((resolve) => a.tls.onChange(resolve));
-    const newLeaf = await makeLeaf(ca1, "member-1-renewed");
+    const newLeaf = await makeLeaf(ca1, "member-1", { member: "member-1" });
+    const oldFingerprint = a.tls.current().fingerprint;
     replaceAtomically(a.files.keyFile, newLeaf.keyPem);
     replaceAtomically(a.files.certFile, newLeaf.certPem);
     const m = await changed;
-    assert.equal(m.subject, "CN=member-1-renewed");
+    assert.equal(m.subject, "O=raftkv\nOU=raftkv peer\nCN=member-1");
+    assert.notEqual(m.fingerprint, oldFingerprint);
     // The debounce waited for both files, so no reload saw the new key with the old certificate.
     assert.equal(a.log.find("TLS reload failed").length, 0);
   });

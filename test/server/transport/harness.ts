@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Metrics } from "../../../node-runtime/server/obs/metrics";
 import { ReloadingTls } from "../../../node-runtime/server/tls/reloading";
-import { PeerTransport, type PeerTransportOptions } from "../../../node-runtime/server/transport";
+import { PeerTransport, type PeerRecord, type PeerTransportOptions } from "../../../node-runtime/server/transport";
 import { makeLeaf, writeMemberFiles, type MemberFiles, type TestCa } from "../tls/certs";
 import { captureLog, type CapturedLog } from "../tls/log-capture";
 
@@ -37,9 +37,12 @@ export class Cluster {
       metrics?: Metrics;
       extra?: Partial<PeerTransportOptions>;
       watch?: boolean;
+      /** The member name its certificate carries (default member-<id>, matching the directory). */
+      certName?: string;
     },
   ): Promise<TestMember> {
-    const leaf = await makeLeaf(opts.ca, `member-${id}`);
+    const certName = opts.certName ?? memberName(id);
+    const leaf = await makeLeaf(opts.ca, certName, { member: certName });
     const files = writeMemberFiles(join(this.dir, `m${id}-${this.members.length}`), leaf, opts.trust ?? [opts.ca]);
     const log = captureLog();
     const tls = new ReloadingTls(files, { logger: log.logger, watch: opts.watch ?? false, debounceMs: 50 });
@@ -52,6 +55,7 @@ export class Cluster {
       logger: log.logger,
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
       onMessage: (from, payload) => received.push({ from, payload }),
+      directory: testDirectory,
       ...opts.extra,
     });
     await transport.start();
@@ -72,6 +76,16 @@ export class Cluster {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Member `id` of the test clusters is named member-<id>. */
+export function memberName(id: number): string {
+  return `member-${id}`;
+}
+
+/** The membership every test member believes in: ids 1..20, each named member-<id>. */
+export function testDirectory(): PeerRecord[] {
+  return Array.from({ length: 20 }, (_, i) => ({ id: i + 1, name: memberName(i + 1), peerURLs: [] }));
 }
 
 /** Polls until `cond` holds; fails with `what` after `ms`. Waiting is not a timing assertion. */

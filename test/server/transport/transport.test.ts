@@ -6,7 +6,7 @@ import { FrameParser, FrameType, encodeFrame } from "../../../node-runtime/serve
 import { decodeHello } from "../../../node-runtime/server/transport/handshake";
 import { Metrics } from "../../../node-runtime/server/obs/metrics";
 import { makeCa, makeLeaf, type TestCa } from "../tls/certs";
-import { Cluster, numbered, seqOf, waitFor } from "./harness";
+import { Cluster, numbered, seqOf, testDirectory, waitFor } from "./harness";
 
 describe("peer transport over mutual TLS on loopback", function () {
   let ca: TestCa;
@@ -80,16 +80,18 @@ describe("peer transport over mutual TLS on loopback", function () {
     assert.equal(intruder.transport.stats().get(1)!.connected, false);
   });
 
-  it("refuses a member of another cluster at the handshake and logs why, once", async () => {
+  it("refuses a member of another cluster at the handshake and logs why, once, telling the dialer nothing", async () => {
     const a = await cluster.member(1, { ca, clusterId: "cluster-1" });
     const b = await cluster.member(2, { ca, clusterId: "cluster-2" });
     cluster.mesh(a, b);
     b.transport.send(1, numbered(1));
     await waitFor("a's rejection", () => a.log.find("rejected peer connection").length > 0);
     assert.match(String(a.log.find("rejected peer connection")[0]!.reason), /cluster ID mismatch/);
-    await waitFor("b sees the reason", () =>
-      b.log.find("cannot connect to peer").some((l) => /cluster ID mismatch/.test(String(l.reason))),
+    // The dialer learns that it was refused, not a's cluster token or member IDs.
+    await waitFor("b sees the refusal", () =>
+      b.log.find("cannot connect to peer").some((l) => String(l.reason) === "peer refused the connection: peer connection refused"),
     );
+    assert.doesNotMatch(JSON.stringify(b.log.find("cannot connect to peer")), /cluster-1/);
     // Several redials later, each side has still logged it once.
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(a.log.find("rejected peer connection").length, 1);
@@ -204,6 +206,7 @@ describe("peer transport over mutual TLS on loopback", function () {
         listen: { host: "127.0.0.1", port },
         tls: a.tls,
         logger: a.log.logger,
+        directory: testDirectory,
         onMessage: () => {},
       });
       await assert.rejects(t.start(), {
@@ -224,7 +227,7 @@ describe("peer transport over mutual TLS on loopback", function () {
 
 /** A peer that completes the handshake and then stops reading until resume(). */
 async function stalledPeer(ca: TestCa, id: number) {
-  const leaf = await makeLeaf(ca, `stalled-${id}`);
+  const leaf = await makeLeaf(ca, `member-${id}`, { member: `member-${id}` });
   const received: Uint8Array[] = [];
   const sockets: TLSSocket[] = [];
   const server: TlsServer = createTlsServer(
