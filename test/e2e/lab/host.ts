@@ -100,6 +100,8 @@ export class LabHost implements Host {
   private nspawn: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private state: "new" | "running" | "stopped" | "destroyed" = "new";
+  private prepared = false;
+  private hostsLines: string[] = [];
 
   constructor(
     private readonly ctx: HostContext,
@@ -137,6 +139,8 @@ export class LabHost implements Host {
       path.join(r, "etc/hosts"),
       `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${this.privateIp}\t${this.name}\n${HOSTS_BEGIN}\n${HOSTS_END}\n`,
     );
+    this.prepared = true;
+    this.writeHostsBlock();
     const seed = path.join(r, "var/lib/cloud/seed/nocloud");
     fs.mkdirSync(seed, { recursive: true, mode: 0o700 });
     const keys = this.spec.sshAuthorizedKeys.map((k) => `  - ${yamlString(k.trim())}`).join("\n");
@@ -356,13 +360,20 @@ export class LabHost implements Host {
 
   async setHostsEntries(entries: Record<string, string>): Promise<void> {
     if (this.state === "destroyed") throw new Error(`host ${this.name} was destroyed`);
-    const file = path.join(this.merged, "etc/hosts");
-    const current = fs.readFileSync(file, "utf8");
     const lines = Object.entries(entries).map(([name, ip]) => {
       if (!/^[A-Za-z0-9.-]+$/.test(name)) throw new Error(`invalid host name ${JSON.stringify(name)}`);
       parseIpStrict(ip);
       return `${ip}\t${name}`;
     });
+    this.hostsLines = lines;
+    // A host still being created gets them when its tree is written (prepare).
+    if (this.prepared) this.writeHostsBlock();
+  }
+
+  private writeHostsBlock(): void {
+    const lines = this.hostsLines;
+    const file = path.join(this.merged, "etc/hosts");
+    const current = fs.readFileSync(file, "utf8");
     const begin = current.indexOf(HOSTS_BEGIN);
     const end = current.indexOf(HOSTS_END);
     const head = begin >= 0 ? current.slice(0, begin) : current.endsWith("\n") ? current : `${current}\n`;

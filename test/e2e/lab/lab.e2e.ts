@@ -59,8 +59,12 @@ describe("e2e lab: real hosts", function () {
     );
     const pub = fs.readFileSync(path.join(tmp, "id.pub"), "utf8").trim();
     lab = await openLab({ name: LAB, vpcCidr: VPC, publicCidr: PUBLIC });
+    const bastionUp = lab.addHost({ name: "bastion", instanceId: "i-0b0000000000000001", privateIp: BASTION_IP, userData: MARKER_USER_DATA, sshAuthorizedKeys: [pub] });
+    // The applier syncs VPC DNS while hosts are still being created: entries given before the
+    // tree exists must land in it.
+    const early = lab.host("bastion")!.setHostsEntries({ "early.raftkv.internal": MASTER_IP });
     [bastion, master] = await Promise.all([
-      lab.addHost({ name: "bastion", instanceId: "i-0b0000000000000001", privateIp: BASTION_IP, userData: MARKER_USER_DATA, sshAuthorizedKeys: [pub] }),
+      bastionUp,
       lab.addHost({
         name: "raftkv-1",
         instanceId: "i-0m0000000000000001",
@@ -70,6 +74,7 @@ describe("e2e lab: real hosts", function () {
         dataDisk: { sizeMiB: 64 },
       }),
     ]);
+    await early;
   });
 
   after(async function () {
@@ -114,7 +119,10 @@ describe("e2e lab: real hosts", function () {
     assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.trim().replace(/\s+/g, " ")), ["ext4 /var/lib/raftkv", "raftkv-data", "1"]);
   });
 
-  it("VPC DNS: setHostsEntries names addresses in /etc/hosts", async function () {
+  it("VPC DNS: setHostsEntries names addresses in /etc/hosts, also when called while the host was being created", async function () {
+    const first = await bastion.exec(["getent", "hosts", "early.raftkv.internal"]);
+    assert.equal(first.code, 0, "entries set before the host's tree existed were lost");
+    assert.match(first.stdout, new RegExp(`^${MASTER_IP.replace(/\./g, "\\.")}\\s`));
     await bastion.setHostsEntries({ "nlb.raftkv.internal": NLB_IP, "raftkv-1.internal": MASTER_IP });
     await bastion.setHostsEntries({ "nlb.raftkv.internal": NLB_IP });
     const r = await bastion.exec(["getent", "hosts", "nlb.raftkv.internal"]);
