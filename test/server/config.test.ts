@@ -38,6 +38,14 @@ describe("member configuration", () => {
     assert.deepEqual(c.listenMetrics.map((u) => u.port), [2381]);
   });
 
+  it("takes --peer-cert-allowed-cn and --peer-cert-allowed-hostname as comma-separated lists (flag or env)", () => {
+    const none = parseConfig(base, {});
+    assert.deepEqual([none.peerCertAllowedCn, none.peerCertAllowedHostname], [[], []]);
+    const c = parseConfig([...base, "--peer-cert-allowed-cn=raftkv-1, raftkv-2"], { RAFTKV_PEER_CERT_ALLOWED_HOSTNAME: "10.0.0.1,peer.example" });
+    assert.deepEqual(c.peerCertAllowedCn, ["raftkv-1", "raftkv-2"]);
+    assert.deepEqual(c.peerCertAllowedHostname, ["10.0.0.1", "peer.example"]);
+  });
+
   it("takes every flag from RAFTKV_* env too, flags winning", () => {
     const c = parseConfig(base, { [envName("heartbeat-interval")]: "50", [envName("election-timeout")]: "500", RAFTKV_DATA_DIR: "/data" });
     assert.equal(c.heartbeatIntervalMs, 50);
