@@ -12,6 +12,7 @@ import { importBackend } from "../../node-runtime/kv/etcd-backend/import";
 import { snapshotStatus } from "../../node-runtime/kv/etcd-backend/status";
 import { encodeCommand, KvStore, type KvCommand } from "../../node-runtime/kv";
 import { encodeSnapshot } from "../../node-runtime/kv/snapshot";
+import { decodeKeyValue, decodeLease, encodeKeyValue, encodeLease, parseRevKey, revKey } from "../../node-runtime/kv/etcd-backend/schema";
 
 const bytes = (max: number) => fc.uint8Array({ minLength: 0, maxLength: max }).map((a) => Buffer.from(a));
 
@@ -92,6 +93,23 @@ const cmdArb: fc.Arbitrary<KvCommand> = fc.oneof(
     ),
   },
 );
+
+describe("etcd records", () => {
+  it("KeyValue, Lease and revision keys round-trip over the full int64 / safe-integer ranges", () => {
+    const rev = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+    const id = fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }).map((x) => x.toString());
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.string({ maxLength: 200 }), rev, rev, rev, id, fc.boolean(), (key, value, create, mod, version, lease, tomb) => {
+        const r = { key, create, mod, version, value, lease };
+        const kv = decodeKeyValue(encodeKeyValue(r));
+        assert.deepEqual(kv, { ...r, key: Buffer.from(key, "latin1").toString("latin1"), value: Buffer.from(value, "latin1").toString("latin1") });
+        assert.deepEqual(decodeLease(encodeLease(lease, version)), { id: lease, ttl: version });
+        assert.deepEqual(parseRevKey(revKey(mod, create, tomb)), { main: mod, sub: create, tombstone: tomb });
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
 
 describe("etcd backend export/import", () => {
   it("a store exported in etcd's format reads back as the same store", () => {

@@ -130,21 +130,28 @@ function bytesFieldLen(len: number): number {
   return len === 0 ? 0 : 1 + numVarintLen(len) + len;
 }
 
-type Field = { wire: 0; value: bigint } | { wire: 2; value: Buffer };
+type Field = { wire: 0; value: number | bigint } | { wire: 2; value: Buffer };
 
-/** Decodes a flat message into its last value per field number (unknown wire types throw). */
-function pbFields(b: Buffer): Map<number, Field> {
-  const out = new Map<number, Field>();
+/** Fields by number (only the small numbers etcd's messages use; others are skipped), last value wins. */
+type Fields = (Field | undefined)[];
+const MAX_FIELD = 16;
+
+/**
+ * Decodes a flat message. Varints up to 7 bytes (49 bits: every revision, version and length)
+ * stay plain numbers; only longer ones (64-bit IDs) become BigInt — this runs once per stored
+ * record on restore.
+ */
+function pbFields(b: Buffer): Fields {
+  const out: Fields = [];
   let pos = 0;
-  const varint = (): bigint => {
-    // Up to 7 bytes (49 bits) in plain numbers; BigInt only for the rare longer ones.
+  const varint = (): number | bigint => {
     let n = 0;
     let mul = 1;
     for (let i = 0; i < 7; i++) {
       if (pos >= b.length) throw new Error("truncated protobuf");
       const byte = b[pos++]!;
       n += (byte & 0x7f) * mul;
-      if (byte < 0x80) return BigInt(n);
+      if (byte < 0x80) return n;
       mul *= 0x80;
     }
     let v = BigInt(n);
@@ -160,26 +167,30 @@ function pbFields(b: Buffer): Map<number, Field> {
   };
   while (pos < b.length) {
     const tag = Number(varint());
-    const field = tag >>> 3;
+    const field = Math.floor(tag / 8);
     const wire = tag & 7;
-    if (wire === 0) out.set(field, { wire: 0, value: varint() });
+    let f: Field;
+    if (wire === 0) f = { wire: 0, value: varint() };
     else if (wire === 2) {
       const len = Number(varint());
       if (pos + len > b.length) throw new Error("truncated protobuf");
-      out.set(field, { wire: 2, value: b.subarray(pos, pos + len) });
+      f = { wire: 2, value: b.subarray(pos, pos + len) };
       pos += len;
     } else throw new Error(`unsupported protobuf wire type ${wire}`);
+    if (field < MAX_FIELD) out[field] = f;
   }
   return out;
 }
 
-function intOf(f: Map<number, Field>, n: number): bigint {
-  const v = f.get(n);
-  return v?.wire === 0 ? BigInt.asIntN(64, v.value) : 0n;
+/** An int64 field as a number when exact, else a (signed) BigInt. */
+function intOf(f: Fields, n: number): number | bigint {
+  const v = f[n];
+  if (v?.wire !== 0) return 0;
+  return typeof v.value === "number" ? v.value : BigInt.asIntN(64, v.value);
 }
 
-function bytesOf(f: Map<number, Field>, n: number): Buffer {
-  const v = f.get(n);
+function bytesOf(f: Fields, n: number): Buffer {
+  const v = f[n];
   return v?.wire === 2 ? v.value : Buffer.alloc(0);
 }
 
@@ -264,8 +275,8 @@ export function encodeAlarm(memberID: string, alarm: AlarmName): Buffer {
 
 export function decodeAlarm(b: Buffer): { memberID: string; alarm: AlarmName } {
   const f = pbFields(b);
-  const v = f.get(1);
-  return { memberID: (v?.wire === 0 ? v.value : 0n).toString(), alarm: ALARM_TYPES[Number(intOf(f, 2))] ?? "NONE" };
+  const v = f[1];
+  return { memberID: (v?.wire === 0 ? v.value : 0).toString(), alarm: ALARM_TYPES[Number(intOf(f, 2))] ?? "NONE" };
 }
 
 export interface EtcdMember {
