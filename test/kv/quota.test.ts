@@ -57,4 +57,27 @@ describe('kv quota and the NOSPACE alarm', () => {
     h.ok({ type: 'leaseGrant', req: { ID: '1', TTL: 10 } });
     assert.ok(h.store.dbSize() > before);
   });
+
+  it('a CORRUPT alarm refuses every write with DATA_LOSS until disarmed, reads still work (etcd 3.4 applierV3Corrupt)', () => {
+    const h = new Harness();
+    h.put('k', 'v');
+    h.ok({ type: 'leaseGrant', req: { ID: '9', TTL: 10 } });
+    h.ok({ type: 'alarm', req: { action: 'ACTIVATE', memberID: '7', alarm: 'CORRUPT' } });
+    const rev = h.store.revision;
+    for (const cmd of [
+      { type: 'put', req: { key: b('x'), value: b('y') } },
+      { type: 'deleteRange', req: { key: b('k') } },
+      { type: 'txn', req: { success: [{ request_range: { key: b('k') } }] } },
+      { type: 'compact', req: { revision: 1 } },
+      { type: 'leaseGrant', req: { ID: '10', TTL: 10 } },
+      { type: 'leaseRevoke', req: { ID: '9' } },
+    ] as const) {
+      const e = h.err(cmd);
+      assert.deepEqual([e.code, e.message], ['DATA_LOSS', MSG.corrupt], cmd.type);
+    }
+    assert.equal(h.store.revision, rev);
+    assert.equal(h.store.range({ key: b('k') }).count, 1);
+    h.ok({ type: 'alarm', req: { action: 'DEACTIVATE', memberID: '7', alarm: 'CORRUPT' } });
+    h.put('x', 'y');
+  });
 });
