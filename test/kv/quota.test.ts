@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { MSG } from '../../node-runtime/kv/errors';
 import { KvStore } from '../../node-runtime/kv/store';
 import { Harness, b } from './helpers';
+import type { KvCommand } from '../../node-runtime/kv/types';
 
 describe('kv quota and the NOSPACE alarm', () => {
   const fill = (h: Harness): void => {
@@ -71,7 +72,7 @@ describe('kv quota and the NOSPACE alarm', () => {
       { type: 'compact', req: { revision: 1 } },
       { type: 'leaseGrant', req: { ID: '10', TTL: 10 } },
       { type: 'leaseRevoke', req: { ID: '9' } },
-    ] as const) {
+    ] satisfies KvCommand[]) {
       const e = h.err(cmd);
       assert.deepEqual([e.code, e.message], ['DATA_LOSS', MSG.corrupt], cmd.type);
     }

@@ -1,0 +1,123 @@
+/**
+ * A committed entry that a member cannot apply must stop only that member's applying (issue 15,
+ * critical #1): it raises a CORRUPT alarm for itself, logs one clear line, keeps running (its
+ * reads answer "corrupt cluster", /health says unhealthy), and the rest of the cluster serves on;
+ * it once called die() and every member crash-looped on the same entry. The bad entry is made for
+ * real: one follower's WAL gets a committed entry rewritten (checksums redone, as a faulty or
+ * hostile peer would have sent it), then the follower restarts and replays it.
+ */
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { crc32c } from "../../../node-runtime/storage/crc32c";
+import { RecordType, readFrame } from "../../../node-runtime/storage/wal-record";
+import { ETCDCTL_BIN } from "../../helpers/etcd-reference";
+import { cleanCtlEnv, runCli, type CliResult } from "../../helpers/run-cli";
+import { sleep, TestCluster } from "../harness/cluster";
+
+const MARKER = "poison-key-5f3a";
+
+/** Rewrites the command inside the WAL entry that puts MARKER so that it no longer decodes. */
+function poisonWal(walDir: string): number {
+  let patched = 0;
+  for (const file of fs.readdirSync(walDir).filter((f) => f.endsWith(".wal"))) {
+    const p = path.join(walDir, file);
+    const buf = fs.readFileSync(p);
+    let off = 0;
+    for (;;) {
+      const f = readFrame(buf, off, buf.length);
+      if (!f.ok) break;
+      if (f.type === RecordType.Entry && buf.subarray(f.payloadStart, f.payloadEnd).includes(MARKER)) {
+        // Entry payload: term u64, index u64, type u8, then the data: the 17-byte envelope
+        // header, then the command, whose first byte is its format version.
+        const formatAt = f.payloadStart + 17 + 17;
+        buf[formatAt] = 0x7f;
+        buf.writeUInt32LE(crc32c(buf, f.payloadStart, f.payloadEnd), off + 8);
+        buf.writeUInt32LE(crc32c(buf, off, off + 12), off + 12);
+        patched++;
+      }
+      off = f.payloadEnd;
+    }
+    if (patched > 0) fs.writeFileSync(p, buf);
+  }
+  return patched;
+}
+
+describe("cluster: a committed entry that cannot be applied", function () {
+  this.timeout(240_000);
+  let c: TestCluster | undefined;
+  const names = () => c!.members.map((m) => m.name);
+
+  before(async () => {
+    c = await TestCluster.start({ size: 3 });
+  });
+  after(async () => {
+    await c?.destroy();
+  });
+
+  function etcdctl(args: string[], endpoint: string): Promise<CliResult> {
+    return runCli(ETCDCTL_BIN, ["--dial-timeout=3s", "--command-timeout=10s", ...args], { ...cleanCtlEnv(), ...c!.ctlEnv([endpoint]) }, { timeoutMs: 30_000 });
+  }
+
+  async function eventually(what: string, f: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await f())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(250);
+    }
+  }
+
+  it("halts only that member, which raises CORRUPT, keeps running and survives restarts", async () => {
+    const leader = await c!.leader();
+    const victim = names().find((n) => n !== leader)!;
+    const others = names().filter((n) => n !== victim);
+    assert.equal((await etcdctl(["put", MARKER, "v"], leader)).code, 0);
+    assert.equal((await etcdctl(["put", "after", "1"], leader)).code, 0);
+    await eventually(`${victim} to apply both puts`, async () => (await etcdctl(["get", "after", "--consistency=s", "--print-value-only"], victim)).stdout.trim() === "1");
+
+    const victimId = BigInt(`0x${await memberId(victim)}`).toString();
+    await c!.kill(victim, "SIGKILL");
+    assert.equal(poisonWal(path.join(c!.dir, "data", victim, "wal")), 1);
+    c!.startMember(victim);
+
+    // The alarm is committed through a member that can still apply, so everyone lists it.
+    for (const n of others) {
+      await eventually(`CORRUPT alarm on ${n}`, async () => (await etcdctl(["alarm", "list"], n)).stdout.includes(`memberID:${victimId} alarm:CORRUPT`));
+    }
+    const halted = c!.log(victim).split("\n").filter((l) => l.includes("cannot apply committed entry"));
+    assert.equal(halted.length, 1, c!.log(victim).slice(-3000));
+    assert.match(halted[0]!, /unknown format 127/);
+    assert.ok(c!.running(victim));
+    assert.equal((await c!.status(victim))?.healthy, false);
+    const read = await etcdctl(["get", "after"], victim);
+    assert.notEqual(read.code, 0);
+    assert.match(read.stderr, /etcdserver: corrupt cluster/);
+    assert.match((await etcdctl(["alarm", "list"], victim)).stdout, new RegExp(`memberID:${victimId} alarm:CORRUPT`));
+
+    // etcd's rule while CORRUPT is raised: reads served, writes refused with DATA_LOSS.
+    for (const n of others) {
+      const get = await etcdctl(["get", "after", "--print-value-only"], n);
+      assert.equal(get.stdout.trim(), "1", get.stderr);
+      const put = await etcdctl(["put", "blocked", "x"], n);
+      assert.notEqual(put.code, 0);
+      assert.match(put.stderr, /etcdserver: corrupt cluster/);
+    }
+    const disarm = await etcdctl(["alarm", "disarm"], leader);
+    assert.equal(disarm.code, 0, disarm.stderr);
+    for (const n of others) assert.equal((await etcdctl(["put", `again/${n}`, "y"], n)).code, 0);
+
+    // No crash loop: the member restarts, stops at the same entry, and stays up; the others serve.
+    await c!.kill(victim, "SIGKILL");
+    c!.startMember(victim);
+    await eventually(`${victim} to halt again after restart`, async () => c!.log(victim).split("\n").filter((l) => l.includes("cannot apply committed entry")).length === 2);
+    await sleep(2000);
+    assert.ok(c!.running(victim), c!.log(victim).slice(-2000));
+    for (const n of others) assert.equal((await etcdctl(["get", "again/", "--prefix", "--keys-only"], n)).code, 0);
+  });
+
+  async function memberId(name: string): Promise<string> {
+    const st = await c!.status(name);
+    if (st?.id) return st.id;
+    throw new Error(`no status from ${name}`);
+  }
+});
