@@ -46,6 +46,10 @@ export interface ServerConfig {
   quotaBackendBytes: number;
   maxTxnOps: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** etcd's --experimental-initial-corrupt-check: compare the data with the peers' before serving. */
+  initialCorruptCheck: boolean;
+  /** etcd's --experimental-corrupt-check-time: how often the leader compares hashes (0 = never). */
+  corruptCheckTimeMs: number;
 }
 
 interface FlagSpec {
@@ -84,6 +88,8 @@ const FLAGS: FlagSpec[] = [
   { flag: "quota-backend-bytes", description: "raise an alarm when the backend size exceeds this quota", default: String(2 * 1024 * 1024 * 1024) },
   { flag: "max-txn-ops", description: "maximum number of operations permitted in a transaction", default: "128" },
   { flag: "log-level", description: "debug, info, warn or error", default: "info" },
+  { flag: "experimental-initial-corrupt-check", description: "check the data against the peers' before serving; refuse to start on a mismatch", default: "false", boolean: true },
+  { flag: "experimental-corrupt-check-time", description: "interval of the leader's data checks against the followers (Go duration, 0s = off)", default: "0s" },
 ];
 
 export function envName(flag: string): string {
@@ -236,6 +242,8 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     quotaBackendBytes: positiveInt(req("quota-backend-bytes"), "--quota-backend-bytes"),
     maxTxnOps: positiveInt(req("max-txn-ops"), "--max-txn-ops"),
     logLevel: logLevel as ServerConfig["logLevel"],
+    initialCorruptCheck: bool(req("experimental-initial-corrupt-check"), "--experimental-initial-corrupt-check"),
+    corruptCheckTimeMs: duration(req("experimental-corrupt-check-time"), "--experimental-corrupt-check-time"),
   };
 }
 
@@ -272,6 +280,23 @@ function positiveInt(v: string, flag: string): number {
     throw new ConfigError(`${flag} must be a positive integer, got ${JSON.stringify(v)}`);
   }
   return n;
+}
+
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go duration as etcd's flags take it ("5m", "1m30s", "500ms", "0"), in milliseconds. */
+function duration(v: string, flag: string): number {
+  const text = v.trim();
+  if (text === "0") return 0;
+  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let ms = 0;
+  let at = 0;
+  for (let m = part.exec(text); m !== null; m = part.exec(text)) {
+    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
+    at = part.lastIndex;
+  }
+  if (at === 0 || at !== text.length) throw new ConfigError(`${flag} must be a duration such as 5m or 30s, got ${JSON.stringify(v)}`);
+  return Math.round(ms);
 }
 
 function bool(v: string, flag: string): boolean {

@@ -35,6 +35,7 @@ import { forwardedEntryProblem } from "./forwarded-proposal";
 import { RequestIds, hexId, memberIdFor } from "./identity";
 import { Membership, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { EtcdError, Errors } from "./errors";
+import { findMismatchedPeers, type HashPeers, type KvHash } from "./corrupt-check";
 
 /** Peer payload tags: raft messages and the few member-to-member calls raft does not carry. */
 const TAG_RAFT = 0;
@@ -93,6 +94,7 @@ export class Member extends EventEmitter {
   private transport!: PeerTransport;
   private tickTimer?: NodeJS.Timeout;
   private leaseTimer?: NodeJS.Timeout;
+  private corruptTimer?: NodeJS.Timeout;
   private processing = false;
   private again = false;
   private stopped = false;
@@ -265,8 +267,26 @@ export class Member extends EventEmitter {
     this.leaseTimer = setInterval(() => {
       this.revokeExpiredLeases().catch((e: unknown) => this.log.warn({ err: String(e) }, "lease expiry pass failed"));
     }, 500);
+    if (cfg.corruptCheckTimeMs > 0) {
+      let running = false;
+      this.corruptTimer = setInterval(() => {
+        if (running) return;
+        running = true;
+        this.periodicCorruptCheck()
+          .catch((e: unknown) => this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "corruption check failed"))
+          .finally(() => (running = false));
+      }, cfg.corruptCheckTimeMs);
+    }
     this.schedule();
     void this.publishSelf();
+    if (cfg.initialCorruptCheck) {
+      try {
+        await this.initialCorruptCheck(recovered.hardState.commit);
+      } catch (e) {
+        await this.stop().catch(() => undefined);
+        throw e;
+      }
+    }
   }
 
   private kvOptions(): { quotaBytes: number; minLeaseTTL: number } {
@@ -288,6 +308,7 @@ export class Member extends EventEmitter {
     this.stopped = true;
     clearInterval(this.tickTimer);
     clearInterval(this.leaseTimer);
+    clearInterval(this.corruptTimer);
     for (const [, w] of this.waiters) {
       clearTimeout(w.timer);
       w.reject(Errors.stopped());
@@ -1014,6 +1035,10 @@ export class Member extends EventEmitter {
     this.rpcHandlers.set("leaseRemaining", async (id) => this.leaseRemaining(String(id)));
     this.rpcHandlers.set("learnerReady", async (id) => this.learnerReady(Number(id)));
     // A member that cannot apply an entry reports itself; the alarm is committed by a member that can.
+    this.rpcHandlers.set("hashKV", async (rev) => {
+      this.assertServing();
+      return this.localHash(Number(rev));
+    });
     this.rpcHandlers.set("raiseCorruptAlarm", async (id) => {
       await this.proposeKv({ type: "alarm", req: { action: "ACTIVATE", memberID: String(id), alarm: "CORRUPT" } });
       return true;
@@ -1023,6 +1048,11 @@ export class Member extends EventEmitter {
   private callLeader(method: string, body: unknown): Promise<unknown> {
     const leader = this.leader;
     if (leader === 0) return Promise.reject(Errors.noLeader());
+    return this.callPeer(leader, method, body);
+  }
+
+  private callPeer(peer: number, method: string, body: unknown): Promise<unknown> {
+    const leader = peer;
     const seq = this.ids.next();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -1065,6 +1095,54 @@ export class Member extends EventEmitter {
 
   // -------------------------------------------------------------------------------------------
   // leadership and status
+
+  // -------------------------------------------------------------------------------------------
+  // corruption checks (etcd's --experimental-initial-corrupt-check / --experimental-corrupt-check-time)
+
+  private localHash(rev = 0): KvHash {
+    const h = this.kv.hashKV(rev);
+    return { hash: h.hash, compactRevision: h.compact_revision, revision: rev > 0 ? rev : this.kv.revision };
+  }
+
+  private hashPeers(): HashPeers {
+    return {
+      local: () => this.localHash(),
+      peers: () => this.membership.list().map((m) => m.id).filter((id) => id !== this.id),
+      peerHash: async (id, revision) => (await this.callPeer(id, "hashKV", revision)) as KvHash,
+    };
+  }
+
+  /**
+   * Before serving: once the local log is applied, compare with every peer that can answer and
+   * refuse to start on a difference (etcd: "found data inconsistency with peers").
+   */
+  private async initialCorruptCheck(commitAtStart: number): Promise<void> {
+    const deadline = Date.now() + this.requestTimeoutMs;
+    while (this.appliedIndex < commitAtStart && !this.applyHalt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Peers need a moment to connect after a restart.
+    let result = await findMismatchedPeers(this.hashPeers());
+    while (result.checked.length < this.membership.list().length - 1 && result.mismatched.length === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      result = await findMismatchedPeers(this.hashPeers());
+    }
+    if (result.mismatched.length > 0) {
+      throw new ConfigError(
+        `${hexId(this.id)} found data inconsistency with peers ${result.mismatched.map(hexId).join(", ")} (hash ${result.local.hash} at revision ${result.local.revision}); not starting`,
+      );
+    }
+    this.log.info({ revision: result.local.revision, peersChecked: result.checked.map(hexId) }, "initial corruption check passed");
+  }
+
+  /** The leader's periodic check: a follower whose data differs gets a CORRUPT alarm. */
+  private async periodicCorruptCheck(): Promise<void> {
+    if (!this.isLeader() || this.stopped || this.applyHalt) return;
+    const { local, mismatched } = await findMismatchedPeers(this.hashPeers());
+    for (const id of mismatched) {
+      if (this.kv.alarms().some((a) => a.memberID === String(id) && a.alarm === "CORRUPT")) continue;
+      this.log.error({ member: hexId(id), revision: local.revision, hash: local.hash }, "member's data differs from the leader's at the same revision: raising CORRUPT");
+      await this.proposeKv({ type: "alarm", req: { action: "ACTIVATE", memberID: String(id), alarm: "CORRUPT" } }).catch(() => undefined);
+    }
+  }
 
   /** The applied revision, for response headers (0 while the member is still starting). */
   currentRevision(): number {

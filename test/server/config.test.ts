@@ -88,6 +88,16 @@ describe("member configuration", () => {
     fails([...base, "--peer-client-cert-auth=false"], /not supported/);
   });
 
+  it("takes etcd's corruption-check flags: a bare boolean and a Go duration", () => {
+    const d = parseConfig(base, {});
+    assert.deepEqual([d.initialCorruptCheck, d.corruptCheckTimeMs], [false, 0]);
+    const c = parseConfig([...base, "--experimental-initial-corrupt-check", "--experimental-corrupt-check-time=1m30s"], {});
+    assert.deepEqual([c.initialCorruptCheck, c.corruptCheckTimeMs], [true, 90_000]);
+    assert.equal(parseConfig([...base, "--experimental-corrupt-check-time", "500ms"], {}).corruptCheckTimeMs, 500);
+    fails([...base, "--experimental-corrupt-check-time=5 minutes"], /must be a duration such as 5m or 30s/);
+    fails([...base, "--experimental-corrupt-check-time=10"], /must be a duration/);
+  });
+
   it("rejects a name missing from --initial-cluster in one line", () => {
     fails([...base, "--name=raftkv-9"], /no member named "raftkv-9"/);
   });
