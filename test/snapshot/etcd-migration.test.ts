@@ -174,6 +174,15 @@ describe("snapshots move between raftkv and etcd 3.4", function () {
     const next = JSON.parse(await ok(etcdctl(env, ["get", "after", "-w", "json"]), "get after")) as { kvs: Array<{ mod_revision: number }> };
     assert.equal(next.kvs[0]!.mod_revision, before.revision + 1);
 
+    // The restored data directories survive a full-cluster restart (snapshot + WAL as written by restore).
+    for (const m of dst.members) await dst.kill(m.name);
+    for (const m of dst.members) dst.startMember(m.name);
+    await dst.waitHealthy();
+    await dst.leader();
+    const restarted = await observe(env, lease);
+    assert.equal(restarted.revision, before.revision + 1);
+    assert.deepEqual({ ...restarted, revision: 0, kvs: restarted.kvs.length }, { ...before, revision: 0, kvs: before.kvs.length + 1 });
+
     // And back: a snapshot of the restored cluster reads the same in etcdctl.
     const back = path.join(tmp, "back.db");
     await ok(etcdctl(dst.ctlEnv([dst.members[0]!.name]), ["snapshot", "save", back]), "snapshot save back");
