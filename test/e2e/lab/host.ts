@@ -289,6 +289,10 @@ export class LabHost implements Host {
 
   async stop(): Promise<void> {
     if (this.state !== "running") return;
+    // A halt requested while cloud-init is still running (user data, or its stages waiting on
+    // each other) was seen to hang until the fallback kill below: cloud-init's units have no stop
+    // timeout. Let it finish first (bounded), so that stop() is a clean shutdown, not a kill.
+    await this.exec(["cloud-init", "status", "--wait"], { timeoutMs: 120_000 }).catch(() => undefined);
     // SIGTERM to systemd-nspawn makes it ask the container's systemd to halt (6–8 s here).
     this.nspawn?.kill("SIGTERM");
     const exited = this.waitExited();
