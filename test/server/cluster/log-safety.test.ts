@@ -11,6 +11,7 @@ import { ETCDCTL_BIN } from "../../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../../helpers/run-cli";
 import { TestCluster } from "../harness/cluster";
 import { RawPool, rejection } from "./clients";
+import { curl, json } from "../gateway/support";
 
 const INT64_MAX = "9223372036854775807";
 const INT64_MIN = "-9223372036854775808";
@@ -109,6 +110,25 @@ describe("cluster: every accepted value survives the log", function () {
     assert.equal(list.stdout.trim().split("\n").length, 3, list.stdout);
     const id = list.stdout.split(",")[0]!.trim();
     for (const url of bad) await refused(["member", "update", id, `--peer-urls=${url}`], "etcdserver: given member URLs are invalid");
+    await allStillServe();
+  });
+
+  it("the JSON gateway goes through the same validation (int64 extremes as JSON strings)", async () => {
+    const admin = c!.pki.clients["admin"]!;
+    const files = { ca: admin.ca, cert: admin.cert, key: admin.key };
+    const cases: Array<[string, string, string]> = [
+      ["/v3/kv/compaction", `{"revision":"${INT64_MAX}"}`, "etcdserver: mvcc: required revision is a future revision"],
+      ["/v3/lease/grant", `{"TTL":"${INT64_MAX}"}`, "etcdserver: too large lease TTL"],
+      ["/v3/kv/txn", `{"success":[{"request_range":{"key":"dA==","revision":"${INT64_MAX}","limit":"${INT64_MIN}"}}]}`, "etcdserver: mvcc: required revision is a future revision"],
+      ["/v3/cluster/member/add", `{"peerURLs":["http://127.0.0.1:12380"]}`, "etcdserver: given member URLs are invalid"],
+    ];
+    for (const n of names()) {
+      for (const [path, body, message] of cases) {
+        const r = await curl(`https://127.0.0.1:${c!.member(n).clientPort}`, path, body, files);
+        const err = json(r) as { error?: string; message?: string };
+        assert.equal(err.message ?? err.error, message, `${path} ${body} on ${n}: ${r.status} ${r.body}`);
+      }
+    }
     await allStillServe();
   });
 
