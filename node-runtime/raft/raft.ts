@@ -662,7 +662,9 @@ export class RaftNode {
         }
         break;
       case "readIndex":
-        if (this.lead !== NONE) this.send({ ...m, to: this.lead, from: this.id });
+        // Pass it on unchanged but for the address (as etcd-io/raft does): the leader answers
+        // the member that asked, not us — we would not know whose read it was.
+        if (this.lead !== NONE) this.send({ ...m, to: this.lead });
         break;
       case "readIndexResp":
         this.readStates.push({ index: m.index, ctx: m.ctx });

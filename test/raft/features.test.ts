@@ -84,6 +84,18 @@ describe("raft thesis §6.4: ReadIndex", () => {
     assert.ok(r[0].index >= c.node(1).status().commit - 0 && r[0].index > 0);
   });
 
+  it("ReadIndexReforwarded: a follower that is not the leader passes a forwarded read on and the answer reaches the requester", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.elect(1);
+    c.node(1).propose(bytes("w"));
+    c.settle();
+    // Member 3 still believes 2 leads, so its read request reaches 2, which passes it on to 1.
+    c.node(2).step({ type: "readIndex", from: 3, to: 2, term: 0, ctx: bytes("r4") });
+    c.settle();
+    assert.deepEqual(c.reads.get(2), [], "the forwarding member must not take the answer");
+    assert.deepEqual(c.reads.get(3)!.map((r) => r.ctx), ["r4"]);
+  });
+
   it("ReadIndexWaitsForCommitInTerm: a new leader answers reads only after committing an entry of its term", () => {
     const c = new Cluster([1, 2, 3]);
     c.filter = (m) => m.type !== "appResp";
