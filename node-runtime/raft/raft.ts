@@ -136,6 +136,8 @@ export class RaftNode {
   private pendingReads: PendingRead[] = [];
   /** Reads that arrived before this leader committed an entry of its term. */
   private readsAwaitingCommit: { ctx: Uint8Array; from: NodeId }[] = [];
+  /** Reads passed on for another member, by ctx: whom to relay the answer to (bounded, oldest dropped). */
+  private readonly relayedReads = new Map<string, NodeId>();
 
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
@@ -662,13 +664,25 @@ export class RaftNode {
         }
         break;
       case "readIndex":
-        // Pass it on unchanged but for the address (as etcd-io/raft does): the leader answers
-        // the member that asked, not us — we would not know whose read it was.
-        if (this.lead !== NONE) this.send({ ...m, to: this.lead });
+        // A member that took us for the leader: pass its read on and relay the answer back.
+        // (etcd-io/raft keeps the original sender instead; our peers drop a message whose
+        // sender is not the member on the other end of the link, so we relay.)
+        if (this.lead !== NONE) {
+          this.rememberRelayedRead(m.ctx, m.from);
+          this.send({ type: "readIndex", from: this.id, to: this.lead, term: 0, ctx: m.ctx });
+        }
         break;
-      case "readIndexResp":
-        this.readStates.push({ index: m.index, ctx: m.ctx });
+      case "readIndexResp": {
+        const key = ctxKey(m.ctx);
+        const requester = this.relayedReads.get(key);
+        if (requester === undefined) {
+          this.readStates.push({ index: m.index, ctx: m.ctx });
+        } else {
+          this.relayedReads.delete(key);
+          this.send({ type: "readIndexResp", from: this.id, to: requester, term: this.term, index: m.index, ctx: m.ctx });
+        }
         break;
+      }
       default:
         break;
     }
@@ -1021,6 +1035,14 @@ export class RaftNode {
 
   // ---------------------------------------------------------------- reads
 
+  private rememberRelayedRead(ctx: Uint8Array, from: NodeId): void {
+    if (from === this.id || from === NONE) return;
+    // An answer that never comes (leader change) leaves an entry behind; the requester retries
+    // with a new ctx, so keeping the newest few hundred is enough.
+    if (this.relayedReads.size >= 512) this.relayedReads.delete(this.relayedReads.keys().next().value as string);
+    this.relayedReads.set(ctxKey(ctx), from);
+  }
+
   private handleReadRequest(ctx: Uint8Array, from: NodeId): void {
     if (this.log.termAt(this.log.committed) !== this.term) {
       // Our commit index may lag what the previous leader committed until we commit in our term.
@@ -1067,6 +1089,10 @@ export class RaftNode {
   private hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
+}
+
+function ctxKey(ctx: Uint8Array): string {
+  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString("hex");
 }
 
 function sameHard(a: HardState, b: HardState): boolean {
