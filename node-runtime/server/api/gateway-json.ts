@@ -10,9 +10,8 @@
  * the gateway and gRPC cannot drift apart.
  */
 import type * as grpc from "@grpc/grpc-js";
-import * as path from "node:path";
 import * as protobuf from "protobufjs";
-import { loadEtcdGrpc, protoDir } from "../proto";
+import { etcdProtoRoot, loadEtcdGrpc } from "../proto";
 
 /** A request body that is not a valid JSON form of the message (gRPC InvalidArgument). */
 export class JsonInputError extends Error {}
@@ -27,17 +26,8 @@ export interface JsonMethod {
   encodeResponse(res: unknown): Json;
 }
 
-let root: protobuf.Root | undefined;
-
 function loadRoot(): protobuf.Root {
-  if (root) return root;
-  const dir = protoDir();
-  const r = new protobuf.Root();
-  r.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(dir, target));
-  r.loadSync("etcdserverpb/rpc.proto", { keepCase: true });
-  r.resolveAll();
-  root = r;
-  return r;
+  return etcdProtoRoot();
 }
 
 const INT64 = new Set(["int64", "uint64", "sint64", "fixed64", "sfixed64"]);
