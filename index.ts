@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -30,6 +31,7 @@ const settings = resolveSettings(
     sshPublicKey: config.get("sshPublicKey"),
     bastionHost: config.get("bastionHost"),
     bastionUser: config.get("bastionUser"),
+    bastionInstanceType: config.get("bastionInstanceType"),
     masterInstanceType: config.get("masterInstanceType"),
     workerInstanceType: config.get("workerInstanceType"),
     dataVolumeGiB: config.getNumber("dataVolumeGiB"),
@@ -40,11 +42,25 @@ const settings = resolveSettings(
   { region, stack: pulumi.getStack() },
 );
 
-// The bundles are built by `npm run build`; their digest rolls the members when they change.
-const runtimeDir = path.resolve(config.get("runtimeDir") ?? "dist");
+// The runtime the hosts run. By default the program builds it from this checkout on every
+// run (scripts/build.mjs: esbuild, deterministic, so unchanged sources give the same bytes and
+// the same revision), which makes `pulumi up` work right after `npm ci`. raftkv:runtimeDir
+// instead names prebuilt bundles, which are only checked. The digest of exactly the files
+// shipped (the .proto definitions are inside them) rolls the members when it changes.
+const configuredDir = config.get("runtimeDir");
+const runtimeDir = configuredDir === undefined ? path.join(__dirname, "dist") : path.resolve(configuredDir);
+if (configuredDir === undefined) {
+  const build = spawnSync(process.execPath, [path.join(__dirname, "scripts", "build.mjs"), "--outdir", runtimeDir, "raftkv", "raftkvctl"], {
+    cwd: __dirname,
+    encoding: "utf8",
+  });
+  if (build.status !== 0) {
+    throw new Error(`building the runtime bundles (node scripts/build.mjs) failed: ${(build.stderr || build.error?.message || `exit ${String(build.status)}`).trim()}`);
+  }
+}
 const bundles = ["raftkv.cjs", "raftkvctl.cjs"].map((f) => path.join(runtimeDir, f));
 for (const b of bundles) {
-  if (!existsSync(b)) throw new Error(`${b} does not exist: run \`npm run build\` before \`pulumi up\` (or set raftkv:runtimeDir)`);
+  if (!existsSync(b)) throw new Error(`${b} does not exist: raftkv:runtimeDir must hold raftkv.cjs and raftkvctl.cjs from \`npm run build\` (or unset it to build them)`);
 }
 const digest = createHash("sha256");
 for (const b of bundles) digest.update(readFileSync(b));
@@ -65,3 +81,5 @@ export const adminCertPem = cluster.adminCertPem;
 export const adminKeyPem = cluster.adminKeyPem;
 export const credentialsCommand = cluster.credentialsCommand;
 export const etcdctlCommand = cluster.etcdctlCommand;
+/** The jump host for SSH to the private hosts (`ssh -J admin@<it> admin@<host>`); undefined when Pulumi connects directly. */
+export const bastionAddress = cluster.bastionAddress;

@@ -4,7 +4,8 @@ import { DEFAULT_CLIENT_PORT, memberName } from "./topology";
 import { masterEndpoints, placeMasters, placeWorkers, privateDnsName, type HostPlacement } from "./addressing";
 import { joinPlan } from "./membership";
 import type { ClusterSettings } from "./settings";
-import { Network } from "./network";
+import { Network, bastionPlacement } from "./network";
+import { Bastion } from "./bastion";
 import { ClientLoadBalancer } from "./loadBalancer";
 import { Pki } from "./pki";
 import { Masters } from "./masters";
@@ -45,6 +46,8 @@ export class RaftkvCluster extends pulumi.ComponentResource {
   /** An etcdctl command line that works once the credentials files exist. */
   readonly etcdctlCommand: pulumi.Output<string>;
   readonly ready: pulumi.Output<string>;
+  /** The jump host Pulumi's SSH goes through (the stack's bastion or raftkv:bastionHost); undefined when direct. */
+  readonly bastionAddress: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: RaftkvClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("raftkv:index:Cluster", name, {}, opts);
@@ -54,7 +57,13 @@ export class RaftkvCluster extends pulumi.ComponentResource {
 
     const network = new Network(
       `${name}-net`,
-      { network: s.network, adminCidrs: s.adminCidrs, ...(s.bastionSecurityGroupId !== undefined ? { bastionSecurityGroupId: s.bastionSecurityGroupId } : {}), tags },
+      {
+        network: s.network,
+        adminCidrs: s.adminCidrs,
+        ...(s.bastionSecurityGroupId !== undefined ? { bastionSecurityGroupId: s.bastionSecurityGroupId } : {}),
+        createBastionGroup: s.sshPath.kind === "create",
+        tags,
+      },
       parent,
     );
     const masterNames = Array.from({ length: s.masters }, (_, i) => memberName(i, s.namePrefix));
@@ -98,6 +107,32 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         .getAmiOutput({ owners: [DEBIAN_OWNER], mostRecent: true, filters: [{ name: "name", values: ["debian-13-amd64-*"] }, { name: "architecture", values: ["x86_64"] }] }, parent)
         .apply((ami) => ami.id);
 
+    // The SSH path: through the bastion this stack creates (new VPC: every host is private),
+    // through raftkv:bastionHost, or direct (existing VPC, Pulumi inside it).
+    let bastion: { host: pulumi.Input<string>; user: string } | undefined;
+    if (s.sshPath.kind === "create") {
+      if (s.network.kind !== "new" || network.publicSubnetId === undefined || network.createdBastionSecurityGroupId === undefined) {
+        throw new Error("a bastion is created only in a new VPC");
+      }
+      const b = new Bastion(
+        `${name}-jump`,
+        {
+          placement: bastionPlacement(s.network.vpcCidr, s.network.subnets[0]!.availabilityZone, s.namePrefix),
+          publicSubnetId: network.publicSubnetId,
+          securityGroupId: network.createdBastionSecurityGroupId,
+          amiId,
+          instanceType: s.sshPath.instanceType,
+          keyName: keyPair.keyName,
+          tags,
+        },
+        parent,
+      );
+      bastion = { host: b.publicIp, user: s.sshUser };
+    } else if (s.sshPath.kind === "configured") {
+      bastion = { host: s.sshPath.host, user: s.sshPath.user };
+    }
+    this.bastionAddress = bastion === undefined ? undefined : pulumi.output(bastion.host);
+
     const masters = new Masters(
       `${name}-masters`,
       {
@@ -134,7 +169,8 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         ssh: {
           user: s.sshUser,
           privateKey: args.sshPrivateKey,
-          ...(s.bastionHost !== undefined ? { bastion: { host: s.bastionHost, user: s.bastionUser ?? s.sshUser } } : {}),
+          ...(bastion !== undefined ? { bastion } : {}),
+          requires: network.sshRules.map((r) => r.urn),
         },
         memberBundlePath: args.memberBundlePath ?? "dist/raftkv.cjs",
         ctlBundlePath: args.ctlBundlePath ?? "dist/raftkvctl.cjs",
@@ -156,6 +192,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     this.etcdctlCommand = pulumi.interpolate`ETCDCTL_API=3 etcdctl --endpoints=${this.clientEndpoint} --cacert=raftkv-ca.crt --cert=raftkv-admin.crt --key=raftkv-admin.key member list -w table`;
 
     this.registerOutputs({
+      bastionAddress: this.bastionAddress,
       clientEndpoint: this.clientEndpoint,
       members: this.members,
       caCertPem: this.caCertPem,

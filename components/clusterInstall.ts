@@ -17,8 +17,14 @@ import {
 export interface SshSettings {
   user: string;
   privateKey: pulumi.Input<string>;
-  /** Jump host, when Pulumi does not run inside the VPC. */
-  bastion?: { host: string; user: string };
+  /** Jump host, when Pulumi does not run inside the VPC: the stack's own bastion or raftkv:bastionHost. */
+  bastion?: { host: pulumi.Input<string>; user: string };
+  /**
+   * Outputs of what the SSH path needs (security-group rules, the bastion): every connection
+   * carries them, so the engine runs each command after them and deletes them only after the
+   * last command (a leave script) ran.
+   */
+  requires?: pulumi.Input<string>[];
 }
 
 export interface InstallHost {
@@ -74,14 +80,26 @@ export class ClusterInstall extends pulumi.ComponentResource {
   constructor(name: string, args: ClusterInstallArgs, opts?: pulumi.ComponentResourceOptions) {
     super("raftkv:install:ClusterInstall", name, {}, opts);
     const uploadDir = args.ssh.user === "root" ? "/root" : `/home/${args.ssh.user}`;
+    const requires = args.ssh.requires ?? [];
+    const gated = (host: pulumi.Input<string>): pulumi.Input<string> =>
+      requires.length === 0 ? host : pulumi.all([host, ...requires]).apply(([h]) => h);
     const connection = (host: string): command.types.input.remote.ConnectionArgs => ({
-      host,
+      host: gated(host),
       user: args.ssh.user,
       privateKey: pulumi.secret(args.ssh.privateKey),
       dialErrorLimit: 40,
       perDialTimeout: 15,
       ...(args.ssh.bastion !== undefined
-        ? { proxy: { host: args.ssh.bastion.host, user: args.ssh.bastion.user, privateKey: pulumi.secret(args.ssh.privateKey) } }
+        ? {
+            proxy: {
+              host: gated(args.ssh.bastion.host),
+              user: args.ssh.bastion.user,
+              privateKey: pulumi.secret(args.ssh.privateKey),
+              // A bastion created by this `up` may still be booting.
+              dialErrorLimit: 40,
+              perDialTimeout: 15,
+            },
+          }
         : {}),
     });
     const caFiles = memberCertFileNames();

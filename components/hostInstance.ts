@@ -12,7 +12,8 @@ export interface HostInstanceSettings {
 
 /**
  * The arguments every raftkv host shares: its planned private address, IMDSv2 only (no
- * token-less metadata requests, which SSRF bugs exploit), no public address, encrypted disks.
+ * token-less metadata requests, which SSRF bugs exploit), no public address (only the bastion
+ * asks for one, through `extra`), encrypted disks.
  */
 export function hostInstanceArgs(
   p: HostPlacement,

@@ -1,8 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { DEFAULT_CLIENT_PORT, DEFAULT_METRICS_PORT, DEFAULT_PEER_PORT } from "./topology";
-import { publicSubnetCidr, type SubnetPlan } from "./addressing";
+import { hostAddress, publicSubnetCidr, type HostPlacement, type SubnetPlan } from "./addressing";
 import type { NetworkSettings } from "./settings";
+
+/** Fixed addresses in the public subnet, so nothing AWS picks can take the bastion's. */
+export const NAT_HOST_OFFSET = 5;
+export const BASTION_HOST_OFFSET = 10;
+
+/** The bastion's place: the public subnet (in the first zone) at its fixed offset. */
+export function bastionPlacement(vpcCidr: string, firstZone: string, namePrefix: string): HostPlacement {
+  return { name: `${namePrefix}-bastion`, subnetIndex: -1, availabilityZone: firstZone, privateIp: hostAddress(publicSubnetCidr(vpcCidr), BASTION_HOST_OFFSET) };
+}
 
 export interface NetworkArgs {
   network: NetworkSettings;
@@ -10,6 +19,11 @@ export interface NetworkArgs {
   adminCidrs: string[];
   /** A bastion's security group, allowed to SSH to every host. */
   bastionSecurityGroupId?: pulumi.Input<string>;
+  /**
+   * Create the security group of a bastion in the public subnet (new VPC only): SSH to it only
+   * from adminCidrs, and from it to every host.
+   */
+  createBastionGroup?: boolean;
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 
@@ -28,6 +42,16 @@ export class Network extends pulumi.ComponentResource {
   readonly mastersSecurityGroupId: pulumi.Output<string>;
   readonly workersSecurityGroupId: pulumi.Output<string>;
   readonly loadBalancerSecurityGroupId: pulumi.Output<string>;
+  /** The public subnet (new VPC only): the NAT gateway and the bastion live there. */
+  readonly publicSubnetId: pulumi.Output<string> | undefined;
+  /** The security group of the bastion this stack creates (createBastionGroup). */
+  readonly createdBastionSecurityGroupId: pulumi.Output<string> | undefined;
+  /**
+   * The rules Pulumi's SSH path needs (to the bastion, and from it or the admin networks to
+   * the hosts): commands depend on them so they exist before the first dial and are deleted
+   * only after the last command (a leave script) ran.
+   */
+  readonly sshRules: pulumi.Resource[];
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("raftkv:network:Network", name, {}, opts);
@@ -37,6 +61,8 @@ export class Network extends pulumi.ComponentResource {
     const net = args.network;
     this.subnets = net.subnets.map((s) => ({ availabilityZone: s.availabilityZone, cidr: s.cidr }));
 
+    if (args.createBastionGroup === true && net.kind !== "new") throw new Error("a bastion is created only in a new VPC");
+    let publicSubnetId: pulumi.Output<string> | undefined;
     if (net.kind === "existing") {
       this.vpcId = pulumi.output(net.vpcId);
       this.subnetIds = net.subnets.map((s) => pulumi.output(s.id));
@@ -51,8 +77,9 @@ export class Network extends pulumi.ComponentResource {
       );
       const publicRoutes = new aws.ec2.RouteTable(`${name}-public`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags: named(`${name}-public`) }, parent);
       new aws.ec2.RouteTableAssociation(`${name}-public`, { subnetId: publicSubnet.id, routeTableId: publicRoutes.id }, parent);
+      publicSubnetId = publicSubnet.id;
       const eip = new aws.ec2.Eip(`${name}-nat`, { domain: "vpc", tags: named(`${name}-nat`) }, parent);
-      const nat = new aws.ec2.NatGateway(`${name}-nat`, { subnetId: publicSubnet.id, allocationId: eip.id, tags: named(`${name}-nat`) }, { parent: this, dependsOn: [igw] });
+      const nat = new aws.ec2.NatGateway(`${name}-nat`, { subnetId: publicSubnet.id, allocationId: eip.id, privateIp: hostAddress(publicSubnetCidr(net.vpcCidr), NAT_HOST_OFFSET), tags: named(`${name}-nat`) }, { parent: this, dependsOn: [igw] });
       const privateRoutes = new aws.ec2.RouteTable(`${name}-private`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }], tags: named(`${name}-private`) }, parent);
       this.subnetIds = net.subnets.map((s) => {
         const subnet = new aws.ec2.Subnet(
@@ -76,25 +103,32 @@ export class Network extends pulumi.ComponentResource {
     const lb = group("lb", "raftkv client load balancer");
 
     type Source = { key: string; description: string; sg?: pulumi.Input<string>; cidr?: string };
-    const allow = (target: aws.ec2.SecurityGroup, targetRole: string, port: number, sources: Source[]) => {
-      for (const s of sources) {
-        new aws.vpc.SecurityGroupIngressRule(
-          `${name}-${targetRole}-${port}-from-${s.key}`,
-          {
-            securityGroupId: target.id,
-            ipProtocol: "tcp",
-            fromPort: port,
-            toPort: port,
-            description: s.description,
-            ...(s.sg !== undefined ? { referencedSecurityGroupId: s.sg } : { cidrIpv4: s.cidr! }),
-          },
-          parent,
-        );
-      }
-    };
+    const allow = (target: aws.ec2.SecurityGroup, targetRole: string, port: number, sources: Source[]): aws.vpc.SecurityGroupIngressRule[] =>
+      sources.map(
+        (s) =>
+          new aws.vpc.SecurityGroupIngressRule(
+            `${name}-${targetRole}-${port}-from-${s.key}`,
+            {
+              securityGroupId: target.id,
+              ipProtocol: "tcp",
+              fromPort: port,
+              toPort: port,
+              description: s.description,
+              ...(s.sg !== undefined ? { referencedSecurityGroupId: s.sg } : { cidrIpv4: s.cidr! }),
+            },
+            parent,
+          ),
+      );
     const admins: Source[] = args.adminCidrs.map((cidr, i) => ({ key: `admin${i}`, cidr, description: `admin network ${cidr}` }));
     const ssh: Source[] = [...admins];
     if (args.bastionSecurityGroupId !== undefined) ssh.push({ key: "bastion", sg: args.bastionSecurityGroupId, description: "bastion" });
+    let bastion: aws.ec2.SecurityGroup | undefined;
+    const sshRules: pulumi.Resource[] = [];
+    if (args.createBastionGroup === true) {
+      bastion = group("bastion", "raftkv bastion: SSH from the admin networks only");
+      sshRules.push(...allow(bastion, "bastion", 22, admins));
+      ssh.push({ key: "created-bastion", sg: bastion.id, description: "the stack's bastion" });
+    }
 
     allow(masters, "masters", DEFAULT_PEER_PORT, [{ key: "masters", sg: masters.id, description: "raft peers" }]);
     allow(masters, "masters", DEFAULT_CLIENT_PORT, [
@@ -107,13 +141,15 @@ export class Network extends pulumi.ComponentResource {
       { key: "masters", sg: masters.id, description: "member health" },
       { key: "lb", sg: lb.id, description: "load balancer health check" },
     ]);
-    allow(masters, "masters", 22, ssh);
-    allow(workers, "workers", 22, ssh);
+    sshRules.push(...allow(masters, "masters", 22, ssh), ...allow(workers, "workers", 22, ssh));
     allow(lb, "lb", DEFAULT_CLIENT_PORT, [{ key: "workers", sg: workers.id, description: "workers" }, ...admins]);
 
     this.mastersSecurityGroupId = masters.id;
     this.workersSecurityGroupId = workers.id;
     this.loadBalancerSecurityGroupId = lb.id;
+    this.publicSubnetId = publicSubnetId;
+    this.createdBastionSecurityGroupId = bastion?.id;
+    this.sshRules = sshRules;
     this.registerOutputs({
       vpcId: this.vpcId,
       subnetIds: this.subnetIds,

@@ -14,6 +14,15 @@ export type NetworkSettings =
   | { kind: "new"; vpcCidr: string; subnets: SubnetPlan[] }
   | { kind: "existing"; vpcId: string; subnets: ExistingSubnet[] };
 
+/**
+ * How Pulumi's SSH reaches the hosts:
+ *  - "create": a new VPC and no bastionHost — the stack creates a bastion in the public subnet
+ *    (SSH from adminCidrs only) and every connection goes through it;
+ *  - "configured": through raftkv:bastionHost;
+ *  - "direct": an existing VPC and no bastionHost — Pulumi runs inside the VPC (or a VPN).
+ */
+export type SshPath = { kind: "create"; instanceType: string } | { kind: "configured"; host: string; user: string } | { kind: "direct" };
+
 export interface ClusterSettings {
   masters: number;
   workers: number;
@@ -35,6 +44,7 @@ export interface ClusterSettings {
   sshPublicKey: string;
   bastionHost: string | undefined;
   bastionUser: string | undefined;
+  sshPath: SshPath;
   masterInstanceType: string;
   workerInstanceType: string;
   dataVolumeGiB: number;
@@ -65,6 +75,7 @@ export interface RawSettings {
   sshPublicKey?: string;
   bastionHost?: string;
   bastionUser?: string;
+  bastionInstanceType?: string;
   masterInstanceType?: string;
   workerInstanceType?: string;
   dataVolumeGiB?: number;
@@ -86,6 +97,7 @@ export const DEFAULTS = {
   sshUser: "admin",
   masterInstanceType: "t3.small",
   workerInstanceType: "t3.micro",
+  bastionInstanceType: "t3.micro",
   dataVolumeGiB: 20,
   namePrefix: "raftkv",
 } as const;
@@ -160,6 +172,18 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
   if (raw.sshPublicKey === undefined || !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) /.test(raw.sshPublicKey)) {
     throw new TopologyError("raftkv:sshPublicKey must be an OpenSSH public key (its private half goes in the secret raftkv:sshPrivateKey)");
   }
+  const sshUser = raw.sshUser ?? DEFAULTS.sshUser;
+  let sshPath: SshPath;
+  if (raw.bastionHost !== undefined) sshPath = { kind: "configured", host: raw.bastionHost, user: raw.bastionUser ?? sshUser };
+  else if (network.kind === "new") {
+    if (adminCidrs.length === 0) {
+      throw new TopologyError("set raftkv:adminCidrs: the stack creates a bastion in the new VPC (every host is private) and it accepts SSH only from those networks");
+    }
+    sshPath = { kind: "create", instanceType: raw.bastionInstanceType ?? DEFAULTS.bastionInstanceType };
+  } else sshPath = { kind: "direct" };
+  if (raw.bastionInstanceType !== undefined && sshPath.kind !== "create") {
+    throw new TopologyError("raftkv:bastionInstanceType is only used when the stack creates the bastion (a new VPC and no raftkv:bastionHost)");
+  }
   const namePrefix = raw.namePrefix ?? DEFAULTS.namePrefix;
   validateMemberName(`${namePrefix}-1`);
   const clusterToken = raw.clusterToken ?? `${namePrefix}-${ctx.stack}`;
@@ -179,10 +203,11 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
     network,
     adminCidrs,
     bastionSecurityGroupId: raw.bastionSecurityGroupId,
-    sshUser: raw.sshUser ?? DEFAULTS.sshUser,
+    sshUser,
     sshPublicKey: raw.sshPublicKey,
     bastionHost: raw.bastionHost,
     bastionUser: raw.bastionUser,
+    sshPath,
     masterInstanceType: raw.masterInstanceType ?? DEFAULTS.masterInstanceType,
     workerInstanceType: raw.workerInstanceType ?? DEFAULTS.workerInstanceType,
     dataVolumeGiB: positiveInt(raw.dataVolumeGiB, DEFAULTS.dataVolumeGiB, "dataVolumeGiB"),

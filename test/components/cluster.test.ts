@@ -17,6 +17,7 @@ interface Rec {
 
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const LB_DNS = "internal-raftkv-lb-123.elb.eu-west-1.amazonaws.com";
+const BASTION_PUBLIC_IP = "203.0.113.10";
 let records: Rec[] = [];
 /** dependsOn of every resource, by name, captured with a transformation on the top component. */
 let deps = new Map<string, string[]>();
@@ -67,6 +68,9 @@ const mocks: pulumi.runtime.Mocks = {
         break;
       case "aws:ec2/keyPair:KeyPair":
         state["keyName"] = args.name;
+        break;
+      case "aws:ec2/instance:Instance":
+        if (args.inputs["associatePublicIpAddress"] === true) state["publicIp"] = BASTION_PUBLIC_IP;
         break;
       case "command:remote:Command":
         state["stdout"] = "";
@@ -144,7 +148,7 @@ describe("Pulumi components (setMocks)", function () {
       it("declares the expected resources", () => {
         const workers = 2;
         const count = (t: string) => of(recs, t).length;
-        assert.equal(count("aws:ec2/instance:Instance"), n + workers);
+        assert.equal(count("aws:ec2/instance:Instance"), n + workers + 1, "masters, workers and the bastion");
         assert.equal(count("aws:lb/targetGroupAttachment:TargetGroupAttachment"), n);
         assert.equal(count("aws:ec2/subnet:Subnet"), 3 + 1);
         assert.equal(count("aws:lb/loadBalancer:LoadBalancer"), 1);
@@ -155,7 +159,7 @@ describe("Pulumi components (setMocks)", function () {
         // trust per host; install + roll per member; client install per worker
         assert.equal(count("command:remote:Command"), n + workers + 2 * n + workers);
         assert.equal(count("command:remote:CopyToRemote"), 2 * n + workers);
-        for (const t of ["raftkv:index:Cluster", "raftkv:network:Network", "raftkv:pki:Pki", "raftkv:compute:Masters", "raftkv:compute:Workers", "raftkv:loadbalancer:ClientLoadBalancer", "raftkv:install:ClusterInstall"]) {
+        for (const t of ["raftkv:index:Cluster", "raftkv:compute:Bastion", "raftkv:network:Network", "raftkv:pki:Pki", "raftkv:compute:Masters", "raftkv:compute:Workers", "raftkv:loadbalancer:ClientLoadBalancer", "raftkv:install:ClusterInstall"]) {
           assert.equal(count(t), 1, t);
         }
       });
@@ -187,7 +191,9 @@ describe("Pulumi components (setMocks)", function () {
           assert.equal(r.inputs["fromPort"], r.inputs["toPort"], `${r.name} opens a single port`);
           const port = r.inputs["fromPort"];
           if (port === 2380) assert.equal(r.inputs["referencedSecurityGroupId"], mastersSg, r.name);
-          if (port === 22) assert.equal(r.inputs["cidrIpv4"], "10.99.0.0/16", r.name);
+          // SSH from the admin networks, or from the stack's bastion (whose own group admits only them).
+          if (port === 22) assert.ok(r.inputs["cidrIpv4"] === "10.99.0.0/16" || r.inputs["referencedSecurityGroupId"] === "raftkv-net-bastion-id", r.name);
+          if (r.inputs["securityGroupId"] === "raftkv-net-bastion-id") assert.deepEqual([port, r.inputs["cidrIpv4"]], [22, "10.99.0.0/16"], r.name);
         }
         const peer = rules.filter((r) => r.inputs["fromPort"] === 2380);
         assert.equal(peer.length, 1);
@@ -399,6 +405,69 @@ describe("Pulumi components (setMocks)", function () {
     assert.deepEqual(of(step2.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort(), ["raftkv-pki-ca-g1", "raftkv-pki-peer-ca-g2"]);
   });
 
+  describe("the SSH path (issue 10: a brand-new VPC has no way in but the bastion the stack creates)", () => {
+    const connections = (recs: Rec[]) =>
+      [...of(recs, "command:remote:Command"), ...of(recs, "command:remote:CopyToRemote")].map((c) => ({ name: c.name, conn: reveal(c.inputs["connection"]) as Record<string, unknown> }));
+
+    it("new VPC: a small bastion with a public address in the public subnet; every command goes through it", async () => {
+      const { recs, cluster } = await build({ masters: 3 });
+      const bastion = byName(recs, "raftkv-bastion");
+      assert.equal(bastion.type, "aws:ec2/instance:Instance");
+      assert.equal(bastion.inputs["associatePublicIpAddress"], true);
+      assert.equal(bastion.inputs["instanceType"], "t3.micro");
+      assert.equal(bastion.inputs["subnetId"], "raftkv-net-public-id");
+      assert.equal(bastion.inputs["privateIp"], "10.42.255.10");
+      assert.deepEqual(bastion.inputs["vpcSecurityGroupIds"], ["raftkv-net-bastion-id"]);
+      assert.equal((bastion.inputs["metadataOptions"] as Record<string, unknown>)["httpTokens"], "required");
+      // Nothing AWS picks in the public subnet can take the bastion's address.
+      assert.equal(of(recs, "aws:ec2/natGateway:NatGateway")[0]!.inputs["privateIp"], "10.42.255.5");
+      const all = connections(recs);
+      assert.ok(all.length > 0);
+      for (const { name, conn } of all) {
+        const proxy = reveal(conn["proxy"]) as Record<string, unknown> | undefined;
+        assert.ok(proxy, `${name} has a proxy`);
+        assert.equal(proxy["host"], BASTION_PUBLIC_IP, name);
+        assert.equal(proxy["user"], "admin", name);
+        assert.equal(reveal(proxy["privateKey"]), "PRIVATE-SSH-KEY", name);
+      }
+      assert.equal(await new Promise((r) => cluster.bastionAddress!.apply(r)), BASTION_PUBLIC_IP);
+      const rules = of(recs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter((r) => r.inputs["referencedSecurityGroupId"] === "raftkv-net-bastion-id");
+      assert.deepEqual(rules.map((r) => [r.inputs["securityGroupId"], r.inputs["fromPort"]]).sort(), [["raftkv-net-masters-id", 22], ["raftkv-net-workers-id", 22]]);
+    });
+
+    it("a new VPC without adminCidrs is refused: no one could reach the bastion", () => {
+      assert.throws(
+        () => resolveSettings({ sshPublicKey: BASE.sshPublicKey, bastionSecurityGroupId: "sg-1" }, { region: "eu-west-1", stack: "test" }),
+        /set raftkv:adminCidrs: the stack creates a bastion/,
+      );
+    });
+
+    it("an explicit bastionHost is used as the proxy and no bastion is created", async () => {
+      const { recs, cluster } = await build({ masters: 3, bastionHost: "198.51.100.7", bastionUser: "jump" });
+      assert.equal(recs.find((r) => r.name === "raftkv-bastion"), undefined);
+      assert.equal(of(recs, "aws:ec2/securityGroup:SecurityGroup").find((r) => r.name === "raftkv-net-bastion"), undefined);
+      for (const { name, conn } of connections(recs)) {
+        const proxy = reveal(conn["proxy"]) as Record<string, unknown>;
+        assert.deepEqual([proxy["host"], proxy["user"]], ["198.51.100.7", "jump"], name);
+      }
+      assert.equal(await new Promise((r) => cluster.bastionAddress!.apply(r)), "198.51.100.7");
+    });
+
+    it("an existing VPC without bastionHost connects directly (Pulumi runs inside the VPC)", async () => {
+      const { recs, cluster } = await build({
+        masters: 3,
+        existingVpcId: "vpc-1",
+        existingSubnets: ["subnet-a:10.0.0.0/24:eu-west-1a", "subnet-b:10.0.1.0/24:eu-west-1b", "subnet-c:10.0.2.0/24:eu-west-1c"],
+      });
+      assert.equal(recs.find((r) => r.name === "raftkv-bastion"), undefined);
+      for (const { name, conn } of connections(recs)) {
+        assert.equal(conn["proxy"], undefined, name);
+        assert.match(String(reveal(conn["host"])), /^10\.0\.[012]\.\d+$/, name);
+      }
+      assert.equal(cluster.bastionAddress, undefined);
+    });
+  });
+
   it("4 and 9 masters fail with the plan's message", async () => {
     for (const n of [4, 9]) {
       assert.throws(() => resolveSettings({ ...BASE, masters: n }, { region: "eu-west-1", stack: "test" }), (e: Error) => e.message === masterCountProblem(n));
@@ -428,7 +497,8 @@ describe("Pulumi components (setMocks)", function () {
       records = [];
       const program = require("../../index") as Record<string, unknown>;
       await settle();
-      assert.equal(of(records, "aws:ec2/instance:Instance").length, 6);
+      assert.equal(of(records, "aws:ec2/instance:Instance").length, 7);
+      assert.equal(await new Promise<string | undefined>((r) => (program["bastionAddress"] as pulumi.Output<string>).apply(r)), BASTION_PUBLIC_IP);
       const endpoint = await new Promise<string>((r) => (program["clientEndpoint"] as pulumi.Output<string>).apply(r));
       assert.equal(endpoint, `https://${LB_DNS}:2379`);
       const cmd = await new Promise<string>((r) => (program["etcdctlCommand"] as pulumi.Output<string>).apply(r));

@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { planUpdate, runProgram, type RecordedResource, type StackState } from "./index";
@@ -18,7 +19,7 @@ describe("e2e engine: runProgram runs the real index.ts under mocks", function (
   this.timeout(300_000);
   let first: StackState;
   const named = (s: StackState, name: string): RecordedResource => {
-    const r = s.resources.find((x) => x.name === name);
+    const r = s.resources.find((x) => x.name === name && x.custom);
     assert.ok(r, `no resource ${name}`);
     return r;
   };
@@ -33,6 +34,9 @@ describe("e2e engine: runProgram runs the real index.ts under mocks", function (
     assert.match(roll.urn, /^urn:pulumi:e2e::raftkv::raftkv:index:Cluster\$raftkv:install:ClusterInstall\$command:remote:Command::raftkv-2-roll$/);
     const deps = roll.dependencies.map((u) => u.split("::").pop());
     for (const d of ["raftkv-2-install", "raftkv-1-roll", "raftkv-1-trust", "raftkv-worker-1-trust"]) assert.ok(deps.includes(d), `roll depends on ${d}`);
+    // Through its connection: the bastion and the SSH rules, so a destroy deletes them only
+    // after the last leave script ran.
+    for (const d of ["raftkv-bastion", "raftkv-net-bastion-22-from-admin0", "raftkv-net-masters-22-from-created-bastion"]) assert.ok(deps.includes(d), `roll depends on ${d}`);
     // @pulumi/command's SDK asks the engine to replace on `triggers` changes.
     assert.deepEqual(roll.options.replaceOnChanges, ["triggers[*]"]);
     assert.ok(roll.secretInputs.includes("connection"));
@@ -45,7 +49,10 @@ describe("e2e engine: runProgram runs the real index.ts under mocks", function (
     const upload = first.resources.find((r) => r.type === "command:remote:CopyToRemote")!;
     const source = upload.inputs["source"] as Record<string, unknown>;
     assert.equal(source["$asset"], "file");
-    assert.match(String(source["hash"]), /^[0-9a-f]{64}$/);
+    // The program built the bundle it ships (no `npm run build` needed), protos inside.
+    const shipped = readFileSync(String(source["path"]));
+    assert.equal(source["hash"], createHash("sha256").update(shipped).digest("hex"));
+    assert.match(shipped.toString(), /service KV \{/);
   });
 
   it("returns what the providers would: real certificates, instance addresses, the NLB's DNS name, the AMI", () => {
@@ -65,6 +72,11 @@ describe("e2e engine: runProgram runs the real index.ts under mocks", function (
     }
     const key = named(first, "raftkv-pki-raftkv-1-server-g1-key");
     assert.match(String(key.outputs["privateKeyPem"]), /^-----BEGIN EC PRIVATE KEY-----/);
+    const bastion = first.resources.find((r) => r.type === "aws:ec2/instance:Instance" && r.name === "raftkv-bastion")!;
+    assert.equal(bastion.outputs["publicIp"], "10.42.255.10", "a public instance's address in the public subnet (E2E network model)");
+    assert.equal(first.outputs["bastionAddress"], "10.42.255.10");
+    const conn = named(first, "raftkv-1-install").inputs["connection"] as Record<string, Record<string, unknown>>;
+    assert.equal(conn["proxy"]!["host"], "10.42.255.10");
     const m1 = named(first, "raftkv-1");
     assert.equal(m1.outputs["privateIp"], m1.inputs["privateIp"]);
     assert.match(m1.id, /^i-[0-9a-f]{17}$/);

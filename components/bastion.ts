@@ -1,0 +1,38 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import type { HostPlacement } from "./addressing";
+import { hostInstanceArgs } from "./hostInstance";
+
+export interface BastionArgs {
+  /** Its fixed address in the public subnet (see addressing.ts BASTION_HOST_OFFSET). */
+  placement: HostPlacement;
+  publicSubnetId: pulumi.Input<string>;
+  /** Allows SSH only from the admin networks (network.ts). */
+  securityGroupId: pulumi.Input<string>;
+  amiId: pulumi.Input<string>;
+  instanceType: pulumi.Input<string>;
+  keyName: pulumi.Input<string>;
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+/**
+ * The jump host of a stack in a new VPC, where every raftkv host is private: a small instance
+ * with a public address in the public subnet. Pulumi's SSH connections (and operators) go
+ * through it; it runs nothing else and holds no keys (the connection forwards through it).
+ */
+export class Bastion extends pulumi.ComponentResource {
+  /** Where Pulumi connects to: the instance's public address. */
+  readonly publicIp: pulumi.Output<string>;
+  readonly instance: aws.ec2.Instance;
+
+  constructor(name: string, args: BastionArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("raftkv:compute:Bastion", name, {}, opts);
+    this.instance = new aws.ec2.Instance(
+      args.placement.name,
+      hostInstanceArgs(args.placement, args.publicSubnetId, { ...args }, { associatePublicIpAddress: true }),
+      { parent: this },
+    );
+    this.publicIp = this.instance.publicIp;
+    this.registerOutputs({ publicIp: this.publicIp });
+  }
+}
