@@ -6,7 +6,7 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
 import { BoltReader, bufferSource } from "../../node-runtime/kv/etcd-backend/bbolt-reader";
-import { writeBolt, type BoltEntry } from "../../node-runtime/kv/etcd-backend/bbolt-writer";
+import { writeBolt, writeBoltAsync, type BoltEntry } from "../../node-runtime/kv/etcd-backend/bbolt-writer";
 import { etcdSnapshotChunks } from "../../node-runtime/kv/etcd-backend/export";
 import { importBackend } from "../../node-runtime/kv/etcd-backend/import";
 import { snapshotStatus } from "../../node-runtime/kv/etcd-backend/status";
@@ -64,6 +64,15 @@ describe("bbolt encoder/decoder", () => {
       }),
       { numRuns: 60 },
     );
+  });
+
+  it("the async planner pauses during a large plan and writes the same bytes", async () => {
+    const entries = Array.from({ length: 50_000 }, (_, i) => ({ key: Buffer.from(`k${String(i).padStart(6, "0")}`), value: Buffer.from(`v${i}`) }));
+    const buckets = [{ name: Buffer.from("key"), entries: () => entries }];
+    let pauses = 0;
+    const db = await writeBoltAsync(buckets, 4096, async () => void pauses++);
+    assert.ok(pauses >= 3, `paused ${pauses} times`);
+    assert.ok(Buffer.concat([...db.pages]).equals(Buffer.concat([...writeBolt(buckets).pages])));
   });
 
   it("refuses what is not a database, as bbolt does", () => {

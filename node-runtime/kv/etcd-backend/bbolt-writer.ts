@@ -48,11 +48,19 @@ interface NodeShape {
   firstKeyLen: number;
 }
 
-/** Greedy packing shared by both passes: a node ends when the next element would overflow the page. */
-function packShapes(elems: Iterable<readonly [number, number]>, pageSize: number): NodeShape[] {
+/** Elements planned between two pause points of the planning pass. */
+const PLAN_SLICE = 16_384;
+
+/**
+ * Greedy packing shared by both passes: a node ends when the next element would overflow the
+ * page. Yields every PLAN_SLICE elements so an async caller can let other work run.
+ */
+function* packShapes(elems: Iterable<readonly [number, number]>, pageSize: number): Generator<void, NodeShape[]> {
   const out: NodeShape[] = [];
   let cur: NodeShape | undefined;
+  let seen = 0;
   for (const [bytes, keyLen] of elems) {
+    if (++seen % PLAN_SLICE === 0) yield;
     if (cur === undefined || cur.bytes + bytes > pageSize) {
       cur = { bytes: PAGE_HEADER_SIZE, firstKeyLen: keyLen };
       out.push(cur);
@@ -73,13 +81,13 @@ function* leafElems(sizes: Iterable<readonly [number, number]>): Iterable<readon
   for (const [k, v] of sizes) yield [ELEMENT_SIZE + k + v, k];
 }
 
-function planTree(sizes: Iterable<readonly [number, number]>, pageSize: number): TreePlan {
-  let level = packShapes(leafElems(sizes), pageSize);
+function* planTree(sizes: Iterable<readonly [number, number]>, pageSize: number): Generator<void, TreePlan> {
+  let level = yield* packShapes(leafElems(sizes), pageSize);
   const pagesOf = (l: NodeShape[]): number => l.reduce((n, s) => n + Math.ceil(s.bytes / pageSize), 0);
   let pages = pagesOf(level);
   const singleLeafBytes = level.length === 1 ? level[0]!.bytes : undefined;
   while (level.length > 1) {
-    level = packShapes(
+    level = yield* packShapes(
       level.map((s) => [ELEMENT_SIZE + s.firstKeyLen, s.firstKeyLen] as const),
       pageSize,
     );
@@ -223,18 +231,44 @@ export interface BoltStream {
  * and a lazy stream of its pages. The sources are read again while the pages are produced.
  */
 export function writeBolt(buckets: readonly BucketSource[], pageSize = DEFAULT_PAGE_SIZE): BoltStream {
+  const plan = planBolt(buckets, pageSize);
+  for (;;) {
+    const r = plan.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** writeBolt that lets the event loop run (`pause`) every few thousand entries of the planning pass. */
+export async function writeBoltAsync(
+  buckets: readonly BucketSource[],
+  pageSize = DEFAULT_PAGE_SIZE,
+  pause: () => Promise<void> = () => new Promise((r) => setImmediate(r)),
+): Promise<BoltStream> {
+  const plan = planBolt(buckets, pageSize);
+  for (;;) {
+    const r = plan.next();
+    if (r.done) return r.value;
+    await pause();
+  }
+}
+
+function* planBolt(buckets: readonly BucketSource[], pageSize: number): Generator<void, BoltStream> {
   const sorted = [...buckets].sort((a, b) => Buffer.compare(a.name, b.name));
   // Planning pass.
   let next = 3;
-  const plans = sorted.map((b): BucketPlan => {
-    const tp = planTree(entrySizes(b), pageSize);
+  const plans: BucketPlan[] = [];
+  for (const b of sorted) {
+    const tp = yield* planTree(entrySizes(b), pageSize);
     const inline = tp.singleLeafBytes !== undefined && tp.singleLeafBytes <= pageSize / 4;
-    if (inline) return { inline: true, base: 0, root: 0, valueLen: BUCKET_HEADER_SIZE + tp.singleLeafBytes! };
+    if (inline) {
+      plans.push({ inline: true, base: 0, root: 0, valueLen: BUCKET_HEADER_SIZE + tp.singleLeafBytes! });
+      continue;
+    }
     const base = next;
     next += tp.pages;
-    return { inline: false, base, root: next - 1, valueLen: BUCKET_HEADER_SIZE };
-  });
-  const rootPlan = planTree(
+    plans.push({ inline: false, base, root: next - 1, valueLen: BUCKET_HEADER_SIZE });
+  }
+  const rootPlan = yield* planTree(
     sorted.map((b, i) => [b.name.length, plans[i]!.valueLen] as const),
     pageSize,
   );

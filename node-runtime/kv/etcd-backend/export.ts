@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import type { StoreView } from "../store";
-import { writeBolt, type BoltEntry, type BucketSource } from "./bbolt-writer";
+import { writeBolt, writeBoltAsync, type BoltEntry, type BucketSource } from "./bbolt-writer";
 import {
   BUCKETS,
   CONSISTENT_INDEX,
@@ -101,6 +101,16 @@ export interface SnapshotChunks {
  */
 export function etcdSnapshotChunks(input: ExportInput, chunkBytes = DEFAULT_CHUNK_BYTES): SnapshotChunks {
   const db = writeBolt(backendBuckets(input));
+  return { size: db.size + SHA256_BYTES, chunks: chunked(db.pages, chunkBytes) };
+}
+
+/**
+ * etcdSnapshotChunks for a server: the state is taken from `input` at the call, and the planning
+ * pass (which reads every record's size) gives way to other work every few thousand records,
+ * so a large store does not stall the event loop before the first chunk.
+ */
+export async function etcdSnapshotChunksAsync(input: ExportInput, chunkBytes = DEFAULT_CHUNK_BYTES): Promise<SnapshotChunks> {
+  const db = await writeBoltAsync(backendBuckets(input));
   return { size: db.size + SHA256_BYTES, chunks: chunked(db.pages, chunkBytes) };
 }
 

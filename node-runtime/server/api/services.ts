@@ -8,7 +8,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { validateRange, type KvCommand } from "../../kv";
-import { etcdSnapshotChunks } from "../../kv/etcd-backend/export";
+import { etcdSnapshotChunksAsync } from "../../kv/etcd-backend/export";
 import type * as kvt from "../../kv/types";
 import type * as wire from "../etcd-types";
 import { EtcdError, Errors } from "../errors";
@@ -330,24 +330,28 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
         const e = Errors.toEtcd(err);
         return void call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
       }
-      // etcd's backend format (bbolt + SHA-256), produced page by page as the client takes it.
+      // etcd's backend format (bbolt + SHA-256) of the state as of now, produced page by page as the client takes it.
       const ms = m.membership.toState();
-      const snap = etcdSnapshotChunks({ kv: m.kv.view(), members: ms.members, removedMembers: ms.removed });
-      let sent = 0;
-      const pump = (): void => {
-        try {
-          while (!call.cancelled) {
-            const next = snap.chunks.next();
-            if (next.done) return void call.end();
-            sent += next.value.length;
-            if (!call.write({ header: header(m), remaining_bytes: String(snap.size - sent), blob: next.value })) return void call.once("drain", pump);
-          }
-        } catch (e) {
-          const msg = `snapshot: ${(e as Error).message}`;
-          call.destroy(Object.assign(new Error(msg), { code: grpc.status.INTERNAL, details: msg }));
-        }
+      const fail = (e: unknown): void => {
+        const msg = `snapshot: ${(e as Error).message}`;
+        call.destroy(Object.assign(new Error(msg), { code: grpc.status.INTERNAL, details: msg }));
       };
-      pump();
+      etcdSnapshotChunksAsync({ kv: m.kv.view(), members: ms.members, removedMembers: ms.removed }).then((snap) => {
+        let sent = 0;
+        const pump = (): void => {
+          try {
+            while (!call.cancelled) {
+              const next = snap.chunks.next();
+              if (next.done) return void call.end();
+              sent += next.value.length;
+              if (!call.write({ header: header(m), remaining_bytes: String(snap.size - sent), blob: next.value })) return void call.once("drain", pump);
+            }
+          } catch (e) {
+            fail(e);
+          }
+        };
+        pump();
+      }, fail);
     },
   };
 }
