@@ -9,6 +9,8 @@
  * five seconds of refusals). Every call has a 5 s deadline, as etcdctl's command timeout.
  *
  * Writer: puts wl/<run>/<seq> = <seq>, one at a time; every acknowledged seq is kept.
+ * Both loops pause PACE_MS between requests: the cluster, the lab and Pulumi share two cores,
+ * and an unpaced client would mostly measure its own CPU use.
  * Reader: reads, linearizably, the key of the last acknowledged write as seen just before the
  * read was sent; not finding that value is a linearizability violation ("stale").
  *
@@ -46,6 +48,8 @@ export interface WorkloadFinal extends WorkloadCounts {
 }
 
 const DEADLINE_MS = 5000;
+const PACE_MS = 20;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   const cfgPath = process.argv[2]!;
@@ -79,6 +83,7 @@ async function main(): Promise<void> {
         counts.writes.ok++;
         acked.push(seq);
         counts.lastAcked = seq;
+        await pause(PACE_MS);
       } catch (e) {
         counts.writes.failed++;
         note(`put ${key(seq)}`, e);
@@ -96,6 +101,7 @@ async function main(): Promise<void> {
       }
       try {
         const v = await client.get(key(seq)).string();
+        await pause(PACE_MS);
         if (v === String(seq)) counts.reads.ok++;
         else {
           counts.reads.stale++;

@@ -1,0 +1,264 @@
+/**
+ * The deployment, run the way a user runs it (issue 10): the real index.ts under the engine's
+ * mocks, each plan carried out on a lab of real Debian 13 hosts (systemd, sshd, cloud-init),
+ * every command over real SSH through the bastion the stack creates. One lab for the whole
+ * file; the scenarios build on each other in order (a failure stops the rest), each with a
+ * background writer and a linearizable reader through the load balancer, counts printed, and
+ * every member's data compared at the end.
+ */
+import { strict as assert } from "node:assert";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { publicSubnetCidr } from "../../components/addressing";
+import { Applier, type StepReport } from "./apply";
+import type { LabHost, Plan, RecordedResource, StackState } from "./apply/contract";
+import { planDestroy, planUpdate, runProgram } from "./engine";
+import { openLab, type Lab } from "./lab";
+import { compareMembers, Workload, type WorkloadFinal } from "./workload";
+
+const VPC_CIDR = "10.77.0.0/16";
+const REGION = "eu-west-1";
+const INSTANCE = "aws:ec2/instance:Instance";
+const COMMAND = "command:remote:Command";
+
+interface Counts {
+  scenario: string;
+  writesOk: number;
+  writesFailed: number;
+  readsOk: number;
+  readsFailed: number;
+  stale: number;
+  errors: string[];
+}
+
+const report: Counts[] = [];
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
+const log = (line: string) => console.log(`      [e2e ${elapsed()}] ${line}`);
+
+function record(scenario: string, f: WorkloadFinal): Counts {
+  const c = { scenario, writesOk: f.writes.ok, writesFailed: f.writes.failed, readsOk: f.reads.ok, readsFailed: f.reads.failed, stale: f.reads.stale, errors: f.errors };
+  report.push(c);
+  log(`${scenario}: writes ${c.writesOk} ok / ${c.writesFailed} failed, linearizable reads ${c.readsOk} ok / ${c.readsFailed} failed / ${c.stale} stale${c.errors.length ? `; errors: ${c.errors.join(" | ")}` : ""}`);
+  return c;
+}
+
+function summarize(plan: Plan): string {
+  const n: Record<string, number> = {};
+  for (const s of plan.steps) n[s.op] = (n[s.op] ?? 0) + 1;
+  return Object.entries(n).map(([op, k]) => `${k} ${op}`).join(", ") || "no changes";
+}
+
+describe("deployment end to end: Pulumi program -> real hosts over SSH", function () {
+  this.timeout(20 * 60_000);
+  this.bail(true);
+
+  let lab: Lab;
+  let applier: Applier;
+  let state: StackState | undefined;
+  let keyDir: string;
+  let sshPublicKey: string;
+  let sshPrivateKey: string;
+  let workload: Workload | undefined;
+  let scenarioNo = 0;
+  let workloadName = "";
+
+  const config = (masters: number, certGeneration: number): Record<string, string> => ({
+    "aws:region": REGION,
+    "raftkv:masters": String(masters),
+    "raftkv:workers": "1",
+    "raftkv:vpcCidr": VPC_CIDR,
+    "raftkv:adminCidrs": JSON.stringify([`${lab.runnerIp}/32`]),
+    "raftkv:sshPublicKey": sshPublicKey,
+    "raftkv:sshPrivateKey": sshPrivateKey,
+    "raftkv:dataVolumeGiB": "1",
+    "raftkv:certGeneration": String(certGeneration),
+  });
+
+  /** `pulumi up` with this config: run the program, plan against the state, apply. */
+  async function up(cfg: Record<string, string>): Promise<Plan> {
+    const next = await runProgram(cfg, state);
+    const plan = planUpdate(state, next);
+    log(`pulumi up: ${summarize(plan)}`);
+    state = await applier.apply(plan, state);
+    return plan;
+  }
+
+  const instances = (): RecordedResource[] => (state?.resources ?? []).filter((r) => r.type === INSTANCE);
+  const masterNames = (): string[] => instances().map((r) => r.name).filter((n) => /^raftkv-\d+$/.test(n)).sort();
+  const host = (name: string): LabHost => {
+    const h = applier.host(name);
+    assert.ok(h, `no lab host ${name}`);
+    return h;
+  };
+  const worker = () => host("raftkv-worker-1");
+  const nlb = () => {
+    const lbs = applier.loadBalancers();
+    assert.equal(lbs.length, 1, "one load balancer");
+    return lbs[0]!;
+  };
+
+  async function startWorkload(name: string): Promise<Workload> {
+    scenarioNo++;
+    workloadName = name;
+    const w = await Workload.start({ worker: worker(), address: nlb().ips[0]!, serverName: nlb().dnsName, prefix: `/e2e/s${scenarioNo}/` });
+    workload = w;
+    await w.waitForWrites(5);
+    return w;
+  }
+
+  async function finishWorkload(): Promise<Counts> {
+    const name = workloadName;
+    const w = workload!;
+    workload = undefined;
+    const final = await w.stop();
+    const counts = record(name, final);
+    const members = await compareMembers(masterNames().map(host), w.prefix, final.acked);
+    log(`${name}: every member holds the same ${members[0]!.keys} keys: ${members.map((m) => `${m.host}@rev${m.revision}`).join(", ")}`);
+    return counts;
+  }
+
+  async function memberCount(): Promise<number> {
+    const r = await host("raftkv-1").exec(["raftkvctl", "member", "list", "-w", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout.replace(/"ID":\s*(\d+)/g, '"ID":"$1"')) as { members: unknown[] }).members.length;
+  }
+
+  /** Runs a shell line on the worker as an operator would, with the env file the install wrote. */
+  async function onWorker(line: string) {
+    return worker().exec(["bash", "-c", `set -a; . /etc/raftkv/raftkv.env; set +a; ${line}`], { timeoutMs: 60_000 });
+  }
+
+  /** The roll steps of the last run never overlapped. */
+  function assertRolledOneAtATime(runs: StepReport[], expected: number): void {
+    const rolls = runs.filter((r) => /::raftkv-\d+-roll$/.test(r.urn)).sort((a, b) => a.startedMs - b.startedMs);
+    assert.equal(rolls.length, expected, `${expected} member rolls ran`);
+    for (let i = 1; i < rolls.length; i++) {
+      assert.ok(rolls[i]!.startedMs >= rolls[i - 1]!.endedMs, `${rolls[i]!.urn} started before ${rolls[i - 1]!.urn} finished`);
+    }
+  }
+
+  before(async () => {
+    keyDir = mkdtempSync(path.join(os.tmpdir(), "raftkv-e2e-key-"));
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "raftkv-e2e", "-f", path.join(keyDir, "id")]);
+    sshPrivateKey = readFileSync(path.join(keyDir, "id"), "utf8");
+    sshPublicKey = readFileSync(path.join(keyDir, "id.pub"), "utf8").trim();
+    lab = await openLab({ name: `e2e${process.pid % 10000}`, vpcCidr: VPC_CIDR, publicCidr: publicSubnetCidr(VPC_CIDR) });
+    applier = new Applier({ lab, log: (l) => (process.env["RAFTKV_E2E_VERBOSE"] ? log(l) : undefined) });
+  });
+
+  after(async () => {
+    if (workload !== undefined) {
+      // A scenario failed with its workload running: its counts still belong in the report.
+      const w = workload;
+      workload = undefined;
+      await w.stop().then((f) => record(`${workloadName} (failed)`, f), () => w.kill());
+    }
+    await applier?.close();
+    await lab?.close();
+    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+    if (report.length > 0) {
+      console.log("\n      failed requests per scenario (writes failed / reads failed / stale reads, of writes ok / reads ok):");
+      for (const c of report) console.log(`        ${c.scenario.padEnd(34)} ${c.writesFailed} / ${c.readsFailed} / ${c.stale}   of ${c.writesOk} / ${c.readsOk}`);
+    }
+    console.log(`      e2e suite took ${elapsed()}`);
+  });
+
+  it("up: 3 masters and 1 worker through the bastion the stack creates; etcdctl through the load balancer", async () => {
+    await up(config(3, 1));
+    // The runner reached no private host directly: every command it ran went through a proxy it can reach.
+    for (const c of state!.resources.filter((r) => r.type === COMMAND)) {
+      const conn = c.inputs["connection"] as { host: string; proxy?: { host: string } };
+      assert.ok(lab.runnerCanReach(conn.proxy?.host ?? conn.host), `${c.name} connects via ${conn.proxy?.host ?? conn.host}, which the runner cannot reach`);
+    }
+    const bastions = instances().filter((r) => r.inputs["associatePublicIpAddress"] === true);
+    assert.equal(bastions.length, 1, "the stack created one instance with a public address: the bastion");
+    assert.deepEqual(masterNames(), ["raftkv-1", "raftkv-2", "raftkv-3"]);
+    assert.equal(await memberCount(), 3);
+
+    const w = await startWorkload("up");
+    const ctl = (await onWorker("command -v etcdctl")).code === 0 ? "etcdctl" : "raftkvctl";
+    log(`from the worker with ${ctl}${ctl === "raftkvctl" ? " (etcdctl is not in the host image)" : ""}`);
+    const put = await onWorker(`${ctl} put name john`);
+    assert.equal(put.code, 0, put.stderr);
+    assert.equal(put.stdout, "OK\n");
+    const get = await onWorker(`${ctl} get name`);
+    assert.equal(get.code, 0, get.stderr);
+    assert.equal(get.stdout, "name\njohn\n");
+    const keys = await onWorker(`${ctl} get / --prefix --keys-only`);
+    assert.equal(keys.code, 0, keys.stderr);
+    const listed = keys.stdout.split("\n").filter((l) => l !== "");
+    assert.ok(listed.length > 0 && listed.every((k) => k.startsWith("/")), `keys under "/": ${keys.stdout.slice(0, 200)}`);
+    assert.ok(listed.some((k) => k.startsWith(w.prefix)), "the workload's keys are listed");
+    const c = await finishWorkload();
+    assert.equal(c.stale, 0, "no stale linearizable read");
+  });
+
+  it("lose one master (stop its host): writes go on; start it: it catches up", async () => {
+    await startWorkload("lose and regain one master");
+    const lost = host("raftkv-3");
+    await lost.stop();
+    log("raftkv-3 stopped");
+    await workload!.waitForWrites(30, 120_000);
+    await lost.start();
+    log("raftkv-3 started");
+    await workload!.waitForWrites(10, 120_000);
+    const c = await finishWorkload();
+    assert.equal(c.stale, 0, "no stale linearizable read");
+  });
+
+  it("leaf rotation (certGeneration bump): zero failed requests, members roll one at a time", async () => {
+    const before = await host("raftkv-1").exec(["cat", "/etc/raftkv/pki/server.crt"]);
+    await startWorkload("leaf rotation");
+    await up(config(3, 2));
+    assertRolledOneAtATime(applier.lastRun, 3);
+    const after = await host("raftkv-1").exec(["cat", "/etc/raftkv/pki/server.crt"]);
+    assert.notEqual(after.stdout, before.stdout, "raftkv-1 has a new server certificate");
+    const c = await finishWorkload();
+    assert.deepEqual([c.writesFailed, c.readsFailed, c.stale], [0, 0, 0], `failed requests: ${c.errors.join(" | ")}`);
+  });
+
+  it("resize 3 -> 5 -> 7 -> 3: quorum kept at every step, zero failed writes, joined members leave one at a time", async () => {
+    await startWorkload("resize 3 -> 5 -> 7 -> 3");
+    for (const n of [5, 7, 3]) {
+      await up(config(n, 2));
+      if (n === 3) assertLeftOneAtATime(applier.lastRun, 4);
+      assert.equal(await memberCount(), n, `${n} members after the resize`);
+      assert.deepEqual(masterNames(), Array.from({ length: n }, (_, i) => `raftkv-${i + 1}`));
+      const c = await workload!.waitForWrites(5);
+      assert.equal(c.writes.failed, 0, `failed writes while resizing to ${n}: ${c.errors.join(" | ")}`);
+      log(`resized to ${n}: ${c.writes.ok} writes so far, none failed`);
+    }
+    for (const gone of ["raftkv-4", "raftkv-5", "raftkv-6", "raftkv-7"]) assert.equal(applier.host(gone), undefined, `${gone}'s instance is terminated`);
+    const c = await finishWorkload();
+    assert.deepEqual([c.writesFailed, c.stale], [0, 0], `failed writes: ${c.errors.join(" | ")}`);
+  });
+
+  it("pulumi destroy: every member leaves before its instance goes, nothing is left running", async () => {
+    const plan = planDestroy(state!);
+    log(`pulumi destroy: ${summarize(plan)}`);
+    state = await applier.apply(plan, state);
+    assert.deepEqual(state.resources, []);
+    const uninstalled = applier.lastRun.filter((r) => r.op === "delete" && /::raftkv-\d+-install$/.test(r.urn));
+    assert.equal(uninstalled.length, 3, "every member ran its leave command");
+    for (const leave of uninstalled) {
+      const member = /::(raftkv-\d+)-install$/.exec(leave.urn)![1]!;
+      const terminated = applier.lastRun.find((r) => r.op === "delete" && r.urn.endsWith(`aws:ec2/instance:Instance::${member}`));
+      assert.ok(terminated && terminated.startedMs >= leave.endedMs, `${member} left before its instance was terminated`);
+    }
+    for (const name of ["raftkv-1", "raftkv-2", "raftkv-3", "raftkv-worker-1"]) assert.equal(applier.host(name), undefined, `${name} is terminated`);
+    assert.ok(!instances().length, "no instance in the state");
+    assert.deepEqual(applier.loadBalancers(), [], "the load balancer forwarder is gone");
+  });
+});
+
+/** The joined members' leave commands (their installs' deletes) never overlapped. */
+function assertLeftOneAtATime(runs: StepReport[], expected: number): void {
+  const leaves = runs.filter((r) => r.op === "delete" && /::raftkv-[4-7]-install$/.test(r.urn)).sort((a, b) => a.startedMs - b.startedMs);
+  assert.equal(leaves.length, expected, `${expected} joined members left`);
+  for (let i = 1; i < leaves.length; i++) {
+    assert.ok(leaves[i]!.startedMs >= leaves[i - 1]!.endedMs, `${leaves[i]!.urn} left while ${leaves[i - 1]!.urn} was still leaving`);
+  }
+}
