@@ -254,8 +254,12 @@ class BodyTimeoutError extends Error {}
 
 /** The first request's headers must arrive within this time of the connection. */
 export const HEADERS_TIMEOUT_MS = 10_000;
-/** A unary request's body must arrive within this time (slow-body clients hold sockets). */
+/**
+ * A unary request's body may pause at most this long between chunks (slow-body clients hold
+ * sockets) and take at most BODY_MAX_MS in all; a large body that keeps flowing is read.
+ */
 export const BODY_TIMEOUT_MS = 30_000;
+const BODY_MAX_MS = 300_000;
 /** Time the rest of a refused body may take to drain before the connection is dropped. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -277,17 +281,25 @@ function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json 
   return new Promise((resolve, reject) => {
     const splitter = new JsonValueSplitter();
     let done = false;
-    const timer = setTimeout(() => fail(new BodyTimeoutError(`request body not received within ${BODY_TIMEOUT_MS / 1000} s`)), BODY_TIMEOUT_MS);
+    const stalled = () => fail(new BodyTimeoutError(`request body not received within ${BODY_TIMEOUT_MS / 1000} s`));
+    let timer = setTimeout(stalled, BODY_TIMEOUT_MS);
+    const overall = setTimeout(() => fail(new BodyTimeoutError(`request body not received within ${BODY_MAX_MS / 1000} s`)), BODY_MAX_MS);
+    const clearTimers = () => {
+      clearTimeout(timer);
+      clearTimeout(overall);
+    };
     const fail = (e: unknown) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      clearTimers();
       reject(e);
       discardRest(req);
     };
     req.setEncoding("utf8");
     req.on("data", (chunk: string) => {
       if (done) return;
+      clearTimeout(timer);
+      timer = setTimeout(stalled, BODY_TIMEOUT_MS);
       let values: string[];
       try {
         values = splitter.push(chunk);
@@ -296,7 +308,7 @@ function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json 
       }
       if (values.length > 0) {
         done = true;
-        clearTimeout(timer);
+        clearTimers();
         try {
           resolve(parseJson(values[0]!));
         } catch (e) {
@@ -311,7 +323,7 @@ function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json 
     req.on("end", () => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      clearTimers();
       try {
         const rest = splitter.finish();
         resolve(rest === undefined ? undefined : parseJson(rest));
@@ -320,7 +332,7 @@ function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json 
       }
     });
     req.on("error", (e) => fail(e));
-    req.on("close", () => clearTimeout(timer));
+    req.on("close", clearTimers);
   });
 }
 
