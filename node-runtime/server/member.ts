@@ -975,15 +975,20 @@ export class Member extends EventEmitter {
     if (!this.isLeader() || this.stopped || this.confirmingLeases) return;
     // Under a CORRUPT alarm every revoke would be refused: do not fill the log with retries.
     if (this.kv.alarms().some((a) => a.alarm === "CORRUPT")) return;
-    const candidates = this.kv.lessor.expired(Date.now()).filter((id) => !this.revoking.has(id));
+    // expired() postpones what it returns by EXPIRED_RETRY_MS; remember that deadline: a lease
+    // renewed while leadership is being confirmed has another one and is not revoked.
+    const lessor = this.kv.lessor;
+    const candidates = lessor
+      .expired(Date.now())
+      .filter((id) => !this.revoking.has(id))
+      .map((id) => ({ id, expiry: lessor.get(id)?.expiry }));
     if (candidates.length === 0) return;
     this.confirmingLeases = true;
     try {
       const term = await this.confirmLeadership();
       if (term === undefined) return;
-      const expired = new Set(this.kv.lessor.expired(Date.now()));
-      for (const id of candidates) {
-        if (!expired.has(id) || this.revoking.has(id)) continue;
+      for (const { id, expiry } of candidates) {
+        if (lessor.get(id)?.expiry !== expiry || this.revoking.has(id)) continue;
         if (this.raft.leaderTerm() !== term) return;
         this.revoking.add(id);
         this.proposeKv({ type: "leaseRevoke", req: { ID: id } }, { leaderOnly: true }).catch(() => this.revoking.delete(id));
