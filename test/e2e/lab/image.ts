@@ -18,7 +18,8 @@ const SUITE = "trixie";
  * What the product and its host scripts use on a host (components/hostScripts.ts): bash, awk
  * (mawk, as on the AMI), install/mktemp (coreutils), cmp (diffutils), useradd (passwd),
  * blkid/mountpoint (util-linux), mount, mkfs.ext4 (e2fsprogs), systemctl, node >= 20, sudo;
- * sshd with sftp for the providers' file copies; cloud-init for user data.
+ * sshd with sftp for the providers' file copies; cloud-init for user data; etcd-client (trixie's
+ * etcdctl 3.5), because users run etcdctl from a worker and the e2e suite does exactly that.
  */
 export const PACKAGES = [
   "systemd",
@@ -43,6 +44,7 @@ export const PACKAGES = [
   "coreutils",
   "grep",
   "sed",
+  "etcd-client",
 ] as const;
 
 /** cloud-init as on the Debian AMI, minus what cannot work in a container without a network path. */
