@@ -7,40 +7,21 @@
  * hostile peer would have sent it), then the follower restarts and replays it.
  */
 import { strict as assert } from "node:assert";
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { crc32c } from "../../../node-runtime/storage/crc32c";
-import { RecordType, readFrame } from "../../../node-runtime/storage/wal-record";
 import { ETCDCTL_BIN } from "../../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../../helpers/run-cli";
 import { sleep, TestCluster } from "../harness/cluster";
+import { patchWalEntries } from "./wal-tamper";
 
 const MARKER = "poison-key-5f3a";
 
 /** Rewrites the command inside the WAL entry that puts MARKER so that it no longer decodes. */
 function poisonWal(walDir: string): number {
-  let patched = 0;
-  for (const file of fs.readdirSync(walDir).filter((f) => f.endsWith(".wal"))) {
-    const p = path.join(walDir, file);
-    const buf = fs.readFileSync(p);
-    let off = 0;
-    for (;;) {
-      const f = readFrame(buf, off, buf.length);
-      if (!f.ok) break;
-      if (f.type === RecordType.Entry && buf.subarray(f.payloadStart, f.payloadEnd).includes(MARKER)) {
-        // Entry payload: term u64, index u64, type u8, then the data: the 17-byte envelope
-        // header, then the command, whose first byte is its format version.
-        const formatAt = f.payloadStart + 17 + 17;
-        buf[formatAt] = 0x7f;
-        buf.writeUInt32LE(crc32c(buf, f.payloadStart, f.payloadEnd), off + 8);
-        buf.writeUInt32LE(crc32c(buf, off, off + 12), off + 12);
-        patched++;
-      }
-      off = f.payloadEnd;
-    }
-    if (patched > 0) fs.writeFileSync(p, buf);
-  }
-  return patched;
+  // Entry payload: term u64, index u64, type u8, then the data: the 17-byte envelope header,
+  // then the command, whose first byte is its format version.
+  return patchWalEntries(walDir, MARKER, (buf, payloadStart) => {
+    buf[payloadStart + 17 + 17] = 0x7f;
+  });
 }
 
 describe("cluster: a committed entry that cannot be applied", function () {

@@ -8,41 +8,20 @@
  *   while a healthy member with the same flag starts.
  */
 import { strict as assert } from "node:assert";
-import * as fs from "node:fs";
 import * as path from "node:path";
-import { crc32c } from "../../../node-runtime/storage/crc32c";
-import { RecordType, readFrame } from "../../../node-runtime/storage/wal-record";
 import { ETCDCTL_BIN } from "../../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../../helpers/run-cli";
 import { sleep, TestCluster } from "../harness/cluster";
+import { patchWalEntries } from "./wal-tamper";
 
 const GOOD = "value-AAAA-5f3a";
 const BAD = "value-BBBB-5f3a";
 
 /** Rewrites GOOD to BAD inside the WAL entries that carry it, keeping every record valid. */
 function rewriteValue(walDir: string): number {
-  let patched = 0;
-  for (const file of fs.readdirSync(walDir).filter((f) => f.endsWith(".wal"))) {
-    const p = path.join(walDir, file);
-    const buf = fs.readFileSync(p);
-    let off = 0;
-    let changed = false;
-    for (;;) {
-      const f = readFrame(buf, off, buf.length);
-      if (!f.ok) break;
-      const at = buf.subarray(f.payloadStart, f.payloadEnd).indexOf(GOOD);
-      if (f.type === RecordType.Entry && at >= 0) {
-        buf.write(BAD, f.payloadStart + at, "latin1");
-        buf.writeUInt32LE(crc32c(buf, f.payloadStart, f.payloadEnd), off + 8);
-        buf.writeUInt32LE(crc32c(buf, off, off + 12), off + 12);
-        patched++;
-        changed = true;
-      }
-      off = f.payloadEnd;
-    }
-    if (changed) fs.writeFileSync(p, buf);
-  }
-  return patched;
+  return patchWalEntries(walDir, GOOD, (buf, _payloadStart, at) => {
+    buf.write(BAD, at, "latin1");
+  });
 }
 
 describe("cluster: corruption detection", function () {
