@@ -8,10 +8,9 @@
  */
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { ETCDCTL_BIN } from "../../helpers/etcd-reference";
-import { cleanCtlEnv, runCli, type CliResult } from "../../helpers/run-cli";
 import { sleep, TestCluster } from "../harness/cluster";
 import { patchWalEntries } from "./wal-tamper";
+import { etcdctlOn, eventually as until } from "./clients";
 
 const MARKER = "poison-key-5f3a";
 
@@ -36,17 +35,8 @@ describe("cluster: a committed entry that cannot be applied", function () {
     await c?.destroy();
   });
 
-  function etcdctl(args: string[], endpoint: string): Promise<CliResult> {
-    return runCli(ETCDCTL_BIN, ["--dial-timeout=3s", "--command-timeout=10s", ...args], { ...cleanCtlEnv(), ...c!.ctlEnv([endpoint]) }, { timeoutMs: 30_000 });
-  }
-
-  async function eventually(what: string, f: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await f())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(250);
-    }
-  }
+  const etcdctl = (args: string[], endpoint: string) => etcdctlOn(c!, endpoint, args);
+  const eventually = (what: string, f: () => Promise<boolean>) => until(what, async () => ((await f()) ? true : undefined), 60_000, 250);
 
   it("halts only that member, which raises CORRUPT, keeps running and survives restarts", async () => {
     const leader = await c!.leader();

@@ -9,6 +9,8 @@ import { Etcd3 } from "etcd3";
 import { noop } from "cockatiel";
 import { loadEtcdGrpc } from "../../../node-runtime/server/proto";
 import { sleep, type TestCluster } from "../harness/cluster";
+import { ETCDCTL_BIN } from "../../helpers/etcd-reference";
+import { cleanCtlEnv, runCli, type CliResult } from "../../helpers/run-cli";
 
 // etcd3 warns about TLS ServerName being an IP; the warning is noise in test output.
 process.env["NODE_NO_WARNINGS"] = "1";
@@ -235,4 +237,9 @@ export async function missingWrites(m: RawMember, prefix: string, acked: Readonl
   const r = await m.get(prefix, { prefix: true, serializable });
   const have = new Map(r.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
   return [...acked].filter(([k, v]) => have.get(k) !== v).map(([k]) => k);
+}
+
+/** Debian's etcdctl against one member of the cluster, with short dial and command timeouts. */
+export function etcdctlOn(c: TestCluster, endpoint: string, args: string[]): Promise<CliResult> {
+  return runCli(ETCDCTL_BIN, ["--dial-timeout=3s", "--command-timeout=10s", ...args], { ...cleanCtlEnv(), ...c.ctlEnv([endpoint]) }, { timeoutMs: 30_000 });
 }
