@@ -141,12 +141,7 @@ export class JsonValueSplitter {
     const complete = (end: number) => {
       this.parts.push(text.slice(from, end));
       out.push(this.parts.length === 1 ? this.parts[0]! : this.parts.join(""));
-      this.parts = [];
-      this.partsLength = 0;
-      this.inValue = false;
-      this.literal = false;
-      this.depth = 0;
-      this.inString = false;
+      this.reset();
     };
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
@@ -200,15 +195,20 @@ export class JsonValueSplitter {
    * At the end of the body: the last value if it was a bare literal, undefined if nothing is
    * left; throws "unexpected EOF" (Go's words) when the body stops inside a value.
    */
-  finish(): string | undefined {
-    const rest = this.inValue ? this.parts.join("").trim() : "";
-    const truncated = this.inValue && !this.literal;
+  /** Back to "between values": nothing buffered, no open string, literal or nesting. */
+  private reset(): void {
     this.parts = [];
     this.partsLength = 0;
     this.inValue = false;
     this.literal = false;
     this.depth = 0;
     this.inString = false;
+  }
+
+  finish(): string | undefined {
+    const rest = this.inValue ? this.parts.join("").trim() : "";
+    const truncated = this.inValue && !this.literal;
+    this.reset();
     if (truncated) {
       // A syntax error before the cut is reported as such (Go's decoder stops there first).
       parseJson(rest);
