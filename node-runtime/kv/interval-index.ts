@@ -95,6 +95,17 @@ export class IntervalIndex<V> {
     return removed;
   }
 
+  /** Calls fn with every value held, in interval order. */
+  forEach(fn: (value: V) => void): void {
+    const visit = (n: Node<V> | undefined): void => {
+      if (!n) return;
+      visit(n.left);
+      for (const v of n.values) fn(v);
+      visit(n.right);
+    };
+    visit(this.root);
+  }
+
   /** Calls fn with every value whose interval contains key. */
   stab(key: string, fn: (value: V) => void): void {
     const visit = (n: Node<V> | undefined): void => {

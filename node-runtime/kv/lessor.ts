@@ -54,6 +54,11 @@ export class Lessor {
     this.byId.delete(id);
   }
 
+  /** Replicated: every lease gone (a snapshot replaces them). */
+  clear(): void {
+    this.byId.clear();
+  }
+
   /** This member became leader: every lease gets a fresh deadline now + TTL. */
   promote(nowMs: number): void {
     this.primary = true;

@@ -527,10 +527,10 @@ export class KvStore {
    * pulls the history in bounded batches with handle.catchUp() at its own pace, after which
    * every applied revision touching the range is delivered as one call.
    */
-  watch(opts: WatchOptions, listener: WatchListener): WatchHandle {
+  watch(opts: WatchOptions, listener: WatchListener, onBehind?: () => void): WatchHandle {
     const start = opts.start_revision ?? 0;
     if (start > 0 && start < this.compactRev) throw new WatchCompactedError(this.compactRev);
-    const w = Watcher.from(this.nextWatchId++, opts, listener);
+    const w = Watcher.from(this.nextWatchId++, opts, listener, onBehind);
     if (start > 0 && start <= this.rev) this.hub.addUnsynced(w, start);
     else this.hub.add(w);
     const hub = this.hub;
@@ -662,20 +662,38 @@ export class KvStore {
   }
 
   static restore(data: Uint8Array, opts: Partial<KvStoreOptions> = {}): KvStore {
-    const s = decodeSnapshot(data);
     const store = new KvStore(opts);
-    store.applied = s.appliedIndex;
-    store.rev = s.revision;
-    store.compactRev = s.compactRevision;
-    store.alarmList = s.alarms;
-    store.mvcc = new Mvcc(s.keys, s.log);
-    for (const l of s.leases) store.lessor.add(new Lease(l.id, l.ttl));
-    for (const ki of s.keys) {
-      const last = ki.last();
-      if (last && last.val !== null && last.lease !== NO_LEASE) store.lessor.get(last.lease)?.keys.add(ki.key);
-    }
+    store.load(data);
     return store;
   }
+
+  /**
+   * Replaces the whole replicated state with a snapshot's, in place (a follower installing the
+   * leader's snapshot). Watchers survive, as in etcd's watchableStore.Restore: each one moves
+   * aside at the revision it had reached and catches up from the new state's history, or is
+   * cancelled with compact_revision when that history is gone.
+   */
+  replaceState(data: Uint8Array): void {
+    const reached = this.rev;
+    this.load(data);
+    this.hub.resyncAll(reached + 1);
+  }
+
+  private load(data: Uint8Array): void {
+    const s = decodeSnapshot(data);
+    this.applied = s.appliedIndex;
+    this.rev = s.revision;
+    this.compactRev = s.compactRevision;
+    this.alarmList = s.alarms;
+    this.mvcc = new Mvcc(s.keys, s.log);
+    this.lessor.clear();
+    for (const l of s.leases) this.lessor.add(new Lease(l.id, l.ttl));
+    for (const ki of s.keys) {
+      const last = ki.last();
+      if (last && last.val !== null && last.lease !== NO_LEASE) this.lessor.get(last.lease)?.keys.add(ki.key);
+    }
+  }
+
 }
 
 export interface StoreView {

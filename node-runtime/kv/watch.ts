@@ -72,9 +72,11 @@ export class Watcher {
     readonly noPut: boolean,
     readonly noDelete: boolean,
     readonly listener: WatchListener,
+    /** Told when the store moves this watcher aside on its own (a snapshot replaced the state). */
+    readonly onBehind?: () => void,
   ) {}
 
-  static from(id: number, opts: WatchOptions, listener: WatchListener): Watcher {
+  static from(id: number, opts: WatchOptions, listener: WatchListener, onBehind?: () => void): Watcher {
     const begin = opts.key.toString('latin1');
     const re = opts.range_end;
     let end: string | null | undefined;
@@ -91,6 +93,7 @@ export class Watcher {
       filters.includes('NOPUT'),
       filters.includes('NODELETE'),
       listener,
+      onBehind,
     );
   }
 
@@ -142,6 +145,18 @@ export class WatchHub {
     this.removeSynced(w);
     w.next = next;
     this.unsynced.add(w);
+  }
+
+  /**
+   * The state was replaced under every watcher: the synced ones move aside at `next` (the first
+   * revision they have not seen), the unsynced keep their cursors, and each is told to catch up.
+   */
+  resyncAll(next: number): void {
+    const synced: Watcher[] = [];
+    for (const set of this.singles.values()) synced.push(...set);
+    this.ranges.forEach((w) => synced.push(w));
+    for (const w of synced) this.addUnsynced(w, next);
+    for (const w of [...this.unsynced]) w.onBehind?.();
   }
 
   /** The unsynced watcher caught up: from now on it hears of new revisions as they happen. */

@@ -766,7 +766,9 @@ export class Member extends EventEmitter {
       return;
     }
     const p = decodeSnapshotPayload(snap.data);
-    this.kv = KvStore.restore(p.kv, this.kvOptions());
+    // In place when a store exists: watch streams and lease timers hold this object.
+    if (this.kv === undefined) this.kv = KvStore.restore(p.kv, this.kvOptions());
+    else this.kv.replaceState(p.kv);
     this.membership = Membership.fromState(p.membership);
   }
 

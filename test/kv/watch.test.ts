@@ -203,3 +203,46 @@ describe('kv watch', () => {
     );
   });
 });
+
+describe('kv watch across a replaced state (snapshot install)', () => {
+  /** Two stores that agree up to `common` writes; the leader then goes on alone. */
+  function diverged(extra: (leader: Harness) => void): { follower: Harness; leader: Harness } {
+    const follower = new Harness();
+    const leader = new Harness();
+    for (const h of [follower, leader]) for (let i = 0; i < 3; i++) h.put(`k${i}`, `old${i}`);
+    extra(leader);
+    return { follower, leader };
+  }
+
+  it('keeps its watchers: each catches up from where it was, then hears new writes', () => {
+    const { follower, leader } = diverged((l) => {
+      l.put('k1', 'new1');
+      l.put('other', 'x');
+      l.put('k2', 'new2');
+    });
+    const calls: string[][] = [];
+    let woken = 0;
+    const handle = follower.store.watch({ key: b('k'), range_end: b('l') }, (events) => calls.push(events.map((e) => `${e.kv.mod_revision}:${e.kv.key}=${e.kv.value}`)), () => woken++);
+    assert.ok(handle.synced);
+    follower.store.replaceState(leader.store.snapshot());
+    assert.equal(woken, 1, 'the watcher was not told to catch up');
+    assert.equal(handle.synced, false);
+    while (!handle.synced) handle.catchUp(1000, Infinity);
+    assert.deepEqual(calls, [['5:k1=new1', '7:k2=new2']]);
+    follower.index = leader.index;
+    follower.put('k0', 'after');
+    assert.deepEqual(calls.at(-1), ['8:k0=after']);
+  });
+
+  it('cancels a watcher whose missed history the new state compacted away, as etcd does', () => {
+    const { follower, leader } = diverged((l) => {
+      l.put('k1', 'new1');
+      l.put('k1', 'newer1');
+      l.ok({ type: 'compact', req: { revision: 6 } });
+    });
+    const handle = follower.store.watch({ key: b('k1') }, () => undefined, () => undefined);
+    follower.store.replaceState(leader.store.snapshot());
+    assert.deepEqual(handle.catchUp(1000, Infinity), { state: 'compacted', compactRevision: 6 });
+    assert.equal(follower.store.watcherCount, 0);
+  });
+});

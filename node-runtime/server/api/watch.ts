@@ -166,6 +166,11 @@ export function serveWatch(member: Member, call: Stream): void {
           filters: (req.filters ?? []).filter((f): f is "NOPUT" | "NODELETE" => f === "NOPUT" || f === "NODELETE"),
         },
         deliver,
+        // The member installed a snapshot: this watcher catches up from the new state's history.
+        () => {
+          behind.add(id);
+          schedulePump();
+        },
       );
     } catch (e) {
       if (e instanceof WatchCompactedError) {
