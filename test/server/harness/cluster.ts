@@ -78,8 +78,14 @@ export class TestCluster {
         throw e;
       }
     }
-    for (const m of members) c.startMember(m.name);
-    await c.waitHealthy();
+    try {
+      for (const m of members) c.startMember(m.name);
+      await c.waitHealthy();
+    } catch (e) {
+      // The caller never gets the cluster to destroy: stop what was started here.
+      await c.destroy().catch(() => undefined);
+      throw e;
+    }
     return c;
   }
 
