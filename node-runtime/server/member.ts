@@ -9,7 +9,6 @@
  * nothing on this path waits for one request at a time.
  */
 import { EventEmitter } from "node:events";
-import * as fs from "node:fs";
 import type { Logger } from "pino";
 import {
   RaftNode,
@@ -23,7 +22,7 @@ import {
 } from "../raft";
 import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec";
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types";
-import { SnapshotStore, WriteAheadLog, readMeta, writeMeta } from "../storage";
+import { SnapshotStore, WriteAheadLog, nodeFs, readMeta, writeMeta, type StorageFs } from "../storage";
 import { KvStore, decodeCommand, prepareCommand, type KvCommand } from "../kv";
 import { PeerTransport, type PeerRecord } from "./transport";
 import type { ReloadingTls } from "./tls";
@@ -36,6 +35,7 @@ import { RequestIds, hexId, memberIdFor } from "./identity";
 import { Membership, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { EtcdError, Errors } from "./errors";
 import { findMismatchedPeers, type HashPeers, type KvHash } from "./corrupt-check";
+import { sleep, systemClock, type Clock, type MemberEnv, type PeerNetwork, type TimerHandle } from "./member-env";
 
 /** Peer payload tags: raft messages and the few member-to-member calls raft does not carry. */
 const TAG_RAFT = 0;
@@ -45,13 +45,13 @@ const TAG_RPC_RES = 2;
 interface Waiter {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 interface ReadBatch {
   ctx: Buffer;
   waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
-  timer?: NodeJS.Timeout;
+  timer?: TimerHandle;
 }
 
 export interface SnapshotPayload {
@@ -91,15 +91,15 @@ export class Member extends EventEmitter {
   private snaps!: SnapshotStore;
   kv!: KvStore;
   membership!: Membership;
-  private transport!: PeerTransport;
-  private tickTimer?: NodeJS.Timeout;
-  private leaseTimer?: NodeJS.Timeout;
-  private corruptTimer?: NodeJS.Timeout;
+  private transport!: PeerNetwork;
+  private tickTimer?: TimerHandle;
+  private leaseTimer?: TimerHandle;
+  private corruptTimer?: TimerHandle;
   private processing = false;
   private again = false;
   private stopped = false;
   /** Request IDs (waiters, read contexts, member calls): unique across restarts, see RequestIds. */
-  private readonly ids = new RequestIds();
+  private readonly ids: RequestIds;
   private readonly waiters = new Map<number, Waiter>();
   private currentRead: ReadBatch | undefined;
   private nextRead: ReadBatch | undefined;
@@ -134,14 +134,21 @@ export class Member extends EventEmitter {
    */
   private applyHalt: { index: number; reason: string } | undefined;
   readonly requestTimeoutMs: number;
+  /** Time, randomness, disk and network: see member-env.ts. */
+  private readonly clock: Clock;
+  private readonly fs: StorageFs;
 
   constructor(
     readonly cfg: ServerConfig,
     private readonly peerTls: ReloadingTls,
     readonly log: Logger,
     readonly metrics: Metrics,
+    private readonly env: Partial<MemberEnv> = {},
   ) {
     super();
+    this.clock = env.clock ?? systemClock;
+    this.fs = env.fs ?? nodeFs;
+    this.ids = new RequestIds(this.clock.now());
     const self = cfg.initialCluster.find((m) => m.name === cfg.name)!;
     this.id = memberIdFor([self.peerUrl], cfg.initialClusterToken);
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
@@ -152,13 +159,13 @@ export class Member extends EventEmitter {
 
   async start(): Promise<void> {
     const { cfg } = this;
-    fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
-    const meta = await readMeta(cfg.dataDir);
+    await this.fs.mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+    const meta = await readMeta(cfg.dataDir, this.fs);
     const raftCfg: RaftConfig = {
       id: this.id,
       electionTick: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs)),
       heartbeatTick: 1,
-      random: Math.random,
+      random: this.env.random ?? Math.random,
       preVote: true,
       checkQuorum: true,
       maxSizePerMsg: 1024 * 1024,
@@ -170,9 +177,10 @@ export class Member extends EventEmitter {
     };
     const { wal, recovered } = await WriteAheadLog.open(`${cfg.dataDir}/wal`, {
       logger: (msg, fields) => this.log.warn(fields ?? {}, msg),
+      fs: this.fs,
     });
     this.wal = wal;
-    this.snaps = new SnapshotStore(`${cfg.dataDir}/snap`, { logger: (msg, fields) => this.log.warn(fields ?? {}, msg) });
+    this.snaps = new SnapshotStore(`${cfg.dataDir}/snap`, { logger: (msg, fields) => this.log.warn(fields ?? {}, msg), fs: this.fs });
     // Our own entries still in the log will be applied again; new requests must not share their IDs.
     for (const e of recovered.entries) this.ids.observe(requestIdOf(e, this.id));
     // Only the snapshot the WAL marked: a newer file without its marker (a crash inside a save or
@@ -224,7 +232,7 @@ export class Member extends EventEmitter {
         memberId: hexId(this.id),
         name: cfg.name,
         version: 1,
-      });
+      }, this.fs);
     }
     this.appliedIndex = this.kv.appliedIndex;
     this.synced = { term: recovered.hardState.term, vote: recovered.hardState.vote };
@@ -234,14 +242,8 @@ export class Member extends EventEmitter {
     this.markedIndex = this.lastSnapshotIndex;
     if (snapshot) this.appliedConf = snapshot.meta.confState;
 
-    this.transport = new PeerTransport({
-      selfId: this.id,
-      clusterId: cfg.initialClusterToken,
-      listen: { host: cfg.listenPeer.host, port: cfg.listenPeer.port },
-      tls: this.peerTls,
-      logger: this.log.child({ component: "transport" }),
-      metrics: this.metrics,
-      onMessage: (from, payload) => this.onPeerPayload(from, payload),
+    const hooks = {
+      onMessage: (from: number, payload: Uint8Array) => this.onPeerPayload(from, payload),
       // Who may speak for which member ID: the membership, plus members whose addition is
       // appended but not applied yet (they must connect for that entry to commit).
       directory: () => {
@@ -249,27 +251,36 @@ export class Member extends EventEmitter {
         for (const [id, url] of this.appendedPeers) if (!list.some((m) => m.id === id)) list.push({ id, name: "", peerURLs: [url] });
         return list;
       },
+      isRemovedPeer: (id: number) => this.membership.isRemoved(id),
+      onRemovedFromCluster: (by: number) => this.onRemovedByPeer(by),
+    };
+    this.transport = this.env.network?.(hooks) ?? new PeerTransport({
+      ...hooks,
+      selfId: this.id,
+      clusterId: cfg.initialClusterToken,
+      listen: { host: cfg.listenPeer.host, port: cfg.listenPeer.port },
+      tls: this.peerTls,
+      logger: this.log.child({ component: "transport" }),
+      metrics: this.metrics,
       policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname },
       // A snapshot is the store (bounded by the quota) plus the membership, serialized.
       maxSnapshotBytes: 2 * cfg.quotaBackendBytes + 64 * 1024 * 1024,
-      isRemovedPeer: (id) => this.membership.isRemoved(id),
-      onRemovedFromCluster: (by) => this.onRemovedByPeer(by),
     });
     await this.transport.start();
     this.syncPeers();
     this.learnPeersAppended(recovered.entries);
 
     this.registerRpc();
-    this.tickTimer = setInterval(() => {
+    this.tickTimer = this.clock.setInterval(() => {
       this.raft.tick();
       this.schedule();
     }, cfg.heartbeatIntervalMs);
-    this.leaseTimer = setInterval(() => {
+    this.leaseTimer = this.clock.setInterval(() => {
       this.revokeExpiredLeases().catch((e: unknown) => this.log.warn({ err: String(e) }, "lease expiry pass failed"));
     }, 500);
     if (cfg.corruptCheckTimeMs > 0) {
       let running = false;
-      this.corruptTimer = setInterval(() => {
+      this.corruptTimer = this.clock.setInterval(() => {
         if (running) return;
         running = true;
         this.periodicCorruptCheck()
@@ -306,11 +317,11 @@ export class Member extends EventEmitter {
     if (this.stopped) return;
     if (this.isLeader() && this.membership.voters().length > 1) await this.transferLeadershipAway(this.cfg.electionTimeoutMs);
     this.stopped = true;
-    clearInterval(this.tickTimer);
-    clearInterval(this.leaseTimer);
-    clearInterval(this.corruptTimer);
+    this.clock.clearInterval(this.tickTimer);
+    this.clock.clearInterval(this.leaseTimer);
+    this.clock.clearInterval(this.corruptTimer);
     for (const [, w] of this.waiters) {
-      clearTimeout(w.timer);
+      this.clock.clearTimeout(w.timer);
       w.reject(Errors.stopped());
     }
     this.waiters.clear();
@@ -320,7 +331,7 @@ export class Member extends EventEmitter {
   }
 
   private async waitIdle(): Promise<void> {
-    while (this.processing || this.snapshotting) await new Promise((r) => setTimeout(r, 5));
+    while (this.processing || this.snapshotting) await sleep(this.clock, 5);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -333,7 +344,7 @@ export class Member extends EventEmitter {
       return;
     }
     this.processing = true;
-    setImmediate(() => {
+    this.clock.setImmediate(() => {
       this.runReady().catch((e: unknown) => this.die(e));
     });
   }
@@ -468,7 +479,7 @@ export class Member extends EventEmitter {
     this.metrics.isLeader.set(lead === this.id ? 1 : 0);
     this.log.info({ leader: lead === 0 ? "none" : hexId(lead), term: this.term }, "leader changed");
     if (lead === this.id) {
-      this.kv.lessor.promote(Date.now());
+      this.kv.lessor.promote(this.clock.now());
       if (!this.membership.initialized) {
         const state = this.membership.toState();
         this.propose(EntryKind.ClusterInit, Buffer.from(JSON.stringify(state))).catch(() => undefined);
@@ -545,7 +556,7 @@ export class Member extends EventEmitter {
       "cannot apply committed entry: this member stops applying and raises a CORRUPT alarm; the rest of the cluster keeps serving",
     );
     for (const [, w] of this.waiters) {
-      clearTimeout(w.timer);
+      this.clock.clearTimeout(w.timer);
       w.reject(Errors.corrupt());
     }
     this.waiters.clear();
@@ -565,7 +576,7 @@ export class Member extends EventEmitter {
       } catch {
         // retried below
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(this.clock, 500);
     }
   }
 
@@ -627,7 +638,7 @@ export class Member extends EventEmitter {
     if (this.removedNoticed) return;
     this.removedNoticed = true;
     this.log.warn({ how }, "this member was removed from the cluster; stopping");
-    setImmediate(() => this.emit("removed"));
+    this.clock.setImmediate(() => this.emit("removed"));
   }
 
   /** A peer that applied our removal refuses us; we may never see that entry committed ourselves. */
@@ -699,7 +710,7 @@ export class Member extends EventEmitter {
     const w = this.waiters.get(seq);
     if (!w) return;
     this.waiters.delete(seq);
-    clearTimeout(w.timer);
+    this.clock.clearTimeout(w.timer);
     if (error) w.reject(error);
     else w.resolve(result);
   }
@@ -803,7 +814,7 @@ export class Member extends EventEmitter {
         this.metrics.proposalsFailed.inc();
         return reject(e instanceof NoLeaderError ? Errors.noLeader() : Errors.fromRaft(e));
       }
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.waiters.delete(seq);
         this.metrics.proposalsFailed.inc();
         reject(this.leader === 0 ? Errors.noLeader() : Errors.timeout());
@@ -827,7 +838,7 @@ export class Member extends EventEmitter {
       } catch (e) {
         return reject(e instanceof NoLeaderError ? Errors.noLeader() : Errors.fromRaft(e));
       }
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.waiters.delete(seq);
         reject(Errors.timeout());
       }, this.requestTimeoutMs);
@@ -889,7 +900,7 @@ export class Member extends EventEmitter {
           // retried below
         }
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(this.clock, 200);
     }
   }
 
@@ -917,7 +928,7 @@ export class Member extends EventEmitter {
     ctx.writeDoubleLE(this.ids.next(), 8);
     batch.ctx = ctx;
     this.readsInFlight.set(ctx.toString("hex"), batch);
-    batch.timer = setTimeout(() => this.finishRead(batch, this.leader === 0 ? Errors.noLeader() : Errors.timeout()), this.requestTimeoutMs);
+    batch.timer = this.clock.setTimeout(() => this.finishRead(batch, this.leader === 0 ? Errors.noLeader() : Errors.timeout()), this.requestTimeoutMs);
     try {
       this.raft.readIndex(ctx);
     } catch (e) {
@@ -946,7 +957,7 @@ export class Member extends EventEmitter {
 
   private finishRead(batch: ReadBatch, error: Error | undefined): void {
     if (!this.readsInFlight.delete(batch.ctx.toString("hex"))) return;
-    clearTimeout(batch.timer);
+    this.clock.clearTimeout(batch.timer);
     for (const w of batch.waiters) error ? w.reject(error) : w.resolve();
     if (batch === this.currentRead) {
       this.currentRead = this.nextRead;
@@ -981,7 +992,7 @@ export class Member extends EventEmitter {
     // renewed while leadership is being confirmed has another one and is not revoked.
     const lessor = this.kv.lessor;
     const candidates = lessor
-      .expired(Date.now())
+      .expired(this.clock.now())
       .filter((id) => !this.revoking.has(id))
       .map((id) => ({ id, expiry: lessor.get(id)?.expiry }));
     if (candidates.length === 0) return;
@@ -1027,12 +1038,12 @@ export class Member extends EventEmitter {
   private async renewAsLeader(id: string): Promise<number> {
     const term = await this.confirmLeadership();
     if (term === undefined) throw this.leader === 0 ? Errors.noLeader() : Errors.notLeader();
-    return this.kv.lessor.renew(id, Date.now());
+    return this.kv.lessor.renew(id, this.clock.now());
   }
 
   /** Remaining TTL (seconds) as the leader sees it; -1 when the lease does not exist. */
   async leaseRemaining(id: string): Promise<number> {
-    if (this.isLeader()) return this.kv.timeToLive(id, false, Date.now()).TTL;
+    if (this.isLeader()) return this.kv.timeToLive(id, false, this.clock.now()).TTL;
     return (await this.callLeader("leaseRemaining", id)) as number;
   }
 
@@ -1062,7 +1073,7 @@ export class Member extends EventEmitter {
     const leader = peer;
     const seq = this.ids.next();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.rpcPending.delete(seq);
         reject(Errors.timeout());
       }, this.requestTimeoutMs);
@@ -1082,7 +1093,7 @@ export class Member extends EventEmitter {
       const w = this.rpcPending.get(msg.seq);
       if (!w) return;
       this.rpcPending.delete(msg.seq);
-      clearTimeout(w.timer);
+      this.clock.clearTimeout(w.timer);
       if (msg.ok) w.resolve(msg.body);
       else w.reject(new EtcdError(msg.error?.code ?? 2, msg.error?.message ?? "etcdserver: unknown error"));
       return;
@@ -1124,12 +1135,12 @@ export class Member extends EventEmitter {
    * refuse to start on a difference (etcd: "found data inconsistency with peers").
    */
   private async initialCorruptCheck(commitAtStart: number): Promise<void> {
-    const deadline = Date.now() + this.requestTimeoutMs;
-    while (this.appliedIndex < commitAtStart && !this.applyHalt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const deadline = this.clock.now() + this.requestTimeoutMs;
+    while (this.appliedIndex < commitAtStart && !this.applyHalt && this.clock.now() < deadline) await sleep(this.clock, 20);
     // Peers need a moment to connect after a restart.
     let result = await findMismatchedPeers(this.hashPeers());
-    while (result.checked.length < this.membership.list().length - 1 && result.mismatched.length === 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
+    while (result.checked.length < this.membership.list().length - 1 && result.mismatched.length === 0 && this.clock.now() < deadline) {
+      await sleep(this.clock, 200);
       result = await findMismatchedPeers(this.hashPeers());
     }
     if (result.mismatched.length > 0) {
@@ -1175,10 +1186,10 @@ export class Member extends EventEmitter {
     if (!this.membership.has(target) || this.membership.get(target)!.isLearner) throw Errors.badLeaderTransferee();
     this.raft.transferLeadership(target);
     this.schedule();
-    const deadline = Date.now() + this.requestTimeoutMs;
+    const deadline = this.clock.now() + this.requestTimeoutMs;
     while (this.leader !== target) {
-      if (Date.now() > deadline) throw Errors.timeoutLeaderTransfer();
-      await new Promise((r) => setTimeout(r, 20));
+      if (this.clock.now() > deadline) throw Errors.timeoutLeaderTransfer();
+      await sleep(this.clock, 20);
     }
   }
 
@@ -1193,10 +1204,10 @@ export class Member extends EventEmitter {
     this.log.info({ to: hexId(to.id) }, "transferring leadership before shutdown");
     this.raft.transferLeadership(to.id);
     this.schedule();
-    const deadline = Date.now() + waitMs;
+    const deadline = this.clock.now() + waitMs;
     // Wait for the successor itself, not just for this member to step down: between the two
     // (lead = none) a proposal here has no leader to go to.
-    while ((this.leader === this.id || this.leader === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while ((this.leader === this.id || this.leader === 0) && this.clock.now() < deadline) await sleep(this.clock, 10);
   }
 
   status(): MemberStatusInfo {

@@ -3,14 +3,13 @@
  * fsync (a new, renamed or deleted name is only durable once its directory is synced), and
  * the temp-file + fsync + rename + dir-fsync sequence for whole-file replacement.
  */
-import { randomBytes } from "node:crypto";
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { nodeFs, type StorageFile, type StorageFs } from "./fs";
 
 export const TEMP_SUFFIX = ".tmp";
 
 /** Writes all of `buf` at `position`; a regular-file write may legally be short. */
-export async function writeFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+export async function writeFully(fh: StorageFile, buf: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < buf.length) {
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
@@ -19,8 +18,8 @@ export async function writeFully(fh: FileHandle, buf: Uint8Array, position: numb
   }
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
+export async function fsyncDir(dir: string, fs: StorageFs = nodeFs): Promise<void> {
+  const fh = await fs.open(dir, "r");
   try {
     await fh.sync();
   } finally {
@@ -32,10 +31,10 @@ export async function fsyncDir(dir: string): Promise<void> {
  * Replaces `path` with `chunks` so that after a crash the file holds either the old or the new
  * content, never a mix. The temp name ends in TEMP_SUFFIX so readers can skip leftovers.
  */
-export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[], fs: StorageFs = nodeFs): Promise<void> {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}${TEMP_SUFFIX}`);
-  const fh = await open(tmp, "wx", 0o600);
+  const tmp = join(dir, `.${basename(path)}.${fs.tempToken()}${TEMP_SUFFIX}`);
+  const fh = await fs.open(tmp, "wx", 0o600);
   let renamed = false;
   try {
     let pos = 0;
@@ -45,13 +44,13 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
     }
     await fh.sync();
     await fh.close();
-    await rename(tmp, path);
+    await fs.rename(tmp, path);
     renamed = true;
-    await fsyncDir(dir);
+    await fsyncDir(dir, fs);
   } finally {
     if (!renamed) {
       await fh.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
+      await fs.unlink(tmp).catch(() => undefined);
     }
   }
 }

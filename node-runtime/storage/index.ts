@@ -1,6 +1,7 @@
 /** Public surface of the storage layer: WAL, snapshot files, data-dir metadata. */
 export { crc32c } from "./crc32c";
 export { writeFileAtomic, fsyncDir } from "./durable-fs";
+export { nodeFs, type StorageFile, type StorageFs } from "./fs";
 export { SnapshotCorruptionError, WalCorruptionError, WalUnavailableError } from "./errors";
 export { LogOrderError } from "./log-tracker";
 export { readMeta, writeMeta, MEMBER_META_FILE, type MemberMeta } from "./member-meta";

@@ -3,9 +3,9 @@
  * started with the wrong flags refuses the directory instead of mixing two clusters' logs.
  * Replaced atomically; never partially written.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "./durable-fs";
+import { nodeFs, type StorageFs } from "./fs";
 
 export interface MemberMeta {
   clusterToken: string;
@@ -21,11 +21,11 @@ export interface MemberMeta {
 export const MEMBER_META_FILE = "member.json";
 
 /** The metadata, or undefined if the directory has none yet; malformed content throws. */
-export async function readMeta(dataDir: string): Promise<MemberMeta | undefined> {
+export async function readMeta(dataDir: string, fs: StorageFs = nodeFs): Promise<MemberMeta | undefined> {
   const path = join(dataDir, MEMBER_META_FILE);
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = (await fs.readFile(path)).toString("utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
@@ -41,12 +41,12 @@ export async function readMeta(dataDir: string): Promise<MemberMeta | undefined>
   return v as MemberMeta;
 }
 
-export async function writeMeta(dataDir: string, meta: MemberMeta): Promise<void> {
+export async function writeMeta(dataDir: string, meta: MemberMeta, fs: StorageFs = nodeFs): Promise<void> {
   const problem = metaProblem(meta);
   if (problem) throw new TypeError(`invalid member metadata: ${problem}`);
   const { clusterToken, clusterId, memberId, name, version } = meta;
   const text = JSON.stringify({ clusterToken, clusterId, memberId, name, version }, null, 2) + "\n";
-  await writeFileAtomic(join(dataDir, MEMBER_META_FILE), [Buffer.from(text, "utf8")]);
+  await writeFileAtomic(join(dataDir, MEMBER_META_FILE), [Buffer.from(text, "utf8")], fs);
 }
 
 function metaProblem(v: unknown): string | undefined {

@@ -3,10 +3,10 @@
  * verified on load. The newest `keep` are retained; older ones and leftover temp files from
  * an interrupted save are removed after each successful save.
  */
-import { mkdir, readFile, readdir, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Snapshot } from "../raft/types";
 import { fsyncDir, TEMP_SUFFIX, writeFileAtomic } from "./durable-fs";
+import { nodeFs, type StorageFs } from "./fs";
 import { SnapshotCorruptionError } from "./errors";
 import { decodeSnapshotFile, encodeSnapshotFile, parseSnapshotFileName, snapshotFileName } from "./snapshot-file";
 import { stderrLogger, type StorageLogger } from "./logger";
@@ -16,6 +16,8 @@ export interface SnapshotStoreOptions {
   keep?: number;
   /** Receives the warning when a damaged newest snapshot is skipped. Default: stderr. */
   logger?: StorageLogger;
+  /** Default: the real file system. */
+  fs?: StorageFs;
 }
 
 export const DEFAULT_SNAPSHOTS_KEPT = 3;
@@ -23,6 +25,7 @@ export const DEFAULT_SNAPSHOTS_KEPT = 3;
 export class SnapshotStore {
   private readonly keep: number;
   private readonly logger: StorageLogger;
+  private readonly fs: StorageFs;
   /** Saves run one at a time so pruning never races another save's temp file. */
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -34,6 +37,7 @@ export class SnapshotStore {
     this.keep = opts.keep ?? DEFAULT_SNAPSHOTS_KEPT;
     if (!Number.isSafeInteger(this.keep) || this.keep < 1) throw new RangeError("keep must be a positive integer");
     this.logger = opts.logger ?? stderrLogger;
+    this.fs = opts.fs ?? nodeFs;
   }
 
   /** Durably writes `snap`; resolves with its path once it (and its directory entry) is synced. */
@@ -54,7 +58,7 @@ export class SnapshotStore {
     for (const f of files) {
       const path = join(this.dir, f.file);
       try {
-        const snap = decodeSnapshotFile(await readFile(path));
+        const snap = decodeSnapshotFile(await this.fs.readFile(path));
         if (snap.meta.index !== f.index || snap.meta.term !== f.term) {
           throw new Error(`header says index ${snap.meta.index} term ${snap.meta.term}, file name disagrees`);
         }
@@ -83,15 +87,15 @@ export class SnapshotStore {
     const orphans = files.filter((f) => marker === undefined || f.index > marker.index || (f.index === marker.index && f.term !== marker.term));
     if (orphans.length > 0) {
       this.logger("removing snapshot files the WAL has no marker for (a snapshot save or install was interrupted)", { dir: this.dir, files: orphans.map((f) => f.file) });
-      for (const f of orphans) await unlink(join(this.dir, f.file)).catch(() => undefined);
-      await fsyncDir(this.dir);
+      for (const f of orphans) await this.fs.unlink(join(this.dir, f.file)).catch(() => undefined);
+      await fsyncDir(this.dir, this.fs);
     }
     if (marker === undefined) return undefined;
     const f = files.find((x) => x.index === marker.index && x.term === marker.term);
     if (f === undefined) throw new SnapshotCorruptionError(`the WAL's snapshot marker (index ${marker.index}, term ${marker.term}) has no snapshot file in ${this.dir}`);
     let snap: Snapshot;
     try {
-      snap = decodeSnapshotFile(await readFile(join(this.dir, f.file)));
+      snap = decodeSnapshotFile(await this.fs.readFile(join(this.dir, f.file)));
     } catch (err) {
       throw new SnapshotCorruptionError(`snapshot ${f.file} named by the WAL's marker is damaged: ${(err as Error).message}`);
     }
@@ -102,10 +106,10 @@ export class SnapshotStore {
   }
 
   private async saveNow(snap: Snapshot): Promise<string> {
-    const created = await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    if (created !== undefined) await fsyncDir(dirname(created));
+    const created = await this.fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) await fsyncDir(dirname(created), this.fs);
     const path = join(this.dir, snapshotFileName(snap.meta));
-    await writeFileAtomic(path, encodeSnapshotFile(snap));
+    await writeFileAtomic(path, encodeSnapshotFile(snap), this.fs);
     await this.prune();
     return path;
   }
@@ -113,17 +117,17 @@ export class SnapshotStore {
   private async prune(): Promise<void> {
     const files = await this.snapshotFiles();
     const doomed = files.slice(this.keep).map((f) => f.file);
-    for (const f of await readdir(this.dir)) if (f.endsWith(TEMP_SUFFIX)) doomed.push(f);
+    for (const f of await this.fs.readdir(this.dir)) if (f.endsWith(TEMP_SUFFIX)) doomed.push(f);
     if (doomed.length === 0) return;
-    for (const f of doomed) await unlink(join(this.dir, f)).catch(() => undefined);
-    await fsyncDir(this.dir);
+    for (const f of doomed) await this.fs.unlink(join(this.dir, f)).catch(() => undefined);
+    await fsyncDir(this.dir, this.fs);
   }
 
   /** Snapshot files, newest (highest index, then term) first; temp files never match. */
   private async snapshotFiles(): Promise<Array<{ file: string; index: number; term: number }>> {
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = await this.fs.readdir(this.dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw err;

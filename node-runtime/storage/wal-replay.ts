@@ -6,7 +6,7 @@
  * follows it anywhere in that file: a crash mid-write leaves garbage only after the last
  * good record. Anything else is corruption and stops recovery with the file and offset.
  */
-import { readFile } from "node:fs/promises";
+import { nodeFs, type StorageFs } from "./fs";
 import { join } from "node:path";
 import type { Entry, HardState, SnapshotMeta } from "../raft/types";
 import { DecodeError } from "./codec";
@@ -58,7 +58,7 @@ function sameMarker(a: SnapshotMeta | undefined, b: SnapshotMeta | undefined): b
   return a === b || (a !== undefined && b !== undefined && a.index === b.index && a.term === b.term);
 }
 
-export async function replayWal(dir: string, segments: readonly SegmentName[]): Promise<ReplayResult> {
+export async function replayWal(dir: string, segments: readonly SegmentName[], fs: StorageFs = nodeFs): Promise<ReplayResult> {
   if (segments.length === 0) {
     return { hardState: EMPTY_HARD_STATE, snapshot: undefined, entries: [], activeBytes: 0, torn: undefined };
   }
@@ -77,7 +77,7 @@ export async function replayWal(dir: string, segments: readonly SegmentName[]): 
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i];
     const isLast = i === segments.length - 1;
-    const data = await readFile(join(dir, seg.file));
+    const data = await fs.readFile(join(dir, seg.file));
     let off = 0;
     while (off < data.length) {
       const fr = readFrame(data, off, data.length);

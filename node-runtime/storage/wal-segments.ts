@@ -3,7 +3,7 @@
  * in write order. `firstIndex` is the log's last index + 1 when the segment was started: every
  * entry still surviving in older segments is below it, which is what release relies on.
  */
-import { readdir } from "node:fs/promises";
+import { nodeFs, type StorageFs } from "./fs";
 
 export interface SegmentName {
   seq: number;
@@ -27,10 +27,10 @@ export function parseSegmentFileName(file: string): SegmentName | undefined {
 }
 
 /** Segment files in `dir`, oldest first; other files are returned separately so the caller can report them. */
-export async function listSegments(dir: string): Promise<{ segments: SegmentName[]; others: string[] }> {
+export async function listSegments(dir: string, fs: StorageFs = nodeFs): Promise<{ segments: SegmentName[]; others: string[] }> {
   const segments: SegmentName[] = [];
   const others: string[] = [];
-  for (const f of await readdir(dir)) {
+  for (const f of await fs.readdir(dir)) {
     const s = parseSegmentFileName(f);
     if (s) segments.push(s);
     else others.push(f);

@@ -7,11 +7,11 @@
  * rate, bounds latency, and throughput grows with concurrency.
  */
 import { constants } from "node:fs";
-import { chmod, mkdir, open, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Entry, HardState, SnapshotMeta } from "../raft/types";
 import { fsyncDir, writeFully } from "./durable-fs";
 import { WalUnavailableError } from "./errors";
+import { nodeFs, type StorageFile, type StorageFs } from "./fs";
 import { LogOrderError, LogTracker } from "./log-tracker";
 import { stderrLogger, type StorageLogger } from "./logger";
 import { retryOnFdExhaustion } from "./wal-fd-retry";
@@ -35,6 +35,8 @@ export interface WalOptions {
   segmentBytes?: number;
   /** Receives warnings such as a truncated torn tail. Default: one line on stderr. */
   logger?: StorageLogger;
+  /** Default: the real file system. */
+  fs?: StorageFs;
 }
 
 export interface WalRecovered {
@@ -83,12 +85,13 @@ export class WriteAheadLog {
     private readonly dir: string,
     private readonly segmentBytes: number,
     private readonly segments: SegmentName[],
-    private fh: FileHandle,
+    private fh: StorageFile,
     private size: number,
     /** Validates each call against everything queued before it. */
     private readonly accepted: LogTracker,
     private readonly durable: DurableState,
     private readonly logger: StorageLogger,
+    private readonly fs: StorageFs,
   ) {}
 
   /** Opens (creating if needed) the WAL in `dir` itself and recovers what it holds. */
@@ -96,31 +99,32 @@ export class WriteAheadLog {
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) throw new RangeError(`segmentBytes must be a positive integer`);
     const logger = opts.logger ?? stderrLogger;
+    const fs = opts.fs ?? nodeFs;
 
     // Like etcd's WAL directory: readable by the member's user only.
-    const created = await mkdir(dir, { recursive: true, mode: 0o700 });
-    if (created === undefined) await tightenMode(dir, logger);
+    const created = await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    if (created === undefined) await tightenMode(dir, logger, fs);
     if (created !== undefined) {
-      await fsyncDir(dirname(created));
-      if (created !== dir) await fsyncDir(dirname(dir));
+      await fsyncDir(dirname(created), fs);
+      if (created !== dir) await fsyncDir(dirname(dir), fs);
     }
-    const { segments, others } = await listSegments(dir);
+    const { segments, others } = await listSegments(dir, fs);
     for (const f of others) logger("ignoring a file that is not a WAL segment", { dir, file: f });
 
-    const rep = await replayWal(dir, segments);
+    const rep = await replayWal(dir, segments, fs);
     const last = rep.entries.length > 0 ? rep.entries[rep.entries.length - 1].index : (rep.snapshot?.index ?? 0);
     const durable: DurableState = { hardState: rep.hardState, marker: rep.snapshot, last };
 
-    let fh: FileHandle;
+    let fh: StorageFile;
     let size = rep.activeBytes;
     if (segments.length === 0) {
       const seg = { seq: 0, firstIndex: 1, file: segmentFileName(0, 1) };
-      fh = await open(join(dir, seg.file), SEGMENT_CREATE_FLAGS, 0o600);
-      size = await startSegment(fh, dir, seg, durable);
+      fh = await fs.open(join(dir, seg.file), SEGMENT_CREATE_FLAGS, 0o600);
+      size = await startSegment(fh, dir, seg, durable, logger, fs);
       segments.push(seg);
     } else {
       const active = segments[segments.length - 1];
-      fh = await open(join(dir, active.file), SEGMENT_APPEND_FLAGS);
+      fh = await fs.open(join(dir, active.file), SEGMENT_APPEND_FLAGS);
       try {
         if (rep.torn) {
           logger("truncating torn WAL tail left by an interrupted write", {
@@ -134,14 +138,14 @@ export class WriteAheadLog {
           await fh.datasync();
         }
         // The crash hit while the segment's first record was being written.
-        if (size === 0) size = await startSegment(fh, dir, active, durable);
+        if (size === 0) size = await startSegment(fh, dir, active, durable, logger, fs);
       } catch (err) {
         await fh.close();
         throw err;
       }
     }
     const accepted = LogTracker.fromRecovered(rep.snapshot, rep.entries);
-    const wal = new WriteAheadLog(dir, segmentBytes, segments, fh, size, accepted, durable, logger);
+    const wal = new WriteAheadLog(dir, segmentBytes, segments, fh, size, accepted, durable, logger, fs);
     return { wal, recovered: { hardState: rep.hardState, snapshot: rep.snapshot, entries: rep.entries } };
   }
 
@@ -314,10 +318,10 @@ export class WriteAheadLog {
     const seg = { seq: prev.seq + 1, firstIndex: this.durable.last + 1, file: "" };
     seg.file = segmentFileName(seg.seq, seg.firstIndex);
     const path = join(this.dir, seg.file);
-    const fh = await retryOnFdExhaustion("open new segment", () => open(path, SEGMENT_CREATE_FLAGS, 0o600), this.logger);
+    const fh = await retryOnFdExhaustion("open new segment", () => this.fs.open(path, SEGMENT_CREATE_FLAGS, 0o600), this.logger);
     let size: number;
     try {
-      size = await startSegment(fh, this.dir, seg, this.durable, this.logger);
+      size = await startSegment(fh, this.dir, seg, this.durable, this.logger, this.fs);
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;
@@ -334,10 +338,10 @@ export class WriteAheadLog {
     if (n === 0) return;
     // Oldest first, so a crash part-way leaves a contiguous run of segments.
     for (let i = 0; i < n; i++) {
-      await unlink(join(this.dir, this.segments[0].file));
+      await this.fs.unlink(join(this.dir, this.segments[0].file));
       this.segments.shift();
     }
-    await retryOnFdExhaustion("fsync WAL directory", () => fsyncDir(this.dir), this.logger);
+    await retryOnFdExhaustion("fsync WAL directory", () => fsyncDir(this.dir, this.fs), this.logger);
   }
 
   private fail(err: unknown, inflight: ReadonlyArray<Waiter>): void {
@@ -352,20 +356,20 @@ export class WriteAheadLog {
 }
 
 /** Writes a segment's info record and makes the file and its name durable. Returns its size. */
-async function startSegment(fh: FileHandle, dir: string, seg: SegmentName, state: DurableState, logger: StorageLogger = stderrLogger): Promise<number> {
+async function startSegment(fh: StorageFile, dir: string, seg: SegmentName, state: DurableState, logger: StorageLogger, fs: StorageFs): Promise<number> {
   const info = encodeSegmentInfo({ seq: seg.seq, firstIndex: seg.firstIndex, hardState: state.hardState, snapshot: state.marker });
   await writeFully(fh, info, 0);
   await fh.datasync();
-  await retryOnFdExhaustion("fsync WAL directory", () => fsyncDir(dir), logger);
+  await retryOnFdExhaustion("fsync WAL directory", () => fsyncDir(dir, fs), logger);
   return info.length;
 }
 
 /** An existing WAL directory left readable by others (older versions made it 0755) is closed up. */
-async function tightenMode(dir: string, logger: StorageLogger): Promise<void> {
-  const st = await stat(dir);
+async function tightenMode(dir: string, logger: StorageLogger, fs: StorageFs): Promise<void> {
+  const st = await fs.stat(dir);
   if ((st.mode & 0o077) === 0) return;
   try {
-    await chmod(dir, st.mode & 0o700);
+    await fs.chmod(dir, st.mode & 0o700);
   } catch (err) {
     logger("cannot restrict the WAL directory to its owner", { dir, error: (err as Error).message });
   }

@@ -1,0 +1,69 @@
+/**
+ * Everything a Member reaches outside itself: time, randomness, the disk and the peer network.
+ * Production passes nothing and gets today's code paths (node's timers and clock, node:fs, the
+ * TLS PeerTransport); the whole-member simulator (test/raft/sim/member) passes a simulated clock,
+ * disk and network, so one seed replays one run of the real member exactly.
+ */
+import type { StorageFs } from "../storage";
+import type { PeerRecord } from "./transport";
+
+/** An opaque timer handle (node's Timeout in production). */
+export type TimerHandle = object;
+
+export interface Clock {
+  /** Wall-clock milliseconds (lease deadlines, request-ID seeds). */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(t: TimerHandle | undefined): void;
+  setInterval(fn: () => void, ms: number): TimerHandle;
+  clearInterval(t: TimerHandle | undefined): void;
+  /** Runs fn after the I/O and timer callbacks already queued (the ready loop's turn). */
+  setImmediate(fn: () => void): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout | undefined),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (t) => clearInterval(t as NodeJS.Timeout | undefined),
+  setImmediate: (fn) => void setImmediate(fn),
+};
+
+export function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((r) => clock.setTimeout(r, ms));
+}
+
+/** What the member gives its peer network: where messages go and who may speak for whom. */
+export interface PeerNetworkHooks {
+  onMessage: (from: number, payload: Uint8Array) => void;
+  /** The members as the membership knows them (plus ones appended but not yet applied). */
+  directory: () => readonly PeerRecord[];
+  isRemovedPeer: (id: number) => boolean;
+  onRemovedFromCluster: (byPeer: number) => void;
+}
+
+/**
+ * The member's view of its peer links (PeerTransport implements it): messages to one peer arrive
+ * in order or not at all; snapshots travel in their own lane and may fail.
+ */
+export interface PeerNetwork {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  send(to: number, payload: Uint8Array): void;
+  sendSnapshot(to: number, payload: Uint8Array): Promise<void>;
+  addPeer(id: number, url: string): void;
+  updatePeer(id: number, url: string): void;
+  removePeer(id: number): void;
+  hasPeer(id: number): boolean;
+  stats(): ReadonlyMap<number, { url: string; connected: boolean }>;
+}
+
+export interface MemberEnv {
+  clock: Clock;
+  /** Election timeout jitter. */
+  random: () => number;
+  fs: StorageFs;
+  /** Default: the TLS PeerTransport on --listen-peer-urls with the peer certificate. */
+  network?: (hooks: PeerNetworkHooks) => PeerNetwork;
+}
