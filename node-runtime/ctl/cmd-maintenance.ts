@@ -264,7 +264,7 @@ export function registerMaintenance(program: Command, run: Run): void {
 
 
 /** Streams the snapshot into `<path>.part`, fsyncs it, then renames it into place. */
-async function saveSnapshot(ctx: CommandContext, path: string): Promise<void> {
+export async function saveSnapshot(ctx: CommandContext, path: string): Promise<void> {
   const part = `${path}.part`;
   let fd: number;
   try {

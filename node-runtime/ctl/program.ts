@@ -7,6 +7,7 @@ import { registerKv, type Run } from "./cmd-kv";
 import { registerLease } from "./cmd-lease";
 import { registerMember } from "./cmd-cluster";
 import { registerMaintenance } from "./cmd-maintenance";
+import { registerBackup } from "./cmd-backup";
 import type { RawGlobalFlags } from "./connection";
 import { makeContext } from "./context";
 import { CtlError, ExitCode } from "./errors";
@@ -57,6 +58,7 @@ function buildProgram(io: Output, env: NodeJS.ProcessEnv, onClose: (close: () =>
   registerLease(program, run);
   registerMember(program, run);
   registerMaintenance(program, run);
+  registerBackup(program, run);
   for (const c of program.commands) {
     c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: () => undefined, outputError: () => undefined });
     for (const sub of c.commands) sub.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: () => undefined, outputError: () => undefined });
