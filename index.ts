@@ -5,6 +5,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { RaftkvCluster } from "./components/cluster";
 import { resolveSettings } from "./components/settings";
+import { resolveBackupSettings } from "./components/backupSettings";
 
 const config = new pulumi.Config("raftkv");
 const region = new pulumi.Config("aws").require("region");
@@ -65,6 +66,23 @@ for (const b of bundles) {
 const digest = createHash("sha256");
 for (const b of bundles) digest.update(readFileSync(b));
 
+// Backups, restore and what `pulumi destroy` keeps (docs/disaster-recovery.md).
+const s3SecretAccessKey = config.getSecret("backupS3SecretAccessKey");
+const backup = resolveBackupSettings(
+  {
+    backup: config.getBoolean("backup"),
+    backupInterval: config.get("backupInterval"),
+    backupRetentionDays: config.getNumber("backupRetentionDays"),
+    backupNoncurrentDays: config.getNumber("backupNoncurrentDays"),
+    backupRetainBucket: config.getBoolean("backupRetainBucket"),
+    backupS3Endpoint: config.get("backupS3Endpoint"),
+    backupS3AccessKeyId: config.get("backupS3AccessKeyId"),
+    restoreFrom: config.get("restoreFrom"),
+    retainDataVolumes: config.getBoolean("retainDataVolumes"),
+  },
+  { clusterToken: settings.clusterToken, hasSecretAccessKey: s3SecretAccessKey !== undefined },
+);
+
 const cluster = new RaftkvCluster(settings.namePrefix, {
   settings,
   region,
@@ -72,6 +90,7 @@ const cluster = new RaftkvCluster(settings.namePrefix, {
   memberBundlePath: bundles[0]!,
   ctlBundlePath: bundles[1]!,
   runtimeRevision: digest.digest("hex").slice(0, 16),
+  backup: { settings: backup, ...(s3SecretAccessKey !== undefined ? { s3SecretAccessKey } : {}) },
 });
 
 export const clientEndpoint = cluster.clientEndpoint;
@@ -83,3 +102,5 @@ export const credentialsCommand = cluster.credentialsCommand;
 export const etcdctlCommand = cluster.etcdctlCommand;
 /** The jump host for SSH to the private hosts (`ssh -J admin@<it> admin@<host>`); undefined when Pulumi connects directly. */
 export const bastionAddress = cluster.bastionAddress;
+/** Where the scheduled backups go (s3://<it>/<clusterToken>/); undefined when raftkv:backup is false. */
+export const backupBucket = cluster.backupBucket;

@@ -11,6 +11,8 @@ import { Pki } from "./pki";
 import { Masters } from "./masters";
 import { Workers } from "./workers";
 import { ClusterInstall } from "./clusterInstall";
+import { BackupStorage, clusterBackup } from "./backup";
+import type { BackupSettings } from "./backupSettings";
 
 /** Debian's official AWS account; Debian 13 ships Node.js 20 in its own archive. */
 const DEBIAN_OWNER = "136693071363";
@@ -25,6 +27,8 @@ export interface RaftkvClusterArgs {
   /** Digest of the bundles' content (see index.ts); a new build rolls the members. */
   runtimeRevision: pulumi.Input<string>;
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Scheduled backups, restore and volume retention (components/backupSettings.ts); none when undefined. */
+  backup?: { settings: BackupSettings; s3SecretAccessKey?: pulumi.Input<string> };
 }
 
 export interface MemberSummary {
@@ -48,6 +52,8 @@ export class RaftkvCluster extends pulumi.ComponentResource {
   readonly ready: pulumi.Output<string>;
   /** The jump host Pulumi's SSH goes through (the stack's bastion or raftkv:bastionHost); undefined when direct. */
   readonly bastionAddress: pulumi.Output<string> | undefined;
+  /** The bucket the backups go to; undefined when scheduled backups are off. */
+  readonly backupBucket: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: RaftkvClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("raftkv:index:Cluster", name, {}, opts);
@@ -133,6 +139,8 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     }
     this.bastionAddress = bastion === undefined ? undefined : pulumi.output(bastion.host);
 
+    const backupStorage = args.backup !== undefined ? new BackupStorage(`${name}-backup`, { settings: args.backup.settings, tags }, parent) : undefined;
+    this.backupBucket = backupStorage?.bucketName;
     const masters = new Masters(
       `${name}-masters`,
       {
@@ -145,6 +153,8 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         dataVolumeGiB: s.dataVolumeGiB,
         targetGroupArn: lb.targetGroupArn,
         tags,
+        ...(backupStorage?.instanceProfileName !== undefined ? { iamInstanceProfile: backupStorage.instanceProfileName } : {}),
+        retainDataVolumes: args.backup?.settings.retainDataVolumes === true,
       },
       parent,
     );
@@ -175,6 +185,17 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         memberBundlePath: args.memberBundlePath ?? "dist/raftkv.cjs",
         ctlBundlePath: args.ctlBundlePath ?? "dist/raftkvctl.cjs",
         runtimeRevision: args.runtimeRevision,
+        ...(args.backup !== undefined && backupStorage !== undefined
+          ? {
+              backup: clusterBackup({
+                settings: args.backup.settings,
+                region: args.region,
+                clusterToken: s.clusterToken,
+                storage: backupStorage,
+                ...(args.backup.s3SecretAccessKey !== undefined ? { s3SecretAccessKey: args.backup.s3SecretAccessKey } : {}),
+              }),
+            }
+          : {}),
       },
       parent,
     );
@@ -192,6 +213,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     this.etcdctlCommand = pulumi.interpolate`ETCDCTL_API=3 etcdctl --endpoints=${this.clientEndpoint} --cacert=raftkv-ca.crt --cert=raftkv-admin.crt --key=raftkv-admin.key member list -w table`;
 
     this.registerOutputs({
+      backupBucket: this.backupBucket,
       bastionAddress: this.bastionAddress,
       clientEndpoint: this.clientEndpoint,
       members: this.members,

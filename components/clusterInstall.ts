@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { JoinPlan } from "./membership";
+import type { InstallBackup } from "./backup";
 import type { IssuedCert, MemberCerts } from "./pki";
 import { CLIENT_CERT_FILE, CLIENT_KEY_FILE, memberCertFileNames, renderFileBundle, renderMemberUnit } from "./hostFiles";
 import {
@@ -53,6 +54,8 @@ export interface ClusterInstallArgs {
   ctlBundlePath: string;
   /** A digest of the bundles' content: a new build re-runs the install and rolls the members. */
   runtimeRevision: pulumi.Input<string>;
+  /** Backups and restore (components/backup.ts); none when undefined. */
+  backup?: InstallBackup;
 }
 
 function digest(parts: readonly string[]): string {
@@ -147,6 +150,10 @@ export class ClusterInstall extends pulumi.ComponentResource {
         upload(host, "raftkvctl.cjs", args.ctlBundlePath, masterTrusts[j.member.name]!),
       ];
       const runtime = { join: j, clusterToken: args.clusterToken, uploadDir };
+      // The backup agent's files go on first: a restore and a joining member's pre-change backup use them.
+      const backupDeps = args.backup?.declare({ parent: this, connection, uploadDir }, j, host) ?? [];
+      const beforeFirstStart = args.backup?.restoreStep(j, uploadDir);
+      const hooks = { backupBeforeChange: args.backup?.beforeChange === true, ...(beforeFirstStart !== undefined ? { beforeFirstStart } : {}) };
       const revision = pulumi
         .all([args.runtimeRevision, certs.server.certPem, certs.peer.certPem, certs.ops.certPem])
         .apply(([rt, server, peer, ops]) => digest([rt, server, peer, ops, renderMemberUnit(j, runtime)]));
@@ -170,16 +177,16 @@ export class ClusterInstall extends pulumi.ComponentResource {
         label,
         {
           connection: connection(host.privateIp),
-          create: revision.apply((r) => sshInvocation(renderMemberInstallScript("create", { ...runtime, revision: r }), label)),
-          update: revision.apply((r) => sshInvocation(renderMemberInstallScript("update", { ...runtime, revision: r }), label)),
-          delete: sshInvocation(renderMemberLeaveScript({ join: j }), `${j.member.name}-leave`),
+          create: revision.apply((r) => sshInvocation(renderMemberInstallScript("create", { ...runtime, ...hooks, revision: r }), label)),
+          update: revision.apply((r) => sshInvocation(renderMemberInstallScript("update", { ...runtime, ...hooks, revision: r }), label)),
+          delete: sshInvocation(renderMemberLeaveScript({ join: j, backupBeforeChange: hooks.backupBeforeChange }), `${j.member.name}-leave`),
           stdin,
           addPreviousOutputInEnv: false,
         },
         {
           parent: this,
           // Bootstrap members install in parallel; a joining member waits for the previous one.
-          dependsOn: [...Object.values(masterTrusts), ...uploads, ...(j.clusterState === "existing" && previousRoll ? [previousRoll] : [])],
+          dependsOn: [...Object.values(masterTrusts), ...uploads, ...backupDeps, ...(j.clusterState === "existing" && previousRoll ? [previousRoll] : [])],
         },
       );
       const rollLabel = `${j.member.name}-roll`;
@@ -188,7 +195,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
         {
           connection: connection(host.privateIp),
           create: revision.apply((r) => sshInvocation(renderMemberRollScript("create", { join: j, revision: r }), rollLabel)),
-          update: revision.apply((r) => sshInvocation(renderMemberRollScript("update", { join: j, revision: r }), rollLabel)),
+          update: revision.apply((r) => sshInvocation(renderMemberRollScript("update", { join: j, revision: r, backupBeforeChange: hooks.backupBeforeChange }), rollLabel)),
           addPreviousOutputInEnv: false,
         },
         { parent: this, dependsOn: [install, ...everyTrust, ...(previousRoll ? [previousRoll] : [])] },

@@ -21,6 +21,7 @@ import {
   renderMemberUnit,
   type MemberRuntimeOptions,
 } from "./hostFiles";
+import { renderBeforeChangeFunction } from "./backupHost";
 
 /** Whether a command runs the first time (resource created) or again (its inputs changed). */
 export type Phase = "create" | "update";
@@ -230,6 +231,10 @@ export interface MemberScriptOptions extends MemberRuntimeOptions {
   uploadDir: string;
   /** Changes whenever certificates, flags or bundles change; makes Pulumi run the update. */
   revision: string;
+  /** Take a backup before adding this member to a running cluster (components/backup.ts). */
+  backupBeforeChange?: boolean;
+  /** Shell run before the member's first start (a restore from a snapshot, components/backupHost.ts). */
+  beforeFirstStart?: string;
 }
 
 function installFiles(opts: MemberScriptOptions): string {
@@ -273,14 +278,15 @@ if [ -z "$(ls -A "$ROOT${HOST.dataDir}")" ]; then
   if [ -n "$(printf '%s' "$existing" | member_hex_id ${peerUrl(join.member)})" ]; then
     log "${join.member.name} is already a member (an earlier attempt added it)"
   else
-    log "adding ${join.member.name} through ${joinEndpoints}"
+    ${opts.backupBeforeChange === true ? `backup_before_change ${joinEndpoints}
+    ` : ""}log "adding ${join.member.name} through ${joinEndpoints}"
     ctl ${joinEndpoints} member add ${join.member.name} --peer-urls=${peerUrl(join.member)} >/dev/null
   fi
 fi`
       : "";
   const tail =
     phase === "create"
-      ? `${joinStep}
+      ? `${joinStep}${opts.beforeFirstStart !== undefined ? `\n${opts.beforeFirstStart}` : ""}
 systemctl enable ${HOST.unitName}
 systemctl restart ${HOST.unitName}
 log "started (certificates changed: $certs_changed, unit or bundle changed: $restart_needed)"
@@ -299,7 +305,7 @@ ${PREPARE_FUNCTIONS}
 ${FILE_FUNCTIONS}
 ${HEALTH_FUNCTIONS}
 ${ctlFunctions()}
-ensure_dirs
+${opts.backupBeforeChange === true ? `${renderBeforeChangeFunction()}\n` : ""}ensure_dirs
 ${installFiles(opts)}
 ${tail}
 `;
@@ -310,11 +316,12 @@ ${tail}
  * cluster is healthy, apply what the install left pending (restart or SIGHUP), wait for this
  * member and then the cluster to be healthy again. Created: only the health checks.
  */
-export function renderMemberRollScript(phase: Phase, opts: { join: JoinPlan; revision: string }): string {
+export function renderMemberRollScript(phase: Phase, opts: { join: JoinPlan; revision: string; backupBeforeChange?: boolean }): string {
   const { join } = opts;
+  const backup = opts.backupBeforeChange === true;
   const apply =
     phase === "update"
-      ? `if [ -e "$ROOT${HOST.stateDir}/restart-pending" ]; then
+      ? `${backup ? `if [ -e "$ROOT${HOST.stateDir}/restart-pending" ] || [ -e "$ROOT${HOST.stateDir}/reload-pending" ]; then backup_before_change "$LOCAL_ENDPOINT"; fi\n` : ""}if [ -e "$ROOT${HOST.stateDir}/restart-pending" ]; then
   log "restarting ${join.member.name}"
   systemctl restart ${HOST.unitName}
   rm -f "$ROOT${HOST.stateDir}/restart-pending" "$ROOT${HOST.stateDir}/reload-pending"
@@ -333,7 +340,7 @@ ${PRELUDE}
 ${memberVars(join.member)}
 ${HEALTH_FUNCTIONS}
 ${ctlFunctions()}
-${phase === "update" ? "wait_cluster_health\n" : ""}${apply}
+${backup && phase === "update" ? `${renderBeforeChangeFunction()}\n` : ""}${phase === "update" ? "wait_cluster_health\n" : ""}${apply}
 `;
 }
 
@@ -343,12 +350,13 @@ ${phase === "update" ? "wait_cluster_health\n" : ""}${apply}
  * the highest member first); a bootstrap member is only ever deleted with the whole cluster,
  * so it is just stopped.
  */
-export function renderMemberLeaveScript(opts: { join: JoinPlan }): string {
+export function renderMemberLeaveScript(opts: { join: JoinPlan; backupBeforeChange?: boolean }): string {
   const { join } = opts;
+  const backup = opts.backupBeforeChange === true;
   const remove =
     join.clusterState === "existing"
       ? `STAYING=${join.joinVia.map(clientUrl).join(",")}
-members="$(ctl "$STAYING" member list -w json)" || fail "cannot list members through $STAYING"
+${backup ? 'backup_before_change "$STAYING"\n' : ""}members="$(ctl "$STAYING" member list -w json)" || fail "cannot list members through $STAYING"
 id="$(printf '%s' "$members" | member_hex_id ${peerUrl(join.member)})"
 if [ -n "$id" ]; then
   log "removing ${join.member.name} ($id) from the cluster"
@@ -363,7 +371,8 @@ ${PRELUDE}
 ${memberVars(join.member)}
 ${HEALTH_FUNCTIONS}
 ${ctlFunctions()}
-${remove}systemctl disable --now ${HOST.unitName} || true
+${backup ? `${renderBeforeChangeFunction()}\n` : ""}${remove}${backup && join.clusterState === "new" ? `# The cluster itself goes (destroy): a last backup if it can be had, never a reason to keep the hosts.
+if systemctl is-active --quiet ${HOST.unitName}; then ( backup_before_change "$LOCAL_ENDPOINT" ) || log "no last backup of ${join.member.name}; going on"; fi\n` : ""}systemctl disable --now ${HOST.unitName} || true
 `;
 }
 

@@ -13,6 +13,10 @@ export interface MastersArgs extends HostInstanceSettings {
   dataVolumeGiB: number;
   /** The load balancer's target group for the client port. */
   targetGroupArn: pulumi.Input<string>;
+  /** The backup role's instance profile (components/backup.ts), if any. */
+  iamInstanceProfile?: pulumi.Input<string>;
+  /** Keep the data volumes when the instances go (raftkv:retainDataVolumes). */
+  retainDataVolumes?: boolean;
 }
 
 /**
@@ -31,7 +35,8 @@ export class Masters extends pulumi.ComponentResource {
         p.name,
         hostInstanceArgs(p, args.subnetIds[p.subnetIndex]!, args, {
           userData: renderDataVolumeUserData(),
-          ebsBlockDevices: [{ deviceName: "/dev/sdb", volumeSize: args.dataVolumeGiB, volumeType: "gp3", encrypted: true, deleteOnTermination: true }],
+          ebsBlockDevices: [{ deviceName: "/dev/sdb", volumeSize: args.dataVolumeGiB, volumeType: "gp3", encrypted: true, deleteOnTermination: args.retainDataVolumes !== true }],
+          ...(args.iamInstanceProfile !== undefined ? { iamInstanceProfile: args.iamInstanceProfile } : {}),
         }),
         { parent: this },
       );

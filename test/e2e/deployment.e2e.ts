@@ -74,6 +74,8 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
     "raftkv:sshPublicKey": sshPublicKey,
     "raftkv:sshPrivateKey": sshPrivateKey,
     "raftkv:dataVolumeGiB": "1",
+    // No S3 in this lab: scheduled and pre-change backups have their own scenario (backup.e2e.ts).
+    "raftkv:backup": "false",
     "raftkv:certGeneration": String(certGeneration),
   });
 

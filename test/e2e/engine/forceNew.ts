@@ -90,6 +90,18 @@ export const FORCE_NEW: Record<string, readonly string[]> = {
     "maxPathLength",
     "setSubjectKeyId",
   ],
+  // S3 (internal/service/s3/bucket*.go) and IAM (internal/service/iam/*.go) of terraform-provider-aws v6:
+  // a bucket's name and region, and each bucket setting's `bucket`, are ForceNew; the settings
+  // themselves update in place. A role policy moves to another role only by replacement.
+  "aws:s3/bucket:Bucket": ["bucket", "bucketPrefix", "objectLockEnabled", "region"],
+  "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ["bucket", "region"],
+  "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ["bucket", "region"],
+  "aws:s3/bucketVersioning:BucketVersioning": ["bucket", "expectedBucketOwner", "region"],
+  "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": ["bucket", "expectedBucketOwner", "region"],
+  "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ["bucket", "expectedBucketOwner", "region"],
+  "aws:iam/role:Role": ["name", "namePrefix", "path"],
+  "aws:iam/rolePolicy:RolePolicy": ["name", "namePrefix", "role"],
+  "aws:iam/instanceProfile:InstanceProfile": ["name", "namePrefix", "path"],
   "command:remote:Command": ["triggers"],
   "command:remote:CopyToRemote": ["triggers"],
   "command:local:Command": ["triggers"],

@@ -172,6 +172,30 @@ export class MockProviders {
         // 203.0.113.0/24 (TEST-NET-3): a public address that is never routed anywhere.
         return { id, computed: { allocationId: id, publicIp: `203.0.113.${1 + (this.allocated++ % 250)}` }, secretOutputs };
       }
+      case "aws:s3/bucket:Bucket": {
+        // S3 autonames in lowercase (bucket names allow no capitals).
+        const bucket = (i["bucket"] as string | undefined) ?? autoname(reg.name.toLowerCase(), 63);
+        return { id: bucket, computed: { bucket, arn: `arn:aws:s3:::${bucket}`, bucketDomainName: `${bucket}.s3.amazonaws.com`, region: this.opts.region }, secretOutputs };
+      }
+      case "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
+      case "aws:s3/bucketOwnershipControls:BucketOwnershipControls":
+      case "aws:s3/bucketVersioning:BucketVersioning":
+      case "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
+      case "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration":
+        // These settings are identified by their bucket.
+        return { id: String(i["bucket"]), computed: {}, secretOutputs };
+      case "aws:iam/role:Role": {
+        const name = (i["name"] as string | undefined) ?? autoname(reg.name, 64);
+        return { id: name, computed: { name, arn: `arn:aws:iam::${ACCOUNT}:role/${name}`, uniqueId: `AROA${hex(17).toUpperCase()}` }, secretOutputs };
+      }
+      case "aws:iam/rolePolicy:RolePolicy": {
+        const name = (i["name"] as string | undefined) ?? autoname(reg.name, 128);
+        return { id: `${String(i["role"])}:${name}`, computed: { name }, secretOutputs };
+      }
+      case "aws:iam/instanceProfile:InstanceProfile": {
+        const name = (i["name"] as string | undefined) ?? autoname(reg.name, 128);
+        return { id: name, computed: { name, arn: `arn:aws:iam::${ACCOUNT}:instance-profile/${name}`, uniqueId: `AIPA${hex(17).toUpperCase()}` }, secretOutputs };
+      }
       default: {
         const p = ID_PREFIX[reg.type];
         if (p === undefined) throw new Error(`engine: no mock provider for ${reg.type}; add it to test/e2e/engine/mockProvider.ts`);
