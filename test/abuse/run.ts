@@ -6,12 +6,13 @@
  * bench/results/abuse.md and abuse.json. `--quick` runs small sizes (what npm test's
  * test/abuse/*.test.ts check as regression tests). Exit status 1 if any check failed.
  */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
+import { promisify } from "node:util";
 import { ETCDCTL_BIN } from "../helpers/etcd-reference";
 import { adminCredentials, clientAddress, RawPool } from "../server/cluster/clients";
 import { REPO, sleep, TestCluster } from "../server/harness/cluster";
@@ -20,6 +21,7 @@ import { loadEtcdGrpc } from "../../node-runtime/server/proto";
 import type * as grpc from "@grpc/grpc-js";
 
 const quick = process.argv.includes("--quick");
+const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
 
 interface Row {
@@ -186,25 +188,40 @@ async function main(): Promise<number> {
     return { answer: `${r.status} ${r.body.slice(0, 80)}`, problems: r.status === 400 ? [] : ["expected 400"] };
   });
 
-  await attack("2,000 connections that never handshake", async (leader) => {
+  // Connections the member holds on a port, counted on the member's side (`ss`): a client whose
+  // final ACK the kernel dropped (accept queue full) believes it is connected, but the member
+  // never had it, as with any server.
+  // (Asynchronously: a blocking call here would count as the cluster's stall.)
+  const memberSockets = async (port: number) => {
+    const { stdout } = await execFileAsync("ss", ["-tnH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" });
+    return stdout.split("\n").filter((l) => l.trim() !== "").length;
+  };
+  const handshakeFlood = (port: number, deadlineS: number) => async () => {
+    const before = await memberSockets(port);
     const socks: net.Socket[] = [];
-    const connected = new Set<net.Socket>();
     for (let i = 0; i < 2000; i++) {
-      const s = net.connect(c.member(leader).clientPort, "127.0.0.1");
+      const s = net.connect(port, "127.0.0.1");
       s.on("error", () => undefined);
-      s.once("connect", () => connected.add(s));
       socks.push(s);
     }
-    // Each one's 10 s handshake deadline starts when the member accepts it; wait for them all.
-    const isClosed = (s: net.Socket) => s.destroyed || s.readyState === "closed";
-    await sleep(3000);
-    const deadline = Date.now() + (quick ? 0 : 40_000);
-    while (Date.now() < deadline && ![...connected].every(isClosed)) await sleep(500);
-    // Connections the kernel never completed (accept queue full) are not the member's.
-    const held = [...connected].filter((s) => !isClosed(s)).length;
+    // Sampled until the member holds none of them or well past the handshake deadline.
+    const t0 = Date.now();
+    let peak = 0;
+    let held = 0;
+    do {
+      await sleep(250);
+      held = Math.max(0, (await memberSockets(port)) - before);
+      peak = Math.max(peak, held);
+    } while ((held > 0 || Date.now() - t0 < 2000) && Date.now() - t0 < (deadlineS + 10) * 1000);
+    const tookS = ((Date.now() - t0) / 1000).toFixed(1);
     for (const s of socks) s.destroy();
-    return { answer: `${connected.size} connected, ${connected.size - held} closed by the member`, problems: quick || held === 0 ? [] : [`${held} handshake-less connections held`] };
-  });
+    return {
+      answer: `2000 opened; the member held at most ${peak} at once, ${held === 0 ? `none after ${tookS} s` : `${held} after ${tookS} s`}`,
+      problems: held > 0 ? [`${held} handshake-less connections held past the ${deadlineS} s deadline`] : [],
+    };
+  };
+  await attack("2,000 connections that never handshake (client port)", (leader) => handshakeFlood(c.member(leader).clientPort, 10)());
+  await attack("2,000 connections that never handshake (peer port)", (leader) => handshakeFlood(c.member(leader).peerPort, 5)());
 
   await attack("etcdctl compaction 9223372036854775807", async () => {
     const r = etcdctl(["compaction", "9223372036854775807"]);

@@ -17,7 +17,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import type { ListenUrl } from "../config";
 import type { Logger } from "../obs";
-import type { ReloadingTls, TlsMaterial } from "../tls";
+import { onFirstBytes, PendingHandshakes, type PendingLimits, type ReloadingTls, type TlsMaterial } from "../tls";
 
 export interface ClientListenerOptions {
   url: ListenUrl;
@@ -28,8 +28,12 @@ export interface ClientListenerOptions {
   log: Logger;
   /** How long a new connection may stay silent before its protocol is known (default 10 s). */
   sniffTimeoutMs?: number;
-  /** How long a TLS handshake may take (default 10 s). */
+  /** How long a TLS handshake may take, from accept (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Connections still in their TLS handshake (or protocol sniff) at once (default 1024). */
+  maxPendingHandshakes?: number;
+  /** The same, from one remote address (default 256). */
+  maxPendingPerAddress?: number;
   /** How long an HTTP/1.1 connection may stay silent (default 60 s; streams are exempt). */
   idleTimeoutMs?: number;
   /** Open connections at most (default: derived from the open-file limit, see connectionCap). */
@@ -42,6 +46,8 @@ export interface ClientListenerOptions {
  */
 const RESERVED_FDS = 256;
 const DEFAULT_MAX_CONNECTIONS = 10_000;
+const DEFAULT_MAX_PENDING = 1024;
+const DEFAULT_MAX_PENDING_PER_ADDRESS = 256;
 
 /** The soft limit on open files of this process (from /proc), or undefined where unknown. */
 function openFileLimit(): number | undefined {
@@ -137,13 +143,28 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
   const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
   const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
   const maxConnections = opts.maxConnections ?? connectionCap();
+  const limits: PendingLimits = {
+    deadlineMs: opts.handshakeTimeoutMs ?? 10_000,
+    maxPending: opts.maxPendingHandshakes ?? DEFAULT_MAX_PENDING,
+    maxPendingPerAddress: opts.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
+  };
   let refusedSince = 0;
+  let evictedSince = 0;
+  // Connections before their protocol is known: a deadline from accept and caps, see PendingHandshakes.
+  const pending = new PendingHandshakes(limits, (reason, address) => {
+    // Logged at most once a minute, like refusals: a flood must not become a flood of lines.
+    const now = Date.now();
+    if (now - evictedSince < 60_000) return;
+    evictedSince = now;
+    log.warn({ url: url.url, reason, remote: address, ...limits }, "closing client connections that did not finish their handshake");
+  });
 
   const track = (s: net.Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
     // A socket error (reset, EPIPE) ends that connection only.
     s.on("error", () => undefined);
+    pending.admit(s);
   };
   const onDrop = () => {
     // Logged at most once a minute: a flood of connections must not become a flood of lines.
@@ -152,17 +173,23 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
     refusedSince = now;
     log.warn({ url: url.url, maxConnections }, "client connection limit reached; refusing new connections");
   };
-  const toGrpc = (s: net.Socket) => injector.injectConnection(s);
+  const toGrpc = (s: net.Socket) => {
+    pending.done(s);
+    injector.injectConnection(s);
+  };
   // Node's HTTP/2 session takes the bytes already read and then reads the socket natively; the
   // HTTP/1.1 server reads through the stream and so needs a paused socket resumed.
   const toGateway = (s: net.Socket) => {
+    pending.done(s);
     // Idle HTTP/1.1 connections are closed; the gateway lifts this for streaming requests.
     s.setTimeout(idleTimeoutMs, () => s.destroy());
     opts.gateway.emit("connection", s);
     s.resume();
   };
 
-  let server: net.Server;
+  // The port is always a plain TCP server: each connection is admitted (deadline, caps) before
+  // any TLS state exists, and handed to the TLS server only once its first bytes arrive.
+  const server = net.createServer({ noDelay: true });
   let unsubscribe = () => {};
   if (url.scheme === "https") {
     const t = opts.tls;
@@ -174,10 +201,9 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
       ALPNCallback: ({ protocols }) => chooseAlpn(protocols),
       // Small request/response pairs: Nagle plus delayed ACKs would stall them for ~40 ms.
       noDelay: true,
-      handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+      handshakeTimeout: limits.deadlineMs,
     });
     unsubscribe = t.material.onChange((m) => tlsServer.setSecureContext(contextOptions(m)));
-    tlsServer.on("connection", track);
     tlsServer.on("secureConnection", (s: tls.TLSSocket) => {
       if (s.alpnProtocol === "h2") return toGrpc(s);
       if (s.alpnProtocol === "http/1.1") return toGateway(s);
@@ -193,9 +219,12 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
       // Node leaves a timed-out handshake's socket open; a failed handshake ends the connection.
       s.destroy();
     });
-    server = tlsServer;
+    server.on("connection", (s: net.Socket) => {
+      track(s);
+      onFirstBytes(s, () => tlsServer.emit("connection", s));
+    });
   } else {
-    server = net.createServer({ noDelay: true }, (s) => {
+    server.on("connection", (s: net.Socket) => {
       track(s);
       sniff(s, sniffTimeoutMs, (h2) => (h2 ? toGrpc(s) : toGateway(s)));
     });
@@ -207,6 +236,7 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
   return new Promise((resolve, reject) => {
     server.once("error", (e) => {
       unsubscribe();
+      pending.close();
       injector.destroy();
       reject(e);
     });
@@ -223,6 +253,7 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
         close,
         destroy: () => {
           close();
+          pending.close();
           injector.destroy();
           for (const s of sockets) s.destroy();
         },

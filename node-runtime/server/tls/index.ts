@@ -2,3 +2,5 @@ export { loadTlsMaterial, splitPemCertificates, sameMaterial, TlsConfigError } f
 export type { TlsFiles, TlsMaterial } from "./material";
 export { ReloadingTls } from "./reloading";
 export type { ReloadingTlsOptions, TlsChangeListener } from "./reloading";
+export { onFirstBytes, PendingHandshakes } from "./pending-handshakes";
+export type { EvictReason, PendingLimits } from "./pending-handshakes";

@@ -9,10 +9,12 @@
 // oldest are dropped when the per-peer queue is full or lost with a broken connection, which raft
 // tolerates. Snapshots (sendSnapshot) travel in their own lane on the same connection, interleaved
 // chunk by chunk with ordered traffic, so they may overtake or be overtaken by ordinary messages.
-import { createServer, type Server, type TLSSocket } from "node:tls";
+import { createServer as createTcpServer, type Server, type Socket } from "node:net";
+import { createServer, type TLSSocket } from "node:tls";
 import { parsePeerUrl } from "../../../components/topology";
 import type { Logger } from "../obs/logger";
 import type { Metrics } from "../obs/metrics";
+import { onFirstBytes, PendingHandshakes } from "../tls/pending-handshakes";
 import type { ReloadingTls } from "../tls/reloading";
 import { InboundConnection } from "./inbound";
 import { LogLimiter } from "./log-limiter";
@@ -52,8 +54,12 @@ export interface PeerTransportOptions {
   handshakeTimeoutMs?: number;
   /** An accepted connection with nothing received this long is closed (default 30 s). */
   idleTimeoutMs?: number;
-  /** Connections on the peer port at once, identified or not (default 64). */
+  /** Connections on the peer port at once, identified or not (default 128). */
   maxConnections?: number;
+  /** Connections not yet identified (TLS and peer handshake) at once; the oldest is closed to admit a new one (default 32). */
+  maxPendingHandshakes?: number;
+  /** The same, from one remote address (default 16). */
+  maxPendingPerAddress?: number;
   /** RTT probe period (default 1000 ms). */
   pingIntervalMs?: number;
   /** A connection whose ping stays unanswered this long is closed and redialed (default 5000 ms). */
@@ -63,7 +69,8 @@ export interface PeerTransportOptions {
 export class PeerTransport {
   private readonly links = new Map<number, PeerLink>();
   private readonly inbound = new Map<number, InboundConnection>();
-  private readonly sockets = new Set<TLSSocket>();
+  private readonly sockets = new Set<Socket>();
+  private pending: PendingHandshakes | undefined;
   private readonly log: Logger;
   private readonly rejections: LogLimiter;
   private readonly clusterId: string;
@@ -83,11 +90,35 @@ export class PeerTransport {
     if (this.started) throw new Error("peer transport already started");
     this.started = true;
     const { host, port } = this.o.listen;
-    const server = createServer({
+    const handshakeTimeoutMs = this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const tlsServer = createServer({
       ...this.o.tls.current().options,
       requestCert: true,
       rejectUnauthorized: true,
-      handshakeTimeout: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: handshakeTimeoutMs,
+    });
+    // Until a dialer has identified itself (TLS, then the hello) it is anyone: a deadline from
+    // accept for TLS and hello together, and caps with the oldest closed first (PendingHandshakes).
+    const pending = new PendingHandshakes(
+      {
+        deadlineMs: handshakeTimeoutMs,
+        maxPending: this.o.maxPendingHandshakes ?? DEFAULT_MAX_PENDING,
+        maxPendingPerAddress: this.o.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
+      },
+      (reason, address) => {
+        this.o.metrics?.peerRejectedConnections.inc({ reason: reason === "deadline" ? "handshake" : "limit" });
+        this.rejections.warn(`pending ${reason} ${address}`, { remote: address, reason }, "closed peer connection that did not identify itself");
+      },
+    );
+    this.pending = pending;
+    // The port is a plain TCP server: TLS state is created once a connection sends its first bytes.
+    const server = createTcpServer({ noDelay: true }, (raw) => {
+      if (this.stopped) return void raw.destroy();
+      this.sockets.add(raw);
+      raw.once("close", () => this.sockets.delete(raw));
+      raw.on("error", () => undefined);
+      pending.admit(raw);
+      onFirstBytes(raw, () => tlsServer.emit("connection", raw));
     });
     // Beyond the cap node:net closes new sockets at once ('drop'); members hold one each way.
     server.maxConnections = this.o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
@@ -95,8 +126,8 @@ export class PeerTransport {
       this.o.metrics?.peerRejectedConnections.inc({ reason: "limit" });
       this.rejections.warn(`limit ${data?.remoteAddress ?? ""}`, { remote: data?.remoteAddress, limit: server.maxConnections }, "rejected peer connection: too many connections");
     });
-    server.on("secureConnection", (socket) => this.accept(socket));
-    server.on("tlsClientError", (err, socket) => {
+    tlsServer.on("secureConnection", (socket) => this.accept(socket));
+    tlsServer.on("tlsClientError", (err, socket) => {
       this.o.metrics?.peerRejectedConnections.inc({ reason: "tls" });
       // With rejectUnauthorized node:tls destroys a socket whose client certificate fails
       // verification and reports only "socket hang up"; the verification result says why. The
@@ -123,7 +154,7 @@ export class PeerTransport {
     server.on("error", (err) => this.log.error({ err: err.message }, "peer listener failed"));
     this.server = server;
     // New connections, accepted or dialed, use reloaded certificates; open ones keep theirs.
-    this.unsubscribeTls = this.o.tls.onChange((m) => server.setSecureContext(m.options));
+    this.unsubscribeTls = this.o.tls.onChange((m) => tlsServer.setSecureContext(m.options));
     this.log.info({ url: `https://${host}:${this.port}` }, "listening for peers");
     for (const link of this.links.values()) link.start();
   }
@@ -204,6 +235,7 @@ export class PeerTransport {
     this.unsubscribeTls?.();
     for (const link of this.links.values()) link.stop();
     for (const s of this.sockets) s.destroy();
+    this.pending?.close();
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -220,9 +252,7 @@ export class PeerTransport {
 
   private accept(socket: TLSSocket): void {
     if (this.stopped) return void socket.destroy();
-    this.sockets.add(socket);
     socket.on("close", () => {
-      this.sockets.delete(socket);
       const id = conn.peerId;
       if (id !== undefined && this.inbound.get(id) === conn) this.inbound.delete(id);
     });
@@ -242,6 +272,7 @@ export class PeerTransport {
       isKnownPeer: (id) => this.links.has(id),
       isRemovedPeer: (id) => this.o.isRemovedPeer?.(id) ?? false,
       onIdentified: (c, from) => {
+        this.pending?.done(c.socket);
         // A peer that redialed leaves its old connection half-open on our side; the newest wins.
         // Only the member itself can open one: its certificate was matched to `from`.
         const old = this.inbound.get(from);
@@ -257,7 +288,9 @@ const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
 const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-const DEFAULT_MAX_CONNECTIONS = 64;
+const DEFAULT_MAX_CONNECTIONS = 128;
+const DEFAULT_MAX_PENDING = 32;
+const DEFAULT_MAX_PENDING_PER_ADDRESS = 16;
 
 function describeListenError(err: NodeJS.ErrnoException): string {
   switch (err.code) {
