@@ -153,7 +153,10 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     const profile = resources("aws:iam/instanceProfile:InstanceProfile")[0]!;
     const masters = resources("aws:ec2/instance:Instance").filter((r) => /^raftkv-\d$/.test(r.name));
     assert.equal(masters.length, 3);
-    for (const m of masters) assert.equal(m.inputs["iamInstanceProfile"], profile.outputs["name"], `${m.name} runs with the backup role`);
+    for (const m of masters) {
+      assert.equal(m.inputs["iamInstanceProfile"], profile.outputs["name"], `${m.name} runs with the backup role`);
+      assert.equal((m.inputs["ebsBlockDevices"] as Array<{ deleteOnTermination: boolean }>)[0]!.deleteOnTermination, true, `${m.name}'s data volume goes with it by default`);
+    }
 
     // Data, then scheduled backups: every one from the leader, the newest holding the data.
     await onMaster("raftkv-1", `printf '\\n${Array.from({ length: 40 }, (_, i) => `put /bk/key-${i} value-${i}`).join("\\n")}\\n\\n\\n' | raftkvctl txn`);
@@ -189,10 +192,12 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     assert.ok(!plan.steps.some((s) => s.op === "delete" && s.old?.type.startsWith("aws:s3/") && s.old.options.retainOnDelete !== true), "no bucket resource is deleted");
   });
 
+  const restored: Record<string, string> = { "raftkv:clusterToken": "raftkv-bk-e2e-2", "raftkv:retainDataVolumes": "true" };
+
   it("up with restoreFrom: a new cluster seeded from the newest backup serves every key, the last write included", async () => {
-    const source = `s3://${bucket}/${PREFIX}`;
+    restored["raftkv:restoreFrom"] = `s3://${bucket}/${PREFIX}`;
     const oldBucket = bucket;
-    await up(config({ "raftkv:clusterToken": "raftkv-bk-e2e-2", "raftkv:restoreFrom": source }));
+    await up(config(restored));
     const all = await backups(oldBucket).catch(() => [] as Listed[]);
     assert.ok(all.some((b) => b.reason === "pre-change"), `destroy left a pre-change backup: ${JSON.stringify(all)}`);
     assert.ok(all.filter((b) => b.reason === "scheduled").length >= firstBackupCount, "the scheduled backups are still there");
@@ -203,6 +208,21 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     }
     const members = JSON.parse((await onMaster("raftkv-1", "raftkvctl member list -w json")).replace(/"ID":\s*(\d+)/g, '"ID":"$1"')) as { members: Array<{ name: string }> };
     assert.deepEqual(members.members.map((m) => m.name).sort(), ["raftkv-1", "raftkv-2", "raftkv-3"]);
-    await onMaster("raftkv-2", "raftkvctl put /bk/after-restore yes");
+    for (const m of resources("aws:ec2/instance:Instance").filter((r) => /^raftkv-\d$/.test(r.name))) {
+      assert.equal((m.inputs["ebsBlockDevices"] as Array<{ deleteOnTermination: boolean }>)[0]!.deleteOnTermination, false, `raftkv:retainDataVolumes keeps ${m.name}'s volume`);
+    }
+  });
+
+  it("a roll (certGeneration bump) takes one pre-change backup first, holding the newest write", async () => {
+    await onMaster("raftkv-2", "raftkvctl put /bk/before-roll yes");
+    const rev = Number(/"revision":"?(\d+)/.exec(await onMaster("raftkv-2", "raftkvctl get /bk/before-roll -w json"))![1]);
+    const before = Date.now();
+    await up(config({ ...restored, "raftkv:certGeneration": "2" }));
+    const pre = (await backups(bucket, "raftkv-bk-e2e-2/")).filter((b) => b.reason === "pre-change");
+    assert.equal(pre.length, 1, `one pre-change backup for the three rolls: ${JSON.stringify(pre)}`);
+    assert.ok(pre[0]!.revision >= rev, `it holds revision ${rev}: ${pre[0]!.key}`);
+    const stamp = /\/(\d{8}T\d{6}Z)-/.exec(pre[0]!.key)![1]!;
+    const taken = Date.parse(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`);
+    assert.ok(taken >= before - 1000, "taken during this up");
   });
 });
