@@ -66,4 +66,9 @@ export interface MemberEnv {
   fs: StorageFs;
   /** Default: the TLS PeerTransport on --listen-peer-urls with the peer certificate. */
   network?: (hooks: PeerNetworkHooks) => PeerNetwork;
+  /**
+   * Log entries kept behind a snapshot for slow followers (etcd's 5000). The simulator lowers it
+   * so that short runs also send and install snapshots.
+   */
+  catchUpEntries?: number;
 }

@@ -173,7 +173,7 @@ export class Member extends EventEmitter {
       forwardProposals: true,
       // Like etcd, keep a tail of the log after a snapshot so that a follower slightly behind
       // catches up with entries rather than a whole snapshot.
-      compactionKeepEntries: 5000,
+      compactionKeepEntries: this.env.catchUpEntries ?? 5000,
     };
     const { wal, recovered } = await WriteAheadLog.open(`${cfg.dataDir}/wal`, {
       logger: (msg, fields) => this.log.warn(fields ?? {}, msg),
@@ -186,7 +186,12 @@ export class Member extends EventEmitter {
     // Only the snapshot the WAL marked: a newer file without its marker (a crash inside a save or
     // an install from the leader) is not where the WAL's entries continue from.
     const snapshot = await this.snaps.loadMarked(recovered.snapshot);
-    const hasState = meta !== undefined && (recovered.entries.length > 0 || snapshot !== undefined || recovered.hardState.term > 0);
+    // Entries without any term on disk are the torn remains of this member's first save (the
+    // founding conf changes, or a joiner's first appends: written before their hard state, in one
+    // write). Restarting from part of the founding configuration would make this member a
+    // cluster of its own (the core adopts a configuration when appended), so start over instead:
+    // nothing was voted or acknowledged yet.
+    const hasState = meta !== undefined && (snapshot !== undefined || recovered.hardState.term > 0);
 
     if (meta !== undefined) {
       if (meta.clusterToken !== cfg.initialClusterToken) {
