@@ -28,6 +28,17 @@ export async function checkHealth(member: Member): Promise<{ ok: boolean; reason
   }
 }
 
+/**
+ * etcd's /health: unhealthy while any alarm (NOSPACE, CORRUPT) is active, with the reason etcd
+ * 3.5 gives ("ALARM NOSPACE"). Alarms are cluster state, applied by every member, so every
+ * member reports them, not only the one the alarm names. Otherwise as checkHealth.
+ */
+export async function checkEtcdHealth(member: Member): Promise<{ ok: boolean; reason?: string }> {
+  const alarm = member.alarms().find((a) => a.alarm !== "NONE");
+  if (alarm) return { ok: false, reason: `ALARM ${alarm.alarm}` };
+  return checkHealth(member);
+}
+
 export function createSideServer(member: Member): http.Server {
   return http.createServer((req, res) => {
     const reply = (code: number, body: string, type = "application/json") => {
@@ -37,7 +48,7 @@ export function createSideServer(member: Member): http.Server {
     const url = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") return reply(405, JSON.stringify({ error: "method not allowed" }));
     if (url === "/health") {
-      void checkHealth(member).then((h) =>
+      void checkEtcdHealth(member).then((h) =>
         reply(h.ok ? 200 : 503, JSON.stringify(h.ok ? { health: "true", reason: "" } : { health: "false", reason: h.reason ?? "" })),
       );
     } else if (url === "/metrics") {
@@ -46,6 +57,8 @@ export function createSideServer(member: Member): http.Server {
         (e: unknown) => reply(500, String(e), "text/plain"),
       );
     } else if (url === "/status") {
+      // `healthy` here means "serving" (a leader and a linearizable read), for the launcher and
+      // tests; alarms are listed beside it, and /health combines both as etcd does.
       void checkHealth(member).then((h) => {
         const st = member.status();
         reply(
@@ -59,6 +72,7 @@ export function createSideServer(member: Member): http.Server {
             commitIndex: st.commitIndex,
             appliedIndex: st.appliedIndex,
             healthy: h.ok,
+            alarms: member.alarms().filter((a) => a.alarm !== "NONE").map((a) => ({ memberID: hexId(a.memberID), alarm: a.alarm })),
           }),
         );
       });

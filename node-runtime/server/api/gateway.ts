@@ -12,7 +12,7 @@ import { EventEmitter } from "node:events";
 import * as http from "node:http";
 import type * as net from "node:net";
 import { Errors } from "../errors";
-import { checkHealth } from "../http";
+import { checkEtcdHealth } from "../http";
 import type { Member } from "../member";
 import { JsonInputError, jsonMethod, type Json, type JsonMethod } from "./gateway-json";
 import { ETCD_API_VERSION, serveLeaseKeepAlive, unaryFunction, type UnaryFunction } from "./services";
@@ -532,7 +532,8 @@ export function createGateway(member: Member, services: GatewayServices, opts: G
     if (url === "/health" || url === "/version") {
       if (req.method !== "GET" && req.method !== "HEAD") return sendText(res, 405, "Method Not Allowed\n");
       if (url === "/version") return sendJson(res, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_API_VERSION });
-      return void checkHealth(member).then((h) => sendJson(res, h.ok ? 200 : 503, { health: h.ok ? "true" : "false" }));
+      // As etcd 3.4.23 answers on its client port: {"health":"false"} and 503 while an alarm is active.
+      return void checkEtcdHealth(member).then((h) => sendJson(res, h.ok ? 200 : 503, { health: h.ok ? "true" : "false" }));
     }
     const u = unary.get(url);
     const s = streams.get(url);
