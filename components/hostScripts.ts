@@ -159,6 +159,15 @@ member_hex_id() {
   ' "$1"
 }
 
+# member_is_learner PEER_URL < member-list-json: exit 0 if that member is listed as a learner.
+member_is_learner() {
+  node -e '
+    const raw = require("fs").readFileSync(0, "utf8").replace(/"ID"\\s*:\\s*(\\d+)/g, (_, d) => "\\"ID\\":\\"" + d + "\\"");
+    const m = (JSON.parse(raw).members || []).find((x) => (x.peerURLs || []).includes(process.argv[1]));
+    process.exit(m !== undefined && m.isLearner === true ? 0 : 1);
+  ' "$1"
+}
+
 wait_cluster_health() {
   local deadline=$((SECONDS + HEALTH_TIMEOUT))
   log "waiting for every member of the cluster to be healthy"
@@ -280,9 +289,23 @@ if [ -z "$(ls -A "$ROOT${HOST.dataDir}")" ]; then
   else
     ${opts.backupBeforeChange === true ? `backup_before_change ${joinEndpoints}
     ` : ""}log "adding ${join.member.name} through ${joinEndpoints}"
-    ctl ${joinEndpoints} member add ${join.member.name} --peer-urls=${peerUrl(join.member)} >/dev/null
+    ctl ${joinEndpoints} member add ${join.member.name} --peer-urls=${peerUrl(join.member)} --learner >/dev/null
   fi
-fi`
+fi
+
+# A member joins as a learner: it cannot count toward a quorum before its log has caught up. The
+# leader promotes it once it has (see the README); the next member joins only after that, since a
+# cluster takes one learner at a time.
+wait_promoted() {
+  local deadline=$((SECONDS + HEALTH_TIMEOUT)) list
+  log "waiting for the leader to promote ${join.member.name} to voter"
+  for (( ; ; )); do
+    list="$(ctl ${joinEndpoints} member list -w json 2>/dev/null)" && ! printf '%s' "$list" | member_is_learner ${peerUrl(join.member)} && break
+    [ "$SECONDS" -lt "$deadline" ] || fail "${join.member.name} still a learner after $HEALTH_TIMEOUT s"
+    sleep 2
+  done
+  log "${join.member.name} is a voter"
+}`
       : "";
   const tail =
     phase === "create"
@@ -290,7 +313,7 @@ fi`
 systemctl enable ${HOST.unitName}
 systemctl restart ${HOST.unitName}
 log "started (certificates changed: $certs_changed, unit or bundle changed: $restart_needed)"
-wait_local_health`
+wait_local_health${join.clusterState === "existing" ? "\nwait_promoted" : ""}`
       : `
 if [ "$restart_needed" = 1 ]; then
   touch "$ROOT${HOST.stateDir}/restart-pending"

@@ -50,6 +50,8 @@ export interface ServerConfig {
   initialCorruptCheck: boolean;
   /** etcd's --experimental-corrupt-check-time: how often the leader compares hashes (0 = never). */
   corruptCheckTimeMs: number;
+  /** The leader promotes a learner once its log has caught up (etcd needs a manual `member promote`). */
+  autoPromoteLearners: boolean;
 }
 
 interface FlagSpec {
@@ -89,6 +91,7 @@ const FLAGS: FlagSpec[] = [
   { flag: "max-txn-ops", description: "maximum number of operations permitted in a transaction", default: "128" },
   { flag: "log-level", description: "debug, info, warn or error", default: "info" },
   { flag: "experimental-initial-corrupt-check", description: "check the data against the peers' before serving; refuse to start on a mismatch", default: "false", boolean: true },
+  { flag: "auto-promote-learners", description: "the leader promotes a learner to voter once its log has caught up (false: only `member promote` does, as in etcd)", default: "true", boolean: true },
   { flag: "experimental-corrupt-check-time", description: "interval of the leader's data checks against the followers (Go duration, 0s = off)", default: "0s" },
 ];
 
@@ -244,6 +247,7 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     logLevel: logLevel as ServerConfig["logLevel"],
     initialCorruptCheck: bool(req("experimental-initial-corrupt-check"), "--experimental-initial-corrupt-check"),
     corruptCheckTimeMs: duration(req("experimental-corrupt-check-time"), "--experimental-corrupt-check-time"),
+    autoPromoteLearners: bool(req("auto-promote-learners"), "--auto-promote-learners"),
   };
 }
 

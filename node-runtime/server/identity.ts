@@ -1,8 +1,9 @@
 /**
- * Deterministic member and cluster IDs. Every member of a new cluster derives the same IDs from
- * the same --initial-cluster and token, so no bootstrap round-trip is needed. Like etcd, the ID
- * depends on the peer URLs and the token only (MemberAdd carries no name), so a member added at
- * run time can derive its own ID from its --initial-advertise-peer-urls when it joins.
+ * Member and cluster IDs. Every member of a new cluster derives the same IDs from the same
+ * --initial-cluster and token, so no bootstrap round-trip is needed. A member added at run time
+ * gets an ID with the time mixed in, as etcd's `member add` does: a member removed and added
+ * again at the same peer URL is a new member, not the removed one (which peers refuse for good).
+ * It learns that ID from the cluster when it joins (see Member.discoverSelf).
  *
  * IDs are positive integers below 2^52 so they survive JSON and `longs: String` round-trips
  * exactly; they print as hex like etcd's 64-bit IDs.
@@ -15,8 +16,10 @@ function hashToId(input: string): number {
   return id === 0 ? 1 : id;
 }
 
-export function memberIdFor(peerUrls: readonly string[], clusterToken: string): number {
-  return hashToId(`member|${[...peerUrls].sort().join(",")}|${clusterToken}`);
+/** `addedAtMs`: the time of a run-time `member add`; absent for the founding members. */
+export function memberIdFor(peerUrls: readonly string[], clusterToken: string, addedAtMs?: number): number {
+  const time = addedAtMs === undefined ? "" : `|${addedAtMs}`;
+  return hashToId(`member|${[...peerUrls].sort().join(",")}|${clusterToken}${time}`);
 }
 
 export function clusterIdFor(memberIds: readonly number[], clusterToken: string): number {

@@ -32,7 +32,8 @@ import { ConfigError } from "./config";
 import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
 import { forwardedEntryProblem } from "./forwarded-proposal";
 import { RequestIds, hexId, memberIdFor } from "./identity";
-import { Membership, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
+import { Membership, foundingMemberIds, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
+import { queryMembers } from "./transport/members-query";
 import { EtcdError, Errors } from "./errors";
 import { findMismatchedPeers, type HashPeers, type KvHash } from "./corrupt-check";
 import { sleep, systemClock, type Clock, type MemberEnv, type PeerNetwork, type TimerHandle } from "./member-env";
@@ -84,7 +85,12 @@ interface MemberAttr {
 }
 
 export class Member extends EventEmitter {
-  readonly id: number;
+  /**
+   * This member's ID, known once start() has read the data dir: a founding member derives it
+   * from --initial-cluster (as its peers do), a restarted member reads it from its data dir, and
+   * a member joining an existing cluster asks the cluster for the ID `member add` gave it.
+   */
+  id = 0;
   clusterId = 0;
   private raft!: RaftNode;
   private wal!: WriteAheadLog;
@@ -149,8 +155,6 @@ export class Member extends EventEmitter {
     this.clock = env.clock ?? systemClock;
     this.fs = env.fs ?? nodeFs;
     this.ids = new RequestIds(this.clock.now());
-    const self = cfg.initialCluster.find((m) => m.name === cfg.name)!;
-    this.id = memberIdFor([self.peerUrl], cfg.initialClusterToken);
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
   }
 
@@ -161,6 +165,44 @@ export class Member extends EventEmitter {
     const { cfg } = this;
     await this.fs.mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
     const meta = await readMeta(cfg.dataDir, this.fs);
+    if (meta !== undefined) {
+      if (meta.clusterToken !== cfg.initialClusterToken) {
+        throw new ConfigError(
+          `data dir ${cfg.dataDir} belongs to cluster token ${JSON.stringify(meta.clusterToken)}, not --initial-cluster-token ${JSON.stringify(cfg.initialClusterToken)}`,
+        );
+      }
+      if (meta.name !== cfg.name) throw new ConfigError(`data dir ${cfg.dataDir} belongs to member ${meta.name} (${meta.memberId}), not to ${cfg.name}`);
+    }
+    const { wal, recovered } = await WriteAheadLog.open(`${cfg.dataDir}/wal`, {
+      logger: (msg, fields) => this.log.warn(fields ?? {}, msg),
+      fs: this.fs,
+    });
+    this.wal = wal;
+    this.snaps = new SnapshotStore(`${cfg.dataDir}/snap`, { logger: (msg, fields) => this.log.warn(fields ?? {}, msg), fs: this.fs });
+    // Only the snapshot the WAL marked: a newer file without its marker (a crash inside a save or
+    // an install from the leader) is not where the WAL's entries continue from.
+    const snapshot = await this.snaps.loadMarked(recovered.snapshot);
+    // Entries without any term on disk are the torn remains of this member's first save (the
+    // founding conf changes, or a joiner's first appends: written before their hard state, in one
+    // write). Restarting from part of the founding configuration would make this member a
+    // cluster of its own (the core adopts a configuration when appended), so start over instead:
+    // nothing was voted or acknowledged yet.
+    const hasState = meta !== undefined && (snapshot !== undefined || recovered.hardState.term > 0);
+
+    const self = cfg.initialCluster.find((m) => m.name === cfg.name)!;
+    const foundingId = memberIdFor([self.peerUrl], cfg.initialClusterToken);
+    let joined: ClusterView | undefined;
+    if (hasState) {
+      this.id = parseInt(meta.memberId, 16);
+    } else if (cfg.initialClusterState === "new") {
+      this.id = foundingId;
+      if (meta !== undefined && meta.memberId !== hexId(this.id)) {
+        throw new ConfigError(`data dir ${cfg.dataDir} belongs to member ${meta.name} (${meta.memberId}), not to the founding member ${cfg.name} (${hexId(this.id)})`);
+      }
+    } else {
+      joined = await this.discoverSelf();
+      this.id = joined.id;
+    }
     const raftCfg: RaftConfig = {
       id: this.id,
       electionTick: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs)),
@@ -175,38 +217,16 @@ export class Member extends EventEmitter {
       // catches up with entries rather than a whole snapshot.
       compactionKeepEntries: this.env.catchUpEntries ?? 5000,
     };
-    const { wal, recovered } = await WriteAheadLog.open(`${cfg.dataDir}/wal`, {
-      logger: (msg, fields) => this.log.warn(fields ?? {}, msg),
-      fs: this.fs,
-    });
-    this.wal = wal;
-    this.snaps = new SnapshotStore(`${cfg.dataDir}/snap`, { logger: (msg, fields) => this.log.warn(fields ?? {}, msg), fs: this.fs });
     // Our own entries still in the log will be applied again; new requests must not share their IDs.
     for (const e of recovered.entries) this.ids.observe(requestIdOf(e, this.id));
-    // Only the snapshot the WAL marked: a newer file without its marker (a crash inside a save or
-    // an install from the leader) is not where the WAL's entries continue from.
-    const snapshot = await this.snaps.loadMarked(recovered.snapshot);
-    // Entries without any term on disk are the torn remains of this member's first save (the
-    // founding conf changes, or a joiner's first appends: written before their hard state, in one
-    // write). Restarting from part of the founding configuration would make this member a
-    // cluster of its own (the core adopts a configuration when appended), so start over instead:
-    // nothing was voted or acknowledged yet.
-    const hasState = meta !== undefined && (snapshot !== undefined || recovered.hardState.term > 0);
-
-    if (meta !== undefined) {
-      if (meta.clusterToken !== cfg.initialClusterToken) {
-        throw new ConfigError(
-          `data dir ${cfg.dataDir} belongs to cluster token ${JSON.stringify(meta.clusterToken)}, not --initial-cluster-token ${JSON.stringify(cfg.initialClusterToken)}`,
-        );
-      }
-      if (meta.name !== cfg.name || meta.memberId !== hexId(this.id)) {
-        throw new ConfigError(`data dir ${cfg.dataDir} belongs to member ${meta.name} (${meta.memberId}), not to ${cfg.name}`);
-      }
-    }
 
     if (hasState) {
       this.restoreFromSnapshot(snapshot);
-      if (snapshot === undefined) this.membership = this.bootstrapMembership();
+      // Without a snapshot the log from index 1 rebuilds the registry; only the founding members
+      // need their URLs from the flags, to reach each other before the entry naming them applies.
+      if (snapshot === undefined) {
+        this.membership = Membership.restart(cfg.initialCluster, cfg.initialClusterToken, foundingMemberIds(recovered.entries), parseInt(meta!.clusterId, 16));
+      }
       this.clusterId = this.membership.clusterId;
       this.raft = RaftNode.restart(raftCfg, {
         hardState: recovered.hardState,
@@ -222,15 +242,17 @@ export class Member extends EventEmitter {
       this.raft = new RaftNode(raftCfg, { voters: this.membership.voters(), learners: [] });
       this.log.info({ members: this.membership.list().map((m) => m.name) }, "bootstrapping a new cluster");
     } else {
-      // Joining an existing cluster: we know the peers from --initial-cluster; the leader sends
-      // us the log (or a snapshot) including the conf change that added us.
-      this.membership = this.bootstrapMembership();
-      this.clusterId = 0;
+      // Joining an existing cluster: the members as a member of it listed them (with this one,
+      // added but maybe not yet applied); the leader sends us the log (or a snapshot) including
+      // the conf change that added us.
+      const view = joined!;
+      this.membership = Membership.fromState({ clusterId: view.clusterId, initialized: false, members: view.members, removed: [] });
+      this.clusterId = view.clusterId;
       this.kv = this.newKv();
       this.raft = new RaftNode(raftCfg, { voters: [], learners: [] });
-      this.log.info("joining an existing cluster");
+      this.log.info({ id: hexId(this.id), members: view.members.map((m) => hexId(m.id)) }, "joining an existing cluster");
     }
-    if (meta === undefined) {
+    if (meta === undefined || meta.memberId !== hexId(this.id)) {
       await writeMeta(cfg.dataDir, {
         clusterToken: cfg.initialClusterToken,
         clusterId: hexId(this.clusterId),
@@ -270,6 +292,7 @@ export class Member extends EventEmitter {
       policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname },
       // A snapshot is the store (bounded by the quota) plus the membership, serialized.
       maxSnapshotBytes: 2 * cfg.quotaBackendBytes + 64 * 1024 * 1024,
+      memberList: () => this.clusterView(),
     });
     await this.transport.start();
     this.syncPeers();
@@ -279,6 +302,7 @@ export class Member extends EventEmitter {
     this.tickTimer = this.clock.setInterval(() => {
       this.raft.tick();
       this.schedule();
+      if (cfg.autoPromoteLearners) this.promoteCaughtUpLearners();
     }, cfg.heartbeatIntervalMs);
     this.leaseTimer = this.clock.setInterval(() => {
       this.revokeExpiredLeases().catch((e: unknown) => this.log.warn({ err: String(e) }, "lease expiry pass failed"));
@@ -316,6 +340,65 @@ export class Member extends EventEmitter {
 
   private bootstrapMembership(): Membership {
     return Membership.bootstrap(this.cfg.initialCluster, this.cfg.initialClusterToken);
+  }
+
+  /**
+   * What a member joining the cluster is told (see discoverSelf): the registry, plus members
+   * whose addition is appended but not applied yet (a one-voter cluster commits the entry adding
+   * a second voter only with the new member's vote, so it must learn its ID before that).
+   */
+  private clusterView(): ClusterView | undefined {
+    if (this.raft === undefined) return undefined;
+    const members = this.membership.list();
+    for (const [id, url] of this.appendedPeers) {
+      if (!members.some((m) => m.id === id)) members.push({ id, name: "", peerURLs: [url], clientURLs: [], isLearner: false });
+    }
+    return { id: this.id, clusterId: this.clusterId, members };
+  }
+
+  /**
+   * A member started with --initial-cluster-state=existing and an empty data dir asks the other
+   * members of --initial-cluster for the member list and finds itself by its peer URLs, as etcd's
+   * GetClusterFromRemotePeers: `member add` chose its ID (with the time mixed in), so it cannot
+   * derive it. Retried while the addition has not reached the member asked.
+   */
+  private async discoverSelf(): Promise<ClusterView> {
+    const { cfg } = this;
+    const self = cfg.initialCluster.find((m) => m.name === cfg.name)!;
+    const mine = new Set([self.peerUrl, ...cfg.advertisePeerUrls]);
+    const peers = cfg.initialCluster.filter((m) => m.name !== cfg.name);
+    if (peers.length === 0) {
+      throw new ConfigError(`--initial-cluster-state=existing: --initial-cluster must name at least one running member besides ${cfg.name} to join through`);
+    }
+    const deadline = Date.now() + JOIN_DISCOVERY_MS;
+    for (;;) {
+      const problems: string[] = [];
+      for (const p of peers) {
+        let view: ClusterView;
+        try {
+          view = parseClusterView(
+            await queryMembers({ url: p.peerUrl, tls: this.peerTls, clusterId: cfg.initialClusterToken, policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname }, timeoutMs: 5000 }),
+          );
+        } catch (e) {
+          problems.push(e instanceof Error ? e.message : String(e));
+          continue;
+        }
+        const me = view.members.find((m) => m.peerURLs.some((u) => mine.has(u)));
+        if (me === undefined) {
+          problems.push(`${p.name} (${p.peerUrl}) lists no member with peer URL ${[...mine].join(",")}; add it with 'member add' first`);
+          continue;
+        }
+        if (me.name !== "") {
+          throw new ConfigError(
+            `member ${hexId(me.id)} (${me.name}) with peer URL ${me.peerURLs.join(",")} has already been bootstrapped; to join with an empty data dir remove it and add it again`,
+          );
+        }
+        return { id: me.id, clusterId: view.clusterId, members: view.members };
+      }
+      if (Date.now() > deadline) throw new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
+      this.log.info({ problems }, "waiting for the cluster to list this member");
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 
   async stop(): Promise<void> {
@@ -890,6 +973,44 @@ export class Member extends EventEmitter {
     return pr.match >= st.commit * 0.9;
   }
 
+  /**
+   * Learners promote themselves (issue 14): on every heartbeat tick the leader looks at each
+   * learner's replication progress; one whose log has matched within LEARNER_CATCHUP_ENTRIES of
+   * the leader's last index, in steady replication, for LEARNER_CATCHUP_TICKS consecutive ticks
+   * is promoted through the normal conf-change path (one change at a time, etcd's strict
+   * reconfiguration check included). A refused or failed promotion is tried again later.
+   */
+  private promoteCaughtUpLearners(): void {
+    if (this.promoting || this.stopped || this.applyHalt || !this.isLeader()) {
+      if (!this.isLeader()) this.learnerTicks.clear();
+      return;
+    }
+    const learners = this.membership.learners();
+    for (const id of this.learnerTicks.keys()) if (!learners.includes(id)) this.learnerTicks.delete(id);
+    if (learners.length === 0) return;
+    const st = this.raft.status();
+    for (const id of learners) {
+      const pr = st.progress?.get(id);
+      const caughtUp = pr !== undefined && pr.state === "replicate" && st.lastIndex - pr.match <= LEARNER_CATCHUP_ENTRIES;
+      const ticks = caughtUp ? (this.learnerTicks.get(id) ?? 0) + 1 : 0;
+      this.learnerTicks.set(id, ticks);
+      if (ticks < LEARNER_CATCHUP_TICKS) continue;
+      this.promoting = true;
+      this.learnerTicks.delete(id);
+      this.proposeMemberChange("promote", id, undefined)
+        .then(
+          () => this.log.info({ member: hexId(id), match: pr!.match, lastIndex: st.lastIndex }, "promoted a caught-up learner to voter"),
+          (e: unknown) => this.log.info({ member: hexId(id), err: e instanceof Error ? e.message : String(e) }, "learner promotion not done yet; will retry"),
+        )
+        .finally(() => (this.promoting = false));
+      return;
+    }
+  }
+
+  /** Consecutive heartbeat ticks each learner has been caught up (leader only). */
+  private readonly learnerTicks = new Map<number, number>();
+  private promoting = false;
+
   /** Advertises this member's client URLs to the cluster (etcd's "publish"), retrying until applied. */
   private async publishSelf(): Promise<void> {
     const clientURLs = this.cfg.advertiseClientUrls;
@@ -1245,6 +1366,39 @@ export class Member extends EventEmitter {
     if (this.stopped) throw Errors.stopped();
     if (this.applyHalt) throw Errors.corrupt();
   }
+}
+
+/**
+ * When a learner counts as caught up (see promoteCaughtUpLearners): its log matches the leader's
+ * within this many entries, in steady replication, for this many consecutive heartbeat ticks.
+ */
+export const LEARNER_CATCHUP_ENTRIES = 100;
+export const LEARNER_CATCHUP_TICKS = 10;
+
+/** How long a joining member keeps asking the cluster for its ID before giving up. */
+const JOIN_DISCOVERY_MS = 60_000;
+
+/** The member list as one member sees it, for a member joining the cluster. */
+interface ClusterView {
+  /** The answering member (in an answer) or the joining member (once found). */
+  id: number;
+  clusterId: number;
+  members: MemberInfo[];
+}
+
+function parseClusterView(v: unknown): ClusterView {
+  const o = (typeof v === "object" && v !== null ? v : {}) as Record<string, unknown>;
+  const isId = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
+  const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((u) => typeof u === "string");
+  if (!isId(o.id) || typeof o.clusterId !== "number" || !Array.isArray(o.members)) throw new Error("malformed member list");
+  const members = o.members.map((m: unknown): MemberInfo => {
+    const r = (typeof m === "object" && m !== null ? m : {}) as Record<string, unknown>;
+    if (!isId(r.id) || typeof r.name !== "string" || !isStrings(r.peerURLs) || !isStrings(r.clientURLs) || typeof r.isLearner !== "boolean") {
+      throw new Error("malformed member in member list");
+    }
+    return { id: r.id, name: r.name, peerURLs: r.peerURLs, clientURLs: r.clientURLs, isLearner: r.isLearner };
+  });
+  return { id: o.id, clusterId: o.clusterId, members };
 }
 
 /** The request ID this member gave `e` when it proposed it, or 0 if another member proposed it. */

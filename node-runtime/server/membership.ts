@@ -4,6 +4,8 @@
  * holds the same registry, and it travels inside snapshots.
  */
 import type { InitialClusterMember } from "../../components/topology";
+import { decodeConfChange } from "../raft/codec";
+import { EntryType, type Entry } from "../raft/types";
 import { clusterIdFor, memberIdFor } from "./identity";
 
 export interface MemberInfo {
@@ -41,6 +43,21 @@ export class Membership {
     initial.forEach((m, i) => {
       ms.members.set(ids[i]!, { id: ids[i]!, name: m.name, peerURLs: [m.peerUrl], clientURLs: [], isLearner: false });
     });
+    return ms;
+  }
+
+  /**
+   * The registry a member restarting without a snapshot starts from, before its log (from index
+   * 1) is applied again: the founding members (`foundingIds`, from the log's first entries) with
+   * the URLs --initial-cluster gives them, so they can reach each other before the entry naming
+   * them applies. Anyone else --initial-cluster lists is left to the log: a member added at run
+   * time has an ID its URL does not derive, and listing it under a derived one would invent a
+   * member that no entry ever removes.
+   */
+  static restart(initial: readonly InitialClusterMember[], token: string, foundingIds: ReadonlySet<number>, clusterId: number): Membership {
+    const boot = Membership.bootstrap(initial, token);
+    const ms = new Membership(clusterId);
+    for (const m of boot.list()) if (foundingIds.has(m.id)) ms.members.set(m.id, m);
     return ms;
   }
 
@@ -126,4 +143,19 @@ export class Membership {
     m.name = name;
     m.clientURLs = [...clientURLs];
   }
+}
+
+/**
+ * The founding members' IDs from a log that starts at index 1: a new cluster's log opens with one
+ * context-less conf change per founding member (see RaftNode's constructor), on every member.
+ */
+export function foundingMemberIds(entries: readonly Entry[]): Set<number> {
+  const ids = new Set<number>();
+  for (const [i, e] of entries.entries()) {
+    if (e.index !== i + 1 || e.term !== 1 || e.type !== EntryType.ConfChange) break;
+    const cc = decodeConfChange(e.data);
+    if (cc.context.length > 0 || cc.type === "removeNode") break;
+    ids.add(cc.nodeId);
+  }
+  return ids;
 }

@@ -240,7 +240,11 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
       if (req.isLearner && m.membership.learners().length >= 1) {
         throw new EtcdError(grpc.status.FAILED_PRECONDITION, "etcdserver: too many learner members in cluster");
       }
-      const id = memberIdFor(req.peerURLs, token);
+      // A new ID even at a removed member's old URL (etcd mixes in the time): peers refuse the
+      // removed ID for good, so reusing it would commit a voter that can never join.
+      let at = Date.now();
+      let id = memberIdFor(req.peerURLs, token, at);
+      while (m.membership.has(id) || m.membership.isRemoved(id)) id = memberIdFor(req.peerURLs, token, ++at);
       const members = await m.proposeMemberChange(req.isLearner ? "addLearner" : "addNode", id, { name: "", peerURLs: req.peerURLs });
       const added = members.find((x) => x.id === id);
       return {

@@ -28,6 +28,14 @@ export const enum FrameType {
   HelloOk = 9,
   /** Acceptor → dialer: handshake refused, body: UTF-8 reason. The connection closes. */
   Reject = 10,
+  /**
+   * Dialer → acceptor instead of a Hello, body: JSON {version, clusterId}. A member joining an
+   * existing cluster does not know its own ID yet (`member add` chose it): it asks a member for
+   * the member list, as etcd's GetClusterFromRemotePeers does over the peer URLs.
+   */
+  MembersQuery = 11,
+  /** Acceptor → dialer: the answer to a MembersQuery, body: JSON. The connection closes. */
+  MembersReply = 12,
 }
 
 export class FrameError extends Error {

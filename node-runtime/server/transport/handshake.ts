@@ -30,6 +30,29 @@ export function decodeHello(body: Uint8Array): Hello | string {
   return { version: h.version, clusterId: h.clusterId, from: h.from, to: h.to };
 }
 
+/** What a joining member sends instead of a Hello to ask for the member list (see FrameType.MembersQuery). */
+export interface MembersQuery {
+  version: number;
+  clusterId: string;
+}
+
+export function encodeMembersQuery(q: MembersQuery): Buffer {
+  return Buffer.from(JSON.stringify(q), "utf8");
+}
+
+export function decodeMembersQuery(body: Uint8Array): MembersQuery | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
+  } catch {
+    return "member list query is not valid JSON";
+  }
+  if (typeof v !== "object" || v === null) return "member list query is not an object";
+  const q = v as Record<string, unknown>;
+  if (typeof q.version !== "number" || typeof q.clusterId !== "string") return "member list query lacks version or clusterId";
+  return { version: q.version, clusterId: q.clusterId };
+}
+
 function isMemberId(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }

@@ -4,7 +4,7 @@ import type { TLSSocket } from "node:tls";
 import type { Logger } from "../obs/logger";
 import { memberLabel, type Metrics } from "../obs/metrics";
 import { FrameParser, FrameType, encodeFrame } from "./frame";
-import { REMOVED_MARKER, checkHello, decodeHello, type Hello } from "./handshake";
+import { PROTOCOL_VERSION, REMOVED_MARKER, checkHello, decodeHello, decodeMembersQuery, type Hello } from "./handshake";
 import type { LogLimiter } from "./log-limiter";
 import { checkClaim, checkPolicy, socketPeerIdentity, type PeerCertIdentity, type PeerCertPolicy, type PeerRecord } from "./peer-identity";
 
@@ -40,6 +40,8 @@ export interface InboundOptions {
   isKnownPeer: (id: number) => boolean;
   /** Members removed from the cluster are refused with REMOVED_MARKER, so they stop. */
   isRemovedPeer?: (id: number) => boolean;
+  /** The member list a joining member asks for (FrameType.MembersQuery); no answer without it. */
+  memberList?: () => unknown;
   /** Called once the handshake is accepted; the transport keeps one connection per peer. */
   onIdentified: (conn: InboundConnection, from: number) => void;
   onMessage: (from: number, payload: Uint8Array) => void;
@@ -161,6 +163,7 @@ export class InboundConnection {
     if (this.closed) return;
     const from = this.from;
     if (from === undefined) {
+      if (type === FrameType.MembersQuery) return this.answerMembersQuery(body);
       if (type !== FrameType.Hello) return this.refuse("handshake", `expected a handshake, got frame type ${type}`);
       const hello = decodeHello(body);
       if (typeof hello === "string") return this.refuse("handshake", hello);
@@ -215,6 +218,24 @@ export class InboundConnection {
     this.fromLabel = memberLabel(hello.from);
     this.socket.write(encodeFrame(FrameType.HelloOk));
     this.o.onIdentified(this, hello.from);
+  }
+
+  /**
+   * A joining member's question for the member list. Only a peer certificate the local policy
+   * accepts (checked on connect) and the cluster token get an answer; the connection then closes.
+   */
+  private answerMembersQuery(body: Buffer): void {
+    if (this.identity === undefined) return this.refuse("identity", "no peer certificate");
+    const list = this.o.memberList?.();
+    const q = decodeMembersQuery(body);
+    if (typeof q === "string") return this.refuse("handshake", q);
+    if (q.version !== PROTOCOL_VERSION) return this.refuse("handshake", `unsupported peer protocol version ${q.version} (want ${PROTOCOL_VERSION})`);
+    if (q.clusterId !== this.o.clusterId) return this.refuse("handshake", `cluster ID mismatch in a member list query: peer is in cluster ${q.clusterId}`);
+    if (list === undefined) return this.refuse("handshake", "member list not available yet");
+    clearTimeout(this.handshakeTimer);
+    this.release();
+    this.socket.end(encodeFrame(FrameType.MembersReply, Buffer.from(JSON.stringify(list), "utf8")));
+    setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
   private refuse(kind: RejectClass, reason: string, claimed?: number, wireText: string = REJECT_TEXT): void {

@@ -40,6 +40,8 @@ export interface PeerTransportOptions {
   onPeerUnreachable?: (id: number) => void;
   /** Whether a member ID was removed from the cluster (its connections are refused as removed). */
   isRemovedPeer?: (id: number) => boolean;
+  /** Answers a joining member's member list query (see FrameType.MembersQuery). */
+  memberList?: () => unknown;
   /** Called when a peer refuses us because this member was removed from the cluster. */
   onRemovedFromCluster?: (byPeer: number) => void;
   /** Bound of the ordered queue per peer (default 16 MiB). */
@@ -271,6 +273,7 @@ export class PeerTransport {
       directory: this.o.directory,
       isKnownPeer: (id) => this.links.has(id),
       isRemovedPeer: (id) => this.o.isRemovedPeer?.(id) ?? false,
+      ...(this.o.memberList ? { memberList: this.o.memberList } : {}),
       onIdentified: (c, from) => {
         this.pending?.done(c.socket);
         // A peer that redialed leaves its old connection half-open on our side; the newest wins.

@@ -125,6 +125,19 @@ describe("cluster: membership changes with etcdctl", function () {
     await addAndStart("raftkv-4", [leader, other], [leader, other, "raftkv-4"]);
     await votersAre([leader, other, "raftkv-4"], "raftkv-4");
     await writer.progress(20);
+    // Its log starts with the founding addNode of the removed member, which its --initial-cluster
+    // does not name: replayed at the join and again after a restart, that member has no URL until
+    // a later entry names it, and must not be dialled (before the fix: "invalid peer URL undefined",
+    // fatal at the time of the issue, a refused peer since).
+    await cl.kill("raftkv-4");
+    writable = writable.filter((n) => n !== "raftkv-4");
+    pool!.reset("raftkv-4");
+    cl.startMember("raftkv-4", cl.flags(cl.member("raftkv-4"), "existing", [leader, other, "raftkv-4"].map((n) => cl.member(n))));
+    await cl.waitHealthy(["raftkv-4"], 60_000);
+    writable.push("raftkv-4");
+    await votersAre([leader, other, "raftkv-4"], "raftkv-4");
+    assert.doesNotMatch(cl.log("raftkv-4"), /peer URL the transport cannot use|invalid peer URL/, "raftkv-4 dialled a member it has no URL for");
+    await writer.progress(20);
 
     // 3. Shrink to one voter, then add a voter to it (etcd's restore path).
     const keep = writable.includes(leader) ? leader : other;

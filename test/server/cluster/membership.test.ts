@@ -20,7 +20,9 @@ describe("cluster: membership changes under load", function () {
   const running = () => c!.members.map((m) => m.name).filter((n) => c!.running(n));
 
   before(async () => {
-    c = await TestCluster.start({ size: 3 });
+    // etcd's manual promotion: with learner auto-promotion on, the leader could promote the
+    // learner before the test does (membership-learners.test.ts covers that path).
+    c = await TestCluster.start({ size: 3, extraFlags: ["--auto-promote-learners=false"] });
     pool = new RawPool(c);
   });
   after(async () => {
