@@ -10,6 +10,7 @@
  * the gateway and gRPC cannot drift apart.
  */
 import type * as grpc from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
 import * as protobuf from "protobufjs";
 import { etcdProtoRoot, loadEtcdGrpc } from "../proto";
 
@@ -19,9 +20,57 @@ export class JsonInputError extends Error {}
 /** A JSON value as JSON.parse returns it. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/** A JSON number too long for a double to hold exactly (16 digits or more), kept as its text. */
+export class JsonNumberText {
+  constructor(readonly text: string) {}
+}
+
+/** A request body as parseJsonExact returns it: long integers keep every digit. */
+export type JsonInput = null | boolean | number | string | JsonNumberText | JsonInput[] | { [key: string]: JsonInput };
+
+/** Stands in for a long number while JSON.parse runs; random, so no request string can forge it. */
+const NUMBER_MARK = `\u0000raftkv-number-${randomUUID()}:`;
+
+/**
+ * JSON.parse, except that integers of 16 digits or more (beyond 2^53 a double rounds them) come
+ * back as JsonNumberText with their exact digits, as Go's decoder reads int64 fields. `text` must
+ * already be valid JSON (the caller parsed it once, for the error messages).
+ */
+export function parseJsonExact(text: string, parsed: Json): JsonInput {
+  if (!/\d{16}/.test(text)) return parsed;
+  let out = "";
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      continue;
+    }
+    if (c === "-" || (c >= "0" && c <= "9")) {
+      let j = i + 1;
+      while (j < text.length && /[0-9.eE+-]/.test(text[j]!)) j++;
+      const token = text.slice(i, j);
+      if (/^-?\d{16,}$/.test(token)) {
+        out += text.slice(last, i) + JSON.stringify(NUMBER_MARK + token);
+        last = j;
+      }
+      i = j - 1;
+    }
+  }
+  return JSON.parse(out + text.slice(last), (_k, v: unknown) =>
+    typeof v === "string" && v.startsWith(NUMBER_MARK) ? new JsonNumberText(v.slice(NUMBER_MARK.length)) : v,
+  ) as JsonInput;
+}
+
 export interface JsonMethod {
   /** A parsed JSON request body → the request object the gRPC handler receives. */
-  decodeRequest(body: Json | undefined): unknown;
+  decodeRequest(body: JsonInput | undefined): unknown;
   /** A handler's response object → its JSON form. */
   encodeResponse(res: unknown): Json;
 }
@@ -38,8 +87,9 @@ function lowerCamel(name: string): string {
 }
 
 /** A JSON value's kind in the words of Go's encoding/json errors. */
-function kindOf(v: Json): string {
+function kindOf(v: JsonInput): string {
   if (v === null) return "null";
+  if (v instanceof JsonNumberText) return "number";
   if (Array.isArray(v)) return "array";
   if (typeof v === "boolean") return "bool";
   return typeof v;
@@ -56,8 +106,15 @@ function decodeBase64(s: string): Buffer {
 }
 
 /** An integer field's value as decimal text, or the error Go's decoder gives for it. */
-function integerText(t: string, v: Json): string {
+function integerText(t: string, v: JsonInput): string {
   const goType = t.replace(/^s?fixed/, (m) => (m.startsWith("s") ? "int" : "uint")).replace(/^sint/, "int");
+  if (v instanceof JsonNumberText) {
+    const bits = goType.endsWith("64") ? 64n : 32n;
+    const n = BigInt(v.text);
+    const [min, max] = goType.startsWith("uint") ? [0n, 2n ** bits - 1n] : [-(2n ** (bits - 1n)), 2n ** (bits - 1n) - 1n];
+    if (n < min || n > max) throw new JsonInputError(`json: cannot unmarshal number ${v.text} into Go value of type ${goType}`);
+    return n.toString();
+  }
   if (typeof v === "number") {
     if (!Number.isInteger(v)) throw new JsonInputError(`json: cannot unmarshal number ${String(v)} into Go value of type ${goType}`);
     return BigInt(v).toString();
@@ -84,7 +141,7 @@ function goTypeName(t: protobuf.Enum | protobuf.Type): string {
   return pkg ? `${pkg}.${name}` : name;
 }
 
-function scalarFromJson(field: protobuf.Field, v: Json): unknown {
+function scalarFromJson(field: protobuf.Field, v: JsonInput): unknown {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Type) return messageFromJson(rt, v);
   if (rt instanceof protobuf.Enum) {
@@ -113,7 +170,7 @@ function scalarFromJson(field: protobuf.Field, v: Json): unknown {
     return INT64.has(t) ? text : Number(text);
   }
   if (t === "double" || t === "float") {
-    const n = typeof v === "number" ? v : typeof v === "string" ? Number(v) : NaN;
+    const n = typeof v === "number" ? v : typeof v === "string" ? Number(v) : v instanceof JsonNumberText ? Number(v.text) : NaN;
     if (Number.isNaN(n)) throw new JsonInputError(`invalid value for ${t} field ${field.name}: ${JSON.stringify(v)}`);
     return n;
   }
@@ -121,9 +178,9 @@ function scalarFromJson(field: protobuf.Field, v: Json): unknown {
 }
 
 /** JSON → a plain object for protobufjs' fromObject (bytes as Buffers, longs as strings). */
-function messageFromJson(type: protobuf.Type, v: Json | undefined): Record<string, unknown> {
+function messageFromJson(type: protobuf.Type, v: JsonInput | undefined): Record<string, unknown> {
   if (v === undefined || v === null) return {};
-  if (typeof v !== "object" || Array.isArray(v)) {
+  if (typeof v !== "object" || Array.isArray(v) || v instanceof JsonNumberText) {
     throw new JsonInputError(`json: cannot unmarshal ${kindOf(v)} into Go value of type map[string]json.RawMessage`);
   }
   const byJsonName = new Map(type.fieldsArray.map((f) => [lowerCamel(f.name), f]));

@@ -14,7 +14,7 @@ import type * as net from "node:net";
 import { Errors } from "../errors";
 import { checkEtcdHealth } from "../http";
 import type { Member } from "../member";
-import { JsonInputError, jsonMethod, type Json, type JsonMethod } from "./gateway-json";
+import { JsonInputError, jsonMethod, parseJsonExact, type Json, type JsonInput, type JsonMethod } from "./gateway-json";
 import { ETCD_API_VERSION, serveLeaseKeepAlive, unaryFunction, type UnaryFunction } from "./services";
 import type { MessageStream } from "./stream";
 import { serveWatch } from "./watch";
@@ -235,9 +235,11 @@ function quoteChar(c: string): string {
   return `'${JSON.stringify(c).slice(1, -1)}'`;
 }
 
-function parseJson(text: string): Json {
+function parseJson(text: string): JsonInput {
   try {
-    return JSON.parse(text) as Json;
+    // Parsed once as is (syntax errors name positions in the client's text), then long integers
+    // are kept exact: int64 values beyond 2^53 must not be rounded.
+    return parseJsonExact(text, JSON.parse(text) as Json);
   } catch (e) {
     if (e instanceof RangeError) throw new JsonInputError("invalid character '[' exceeded max depth");
     const msg = (e as Error).message;
@@ -277,7 +279,7 @@ function discardRest(req: http.IncomingMessage): void {
 }
 
 /** Reads a unary request body: its first JSON value (trailing text is ignored, as in etcd). */
-function readFirstValue(req: http.IncomingMessage, limit: number): Promise<Json | undefined> {
+function readFirstValue(req: http.IncomingMessage, limit: number): Promise<JsonInput | undefined> {
   return new Promise((resolve, reject) => {
     const splitter = new JsonValueSplitter();
     let done = false;

@@ -108,6 +108,20 @@ describe("HTTP/JSON gateway answers like etcd 3.4", function () {
     await same("/v3/kv/range", '{"key":"bA=="}');
   });
 
+  it("keeps every digit of int64 values beyond 2^53 sent as JSON numbers, as etcd does", async () => {
+    // 2^53 + 1: a double rounds it to 2^53. Before, the lease got ID 9007199254740992.
+    const [a, b] = await both("/v3/lease/grant", '{"TTL":60,"ID":9007199254740993}');
+    assert.equal(a.status, 200, a.body);
+    assert.equal(b.status, 200, b.body);
+    assert.equal((json(a) as { ID: string }).ID, "9007199254740993");
+    assert.equal((json(b) as { ID: string }).ID, "9007199254740993");
+    await same("/v3/lease/timetolive", '{"ID":9007199254740993}', [...IDENTITY_FIELDS, "TTL"]);
+    await same("/v3/kv/range", '{"key":"Zm9v","revision":9223372036854775807}');
+    // Beyond int64: Go's decoder refuses it, in its words.
+    await same("/v3/lease/grant", '{"TTL":60,"ID":99999999999999999999}');
+    await same("/v3/lease/revoke", '{"ID":9007199254740993}');
+  });
+
   it("streams watch events as etcd does: created first, then one result line per event batch", async () => {
     const body = '{"create_request":{"key":"dw==","prev_kv":true}}';
     const wa = new LineStream(`${ours.base}/v3/watch`, body, ours.files);
