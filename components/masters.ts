@@ -38,7 +38,9 @@ export class Masters extends pulumi.ComponentResource {
           ebsBlockDevices: [{ deviceName: "/dev/sdb", volumeSize: args.dataVolumeGiB, volumeType: "gp3", encrypted: true, deleteOnTermination: args.retainDataVolumes !== true }],
           ...(args.iamInstanceProfile !== undefined ? { iamInstanceProfile: args.iamInstanceProfile } : {}),
         }),
-        { parent: this },
+        // The provider replaces an instance on any ebsBlockDevices change: raftkv:retainDataVolumes
+        // applies to masters created from now on, never by replacing the running ones.
+        { parent: this, ignoreChanges: ["ebsBlockDevices[0].deleteOnTermination"] },
       );
       new aws.lb.TargetGroupAttachment(`${p.name}-clients`, { targetGroupArn: args.targetGroupArn, targetId: instance.id, port: DEFAULT_CLIENT_PORT }, { parent: this });
       this.instances[p.name] = instance;

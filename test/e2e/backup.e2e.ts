@@ -178,6 +178,9 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     assert.match(journal, new RegExp(`backup skipped: ${follower} is not the leader \\(${lead} is\\); newest backup s3://\\S+ is \\d+ s old`));
     const leaderJournal = await onMaster(lead, "journalctl -u raftkv-backup.service --no-pager -o cat");
     assert.match(leaderJournal, /backup uploaded: s3:\/\/\S+ \(scheduled, \d+ bytes, revision \d+, \d+ keys\) in [\d.]+ s; newest backup is 0 s old/);
+    // Turning on retainDataVolumes later replaces no running master (the provider would: it is an ebsBlockDevices change).
+    const retained = planUpdate(state, await runProgram(config({ "raftkv:retainDataVolumes": "true" }), state));
+    assert.deepEqual(retained.steps.filter((st) => st.op === "replace" || st.op === "delete").map((st) => st.urn), [], "nothing replaced or deleted");
     const metrics = await onMaster(lead, "cat /var/lib/raftkv/backup/raftkv_backup.prom");
     assert.match(metrics, /^raftkv_backup_latest_age_seconds \d+$/m);
     assert.match(metrics, /^raftkv_backup_runs_total\{result="uploaded"\} [1-9]\d*$/m);
