@@ -65,6 +65,7 @@ export interface SeedResult {
   crashesAtDiskCall: number;
   tornTails: number;
   snapshotsSaved: number;
+  snapshotsSent: number;
   simulatedMs: number;
 }
 
@@ -95,7 +96,7 @@ export class MemberSimulation {
     const rng = this.world.rng;
     this.size = rng.pick([1, 3, 3, 3, 5]);
     if (opts.size !== undefined) this.size = opts.size;
-    this.snapshotCount = rng.pick([8, 20, 50]);
+    this.snapshotCount = rng.pick([5, 10, 30]);
     this.slowSyncRate = rng.pick([0, 0.01, 0.05]);
     this.crashAtCallRate = rng.pick([0, 0.002, 0.01, 0.03]);
     this.net = new SimNetwork(this.world, {
@@ -127,7 +128,7 @@ export class MemberSimulation {
         {},
       );
       const node: Node = { id: 0, index: i, cfg, disk: undefined as unknown as SimDisk, owner: undefined, member: undefined, started: false, incarnation: 0, restartAt: undefined, checkedCommit: 0 };
-      node.disk = new SimDisk(this.world, { slowSyncRate: this.slowSyncRate, tornRate: 0.5, crashAtCallRate: this.crashAtCallRate }, (owner) => {
+      node.disk = new SimDisk(this.world, { slowSyncRate: this.slowSyncRate, tornRate: 0.5, crashAtCallRate: this.crashAtCallRate, crashAfterSnapshotRate: 0.15 }, (owner) => {
         if (node.owner === owner) this.crash(node, "at a disk call");
       });
       this.nodes.push(node);
@@ -138,6 +139,17 @@ export class MemberSimulation {
     if (process.env.SIM_TRACE) console.log(`[${this.world.now}] ${s}`);
     this.log.push(`[${this.world.now}] ${s}`);
     if (this.log.length > 300) this.log.shift();
+  }
+
+  /** A failure seen inside the members' callbacks: raised by the check after the current event. */
+  private failure: SimFailure | undefined;
+
+  private record(msg: string): void {
+    try {
+      this.fail(msg);
+    } catch (e) {
+      this.failure ??= e as SimFailure;
+    }
   }
 
   fail(msg: string): never {
@@ -165,12 +177,12 @@ export class MemberSimulation {
       random: () => rng.next(),
       fs: n.disk.mount(owner),
       network: (hooks): PeerNetwork => this.net.attach(member.id, owner, hooks),
-      catchUpEntries: rng.pick([2, 10, 100]),
+      catchUpEntries: rng.pick([1, 5, 50]),
     });
     n.id = member.id;
     n.member = member;
     member.on("fatal", (e: Error) => {
-      if (!owner.dead) this.fail(`member m${n.index + 1} died: ${e.message}`);
+      if (!owner.dead) this.record(`member m${n.index + 1} died: ${e.message}`);
     });
     member.on("leader", (lead: number) => this.note(`m${n.index + 1} sees leader ${lead === 0 ? "none" : this.name(lead)}`));
     this.note(`start m${n.index + 1} (incarnation ${n.incarnation})`);
@@ -181,7 +193,7 @@ export class MemberSimulation {
         this.note(`m${n.index + 1} started`);
       },
       (e: unknown) => {
-        if (!owner.dead) this.fail(`member m${n.index + 1} failed to start: ${e instanceof Error ? e.stack : String(e)}`);
+        if (!owner.dead) this.record(`member m${n.index + 1} failed to start: ${e instanceof Error ? e.stack : String(e)}`);
       },
     );
   }
@@ -205,7 +217,7 @@ export class MemberSimulation {
   private startClient(c: number): void {
     const next = (): void => {
       if (!this.clientsOn) return;
-      this.world.schedule(this.world.now + this.world.rng.int(0, 300), undefined, () => this.clientOp(c, next));
+      this.world.schedule(this.world.now + this.world.rng.int(0, 200), undefined, () => this.clientOp(c, next));
     };
     next();
   }
@@ -318,6 +330,7 @@ export class MemberSimulation {
 
   /** After every event. */
   private checkStep(): void {
+    if (this.failure) throw this.failure;
     for (const n of this.nodes) {
       const inside = this.inside(n);
       const raft = inside?.raft;
@@ -349,6 +362,7 @@ export class MemberSimulation {
 
   /** After the heal: every acknowledged write is on every member at its revision, and all agree. */
   private checkFinal(): void {
+    if (this.failure) throw this.failure;
     const members = this.nodes.map((n) => n.member!);
     const applied = this.nodes.map((n) => this.inside(n)!.appliedIndex);
     if (new Set(applied).size !== 1) this.fail(`members did not converge: applied ${applied.join(", ")}`);
@@ -383,7 +397,7 @@ export class MemberSimulation {
   async run(chaosMs: number): Promise<SeedResult> {
     const after = (): void => this.checkStep();
     for (const n of this.nodes) this.start(n);
-    for (let c = 1; c <= 3; c++) this.startClient(c);
+    for (let c = 1; c <= 4; c++) this.startClient(c);
     this.scheduleFaults(chaosMs);
     await this.world.run(chaosMs, after);
 
@@ -441,6 +455,7 @@ export class MemberSimulation {
       crashesAtDiskCall: sum((n) => n.disk.stats.crashesAtCall),
       tornTails: sum((n) => n.disk.stats.tornTails),
       snapshotsSaved: sum((n) => n.disk.stats.snapshotsSaved),
+      snapshotsSent: this.net.snapshotsSent,
       simulatedMs: this.world.now,
     };
   }

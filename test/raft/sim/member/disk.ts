@@ -82,6 +82,11 @@ export interface DiskFaults {
   tornRate: number;
   /** Probability, per mutating call, that the member crashes right there. */
   crashAtCallRate: number;
+  /**
+   * Probability that the member crashes at its next mutating call after a snapshot file is
+   * renamed into place: the window before the WAL marks it (issue 12 bug 2).
+   */
+  crashAfterSnapshotRate: number;
 }
 
 function fsError(code: string, path: string): Error {
@@ -94,6 +99,7 @@ export class SimDisk {
   private readonly dirs = new Set<string>(["/"]);
   private readonly dirtyDirs = new Set<string>();
   private tokens = 0;
+  private armed: Owner | undefined;
   faultsOn = true;
   readonly stats = { snapshotsSaved: 0, tornTails: 0, crashesAtCall: 0 };
 
@@ -146,7 +152,8 @@ export class SimDisk {
     /** A call that completes after `ms`; `mutates` calls are where a crash may strike. */
     const call = <T>(ms: number, mutates: boolean, fn: () => T, partly?: () => void): Promise<T> => {
       if (owner.dead) return new Promise<T>(() => undefined);
-      if (mutates && disk.faultsOn && world.rng.chance(disk.faults.crashAtCallRate)) {
+      if (mutates && disk.faultsOn && (disk.armed === owner || world.rng.chance(disk.faults.crashAtCallRate))) {
+        disk.armed = undefined;
         disk.stats.crashesAtCall++;
         // The power goes in the middle of the call: part of a write may have reached the cache.
         partly?.();
@@ -242,7 +249,10 @@ export class SimDisk {
           if (f === undefined) throw fsError("ENOENT", from);
           disk.names.delete(from);
           disk.names.set(to, f);
-          if (to.endsWith(".snap")) disk.stats.snapshotsSaved++;
+          if (to.endsWith(".snap")) {
+            disk.stats.snapshotsSaved++;
+            if (disk.faultsOn && world.rng.chance(disk.faults.crashAfterSnapshotRate)) disk.armed = owner;
+          }
           disk.dirtyDirs.add(dirname(from));
           disk.dirtyDirs.add(dirname(to));
         }),

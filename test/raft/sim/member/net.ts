@@ -31,6 +31,7 @@ export class SimNetwork {
   private held: Array<{ from: number; to: number; payload: Buffer }> = [];
   faultsOn = true;
   delivered = 0;
+  snapshotsSent = 0;
 
   constructor(
     private readonly world: World,
@@ -70,6 +71,7 @@ export class SimNetwork {
       },
       sendSnapshot: (to, payload) => {
         if (owner.dead || !ep.peers.has(to) || net.isCut(id, to)) return Promise.reject(new Error("not connected"));
+        net.snapshotsSent++;
         net.transmit(id, to, Buffer.from(payload), true);
         return Promise.resolve();
       },

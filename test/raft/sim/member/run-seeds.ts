@@ -27,6 +27,7 @@ async function main(): Promise<void> {
   let atCall = 0;
   let torn = 0;
   let snaps = 0;
+  let sent = 0;
   for (let seed = from; seed < from + count; seed++) {
     try {
       const r = await runMemberSeed(seed, chaosMs);
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
       atCall += r.crashesAtDiskCall;
       torn += r.tornTails;
       snaps += r.snapshotsSaved;
+      sent += r.snapshotsSent;
       if (single !== undefined) console.log(JSON.stringify(r));
     } catch (e) {
       failures++;
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
   }
   const secs = (Date.now() - started) / 1000;
   console.log(
-    `done: ${count} member seeds from ${from}, ${failures} failures, ${acked} writes acknowledged, ${reads} reads, ${crashes} crashes (${atCall} at a disk call, ${torn} torn tails kept), ${snaps} snapshot files saved, ${secs.toFixed(1)}s (${((count / secs) * 60).toFixed(0)} seeds/min)`,
+    `done: ${count} member seeds from ${from}, ${failures} failures, ${acked} writes acknowledged, ${reads} reads, ${crashes} crashes (${atCall} at a disk call, ${torn} torn tails kept), ${snaps} snapshot files saved, ${sent} sent to followers, ${secs.toFixed(1)}s (${((count / secs) * 60).toFixed(0)} seeds/min)`,
   );
   process.exitCode = failures > 0 ? 1 : 0;
 }
