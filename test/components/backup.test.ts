@@ -164,6 +164,50 @@ echo changed >> "$ROOT/calls.log"
     assert.equal(calls().split("\n").filter((l) => l === "changed").length, 2, "the change did not run after the failed backup");
   });
 
+  it("leave scripts: a resize down backs up through the staying members before the removal and stops on a failed backup; destroy's last backup is best effort", () => {
+    // The installed raftkvctl: records its arguments; `backup run` fails when FAIL_BACKUP is set.
+    mkdirSync(path.join(root, "opt/raftkv"), { recursive: true });
+    writeFileSync(
+      path.join(root, HOST.ctlBundle),
+      `const fs = require("fs");
+fs.appendFileSync(${JSON.stringify(path.join(root, "ctl.log"))}, process.argv.slice(2).filter((a) => !/^--(cacert|cert|key)=/.test(a)).join(" ") + "\\n");
+const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+if (args[0] === "backup") process.exit(process.env.FAIL_BACKUP ? 1 : 0);
+if (args[0] === "member" && args[1] === "list") process.stdout.write('{"members":[{"ID":1,"name":"raftkv-1","peerURLs":["https://10.42.0.10:2380"]},{"ID":77,"name":"raftkv-5","peerURLs":["https://10.42.1.11:2380"]}]}');
+`,
+    );
+    mkdirSync(path.join(root, "etc/raftkv"), { recursive: true });
+    writeFileSync(path.join(root, BACKUP.envFile), ENV);
+    const ctlLog = () => readFileSync(path.join(root, "ctl.log"), "utf8");
+    const staying = "https://10.42.0.10:2379,https://10.42.1.10:2379,https://10.42.2.10:2379,https://10.42.0.11:2379";
+
+    const ok = run(renderMemberLeaveScript({ join: plans[4]!, backupBeforeChange: true }));
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(
+      ctlLog(),
+      `--endpoints=${staying} backup run --reason pre-change --skip-if-newer ${BACKUP.preChangeWindowSec}\n--endpoints=${staying} member list -w json\n--endpoints=${staying} member remove 4d\n`,
+    );
+
+    rmSync(path.join(root, "ctl.log"));
+    const failed = spawnSync("bash", ["-c", renderMemberLeaveScript({ join: plans[4]!, backupBeforeChange: true }), "test"], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root, FAIL_BACKUP: "1" },
+    });
+    assert.equal(failed.status, 1);
+    assert.match(failed.stderr, /the backup before the change failed/);
+    assert.doesNotMatch(ctlLog(), /member remove/, "no removal without its backup");
+
+    rmSync(path.join(root, "ctl.log"));
+    const destroy = spawnSync("bash", ["-c", renderMemberLeaveScript({ join: plans[0]!, backupBeforeChange: true }), "test"], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root, FAIL_BACKUP: "1" },
+    });
+    assert.equal(destroy.status, 0, destroy.stderr);
+    assert.match(destroy.stderr, /no last backup of raftkv-1; going on/);
+    assert.equal(ctlLog(), `--endpoints=https://127.0.0.1:2379 backup run --reason pre-change --skip-if-newer ${BACKUP.preChangeWindowSec}\n`);
+    assert.match(calls(), /systemctl disable --now raftkv\.service/);
+  });
+
   it("restore step: a real snapshot through the real raftkv bundle into the member's data directory, with its flags; a member with data is left alone", function () {
     this.timeout(180_000);
     const dist = path.join(root, "opt/raftkv");
