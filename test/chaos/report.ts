@@ -17,6 +17,16 @@ function recovery(r: RunResult): string {
   return r.heals.map((h) => (h.recoveryMs === null ? "never" : `${(h.recoveryMs / 1000).toFixed(1)}`)).join(" / ") + " s";
 }
 
+/** "equal", or why not: hashes that differ, or a member that could not be compared (and why). */
+function hashCell(r: RunResult): string {
+  const n = Object.keys(r.hashes).length;
+  if (r.converged) return `equal (${n})`;
+  if (new Set(Object.values(r.hashes)).size > 1) return `**DIFFER** (${Object.entries(r.hashes).map(([k, v]) => `${k} ${v}`).join(", ")})`;
+  const why = r.errors.find((e) => e.startsWith("hash comparison:")) ?? "";
+  const exited = /member (\S+) exited/.exec(why);
+  return exited ? `**not compared: ${exited[1]} exited**` : `**not compared** (${why.slice(17, 120)})`;
+}
+
 function terms(r: RunResult): string {
   const bumps = r.heals.map((h) => (h.leaderTermBefore === null || h.leaderTermAfter === null ? "?" : `+${h.leaderTermAfter - h.leaderTermBefore}`));
   return `${r.disruptedHeals}/${r.heals.length} (${bumps.join(", ")})`;
@@ -29,7 +39,7 @@ export function resultsTable(results: readonly RunResult[]): string {
   ];
   for (const r of results) {
     rows.push(
-      `| ${r.nemesis} | ${r.impl} | ${r.ops} | ${r.ok} / ${r.fail} / ${r.unknown} | ${r.verdict} | ${r.converged ? "equal" : "**differ or missing**"} | ${recovery(r)} | ${terms(r)} |`,
+      `| ${r.nemesis} | ${r.impl} | ${r.ops} | ${r.ok} / ${r.fail} / ${r.unknown} | ${r.verdict} | ${hashCell(r)} | ${recovery(r)} | ${terms(r)} |`,
     );
   }
   return rows.join("\n");
