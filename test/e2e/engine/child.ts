@@ -141,7 +141,12 @@ async function main(): Promise<void> {
         if (u !== "" && !deps.includes(u)) deps.push(u);
       };
       req.getDependenciesList().forEach(addDep);
-      req.getPropertydependenciesMap().forEach((v) => v.getUrnsList().forEach(addDep));
+      const propertyDependencies: Record<string, string[]> = {};
+      req.getPropertydependenciesMap().forEach((v, k) => {
+        v.getUrnsList().forEach(addDep);
+        const urns = v.getUrnsList().filter((u) => u !== "");
+        if (urns.length > 0) propertyDependencies[k] = urns;
+      });
       const options: ResourceOptions = {};
       if (req.getDeletebeforereplace()) options.deleteBeforeReplace = true;
       if (req.getReplaceonchangesList().length > 0) options.replaceOnChanges = req.getReplaceonchangesList();
@@ -172,6 +177,7 @@ async function main(): Promise<void> {
         inputs,
         secretInputs,
         dependencies: deps,
+        propertyDependencies,
         options,
         id,
         outputs,

@@ -99,6 +99,41 @@ describe("e2e engine planner", () => {
     assert.ok(steps[repInstall]!.deleteBeforeReplace && steps[repHost]!.deleteBeforeReplace);
   });
 
+  it("deleteBeforeReplace takes along only what is replaced because of it (property dependencies), not dependsOn-only dependents", () => {
+    // host -> gate (updated, script text carries the host id) <- next (dependsOn gate, replaced on its own).
+    const opts = { options: { deleteBeforeReplace: true } };
+    const h = (ip: string, id: string) => res("host", INSTANCE, { ami: "ami-1", privateIp: ip, subnetId: "s" }, [], { ...opts, id });
+    const gate = (hostId: string) => res("gate", COMMAND, { create: `gate ${hostId}` }, ["host"], { propertyDependencies: { create: ["urn:host"] } });
+    const nextHost = (ami: string, id: string) => res("next", INSTANCE, { ami, privateIp: "10.0.0.12", subnetId: "s" }, ["gate"], { ...opts, id });
+    const prior = state(h("10.0.0.11", "h1"), gate("h1"), nextHost("ami-1", "n1"));
+    const { steps } = planUpdate(prior, state(h("10.0.0.21", "h2"), gate("h2"), nextHost("ami-2", "n2")));
+    const delNext = stepFor(steps, "delete", "next");
+    const updGate = stepFor(steps, "update", "gate");
+    assert.ok(waitsFor(steps, delNext, updGate), "the next host goes only after the gate ran (it registers after it)");
+    assert.ok(waitsFor(steps, updGate, stepFor(steps, "replace", "host")));
+  });
+
+  it("a command that reaches its host through a replaced jump host is not deleted with the jump host (no cycle)", () => {
+    // Two hosts replaced one after the other (h2 waits for gate1), each with a command replaced
+    // because of its host (triggers) that connects through the jump host j, replaced too.
+    const dbr = (id: string) => ({ options: { deleteBeforeReplace: true }, id });
+    const j = (ami: string, id: string) => res("j", INSTANCE, { ami, privateIp: "10.0.255.10" }, [], dbr(id));
+    const h = (n: string, ami: string, id: string, deps: string[]) => res(n, INSTANCE, { ami, privateIp: `10.0.0.1${n.slice(1)}` }, deps, dbr(id));
+    const cmd = (n: string, hostId: string, id: string) =>
+      res(`${n}-cmd`, COMMAND, { create: "x", triggers: [hostId], connection: { proxy: "j" } }, [n, "j"], {
+        options: { replaceOnChanges: ["triggers[*]"] },
+        propertyDependencies: { triggers: [`urn:${n}`], connection: ["urn:j"] },
+        id,
+      });
+    const gate = (hostId: string) => res("gate1", COMMAND, { create: `gate ${hostId}` }, ["h1-cmd", "h1"], { propertyDependencies: { create: ["urn:h1"] } });
+    const prior = state(j("a1", "j1"), h("h1", "a1", "x1", []), cmd("h1", "x1", "c1"), gate("x1"), h("h2", "a1", "y1", ["gate1"]), cmd("h2", "y1", "d1"));
+    const next = state(j("a2", "j2"), h("h1", "a2", "x2", []), cmd("h1", "x2", "c2"), gate("x2"), h("h2", "a2", "y2", ["gate1"]), cmd("h2", "y2", "d2"));
+    const { steps } = planUpdate(prior, next);
+    assert.ok(waitsFor(steps, stepFor(steps, "delete", "h2"), stepFor(steps, "update", "gate1")));
+    assert.ok(waitsFor(steps, stepFor(steps, "delete", "h2-cmd"), stepFor(steps, "update", "gate1")), "h2's command goes with h2, not with the jump host");
+    assert.ok(!waitsFor(steps, stepFor(steps, "replace", "j"), stepFor(steps, "delete", "h2-cmd")));
+  });
+
   it("triggers replace a command (replaceOnChanges from the SDK, force-new in the provider)", () => {
     const withTriggers = (t: string, id: string) => res("install", COMMAND, { create: "x", triggers: [t] }, [], { id });
     assert.equal(diffInputs(COMMAND, { create: "x", triggers: ["a"] }, { create: "x", triggers: ["b"] }, {}).kind, "replace");

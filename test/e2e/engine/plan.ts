@@ -13,7 +13,8 @@
  *    runs after the whole program finished, in "antichains": rounds of resources nothing still
  *    condemned depends on, each round finishing before the next starts.
  */
-import { diffInputs } from "./diff";
+import { diffInputs, parsePath } from "./diff";
+import { forceNewPaths } from "./forceNew";
 import type { Plan, RecordedResource, StackState, Step } from "./types";
 
 /** The input that the AWS provider autonames; set explicitly, a replacement must delete first. */
@@ -112,24 +113,8 @@ export function planUpdate(prior: StackState | undefined, next: StackState): Pla
     }
   }
 
-  // Delete-before-replace spreads to replaced resources that depend on one (their old version
-  // must go before the thing they depend on can be deleted).
-  const dbr = new Set([...replaced.values()].filter((n) => n.step.deleteBeforeReplace).map((n) => n.step.urn));
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [urn, n] of replaced) {
-      if (dbr.has(urn)) continue;
-      if (n.step.old!.dependencies.some((d) => dbr.has(d))) {
-        dbr.add(urn);
-        n.step = { ...n.step, deleteBeforeReplace: true };
-        grew = true;
-      }
-    }
-  }
-
   // What a resource's registration waits for: the steps of its dependencies, through
-  // resources that have no step. `skip` hides steps (used for DBR deletes, emitted when the
-  // replaced resource registers, i.e. before its own replacement exists).
+  // resources that have no step (`skip` hides steps).
   const gates = (urn: string, skip: ReadonlySet<string>, seen = new Set<string>()): Set<Node> => {
     const out = new Set<Node>();
     const r = news.get(urn);
@@ -147,17 +132,54 @@ export function planUpdate(prior: StackState | undefined, next: StackState): Pla
   const none = new Set<string>();
   for (const n of nodes) for (const g of gates(n.step.urn, none)) n.after.add(g);
 
+  // Delete-before-replace as the engine's step generator does it (calculateDependentReplacements):
+  // when X is replaced delete-before-replace, every replaced resource that must be replaced
+  // *because of* X (one of its force-new inputs has a property dependency on X or on another
+  // such resource) is deleted first, dependents first, then X, all when X registers; each
+  // replacement is created at its own registration. A resource that depends on X only through
+  // dependsOn, or through inputs that update in place, is not part of it.
+  const forceNewKeys = (r: RecordedResource): string[] | "all" => {
+    const paths = [...forceNewPaths(r.type, r.inputs), ...(r.options.replaceOnChanges ?? [])];
+    if (paths.includes("*")) return "all";
+    return paths.map((p) => String(parsePath(p)[0]));
+  };
+  const causes = (r: RecordedResource, set: ReadonlySet<string>): boolean => {
+    const keys = forceNewKeys(r);
+    const deps = (k: string) => (r.propertyDependencies === undefined ? r.dependencies : (r.propertyDependencies[k] ?? []));
+    const candidates = keys === "all" ? Object.keys(r.inputs) : keys;
+    return candidates.some((k) => deps(k).some((x) => set.has(x)));
+  };
+  const dbr = new Set<string>();
   const dbrDelete = new Map<string, Node>();
-  for (const urn of dbr) {
-    const rep = replaced.get(urn)!;
-    const del: Node = { step: { op: "delete", urn, old: rep.step.old!, diffKeys: [], deleteBeforeReplace: true }, after: gates(urn, dbr) };
-    dbrDelete.set(urn, del);
-    nodes.push(del);
-    rep.after.add(del);
-  }
-  for (const [urn, del] of dbrDelete) {
-    for (const [other, otherDel] of dbrDelete) {
-      if (other !== urn && otherDel.step.old!.dependencies.includes(urn)) del.after.add(otherDel);
+  for (const r of next.resources) {
+    const root = replaced.get(r.urn);
+    if (root === undefined || !root.step.deleteBeforeReplace || dbr.has(r.urn)) continue;
+    const set = new Set([r.urn]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [urn, n] of replaced) {
+        if (set.has(urn) || dbr.has(urn)) continue;
+        if (causes(n.step.old!, set)) {
+          set.add(urn);
+          grew = true;
+        }
+      }
+    }
+    const registered = gates(r.urn, none);
+    for (const urn of set) {
+      dbr.add(urn);
+      const rep = replaced.get(urn)!;
+      rep.step = { ...rep.step, deleteBeforeReplace: true };
+      const del: Node = { step: { op: "delete", urn, old: rep.step.old!, diffKeys: [], deleteBeforeReplace: true }, after: new Set(registered) };
+      dbrDelete.set(urn, del);
+      nodes.push(del);
+      rep.after.add(del);
+    }
+    // Dependents first: a member is deleted after every member that depends on it.
+    for (const x of set) {
+      for (const y of set) {
+        if (x !== y && dbrDelete.get(y)!.step.old!.dependencies.includes(x)) dbrDelete.get(x)!.after.add(dbrDelete.get(y)!);
+      }
     }
   }
 

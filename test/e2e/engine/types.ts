@@ -32,6 +32,13 @@ export interface RecordedResource {
   secretInputs: string[];
   /** URNs this resource depends on: dependsOn (components expanded) + property dependencies. */
   dependencies: string[];
+  /**
+   * Per top-level input, the URNs its value came from (the engine's propertyDependencies): what
+   * decides whether a resource is replaced *because* a dependency is replaced delete-before-
+   * replace. Absent in hand-written states: then every input counts as depending on every
+   * dependency (stricter).
+   */
+  propertyDependencies?: Record<string, string[]>;
   options: ResourceOptions;
   /** Provider id: stable across runs unless the resource is replaced. "" for components. */
   id: string;
