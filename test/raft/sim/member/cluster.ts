@@ -85,18 +85,20 @@ export class MemberSimulation {
   private readonly log: string[] = [];
   readonly size: number;
   private readonly snapshotCount: number;
+  private readonly catchUpEntries: number | undefined;
   private readonly slowSyncRate: number;
   private readonly crashAtCallRate: number;
 
   constructor(
     readonly seed: number,
-    opts: { size?: number } = {},
+    opts: { size?: number; snapshotCount?: number; catchUpEntries?: number } = {},
   ) {
     this.world = new World(seed);
     const rng = this.world.rng;
     this.size = rng.pick([1, 3, 3, 3, 5]);
     if (opts.size !== undefined) this.size = opts.size;
-    this.snapshotCount = rng.pick([5, 10, 30]);
+    this.snapshotCount = opts.snapshotCount ?? rng.pick([5, 10, 30]);
+    this.catchUpEntries = opts.catchUpEntries;
     this.slowSyncRate = rng.pick([0, 0.01, 0.05]);
     this.crashAtCallRate = rng.pick([0, 0.002, 0.01, 0.03]);
     this.net = new SimNetwork(this.world, {
@@ -176,10 +178,13 @@ export class MemberSimulation {
       clock: this.world.clockFor(owner),
       random: () => rng.next(),
       fs: n.disk.mount(owner),
-      network: (hooks): PeerNetwork => this.net.attach(member.id, owner, hooks),
-      catchUpEntries: rng.pick([1, 5, 50]),
+      // The member knows its ID once start() has read its data dir (or the flags).
+      network: (hooks): PeerNetwork => {
+        n.id = member.id;
+        return this.net.attach(member.id, owner, hooks);
+      },
+      catchUpEntries: this.catchUpEntries ?? rng.pick([1, 5, 50]),
     });
-    n.id = member.id;
     n.member = member;
     member.on("fatal", (e: Error) => {
       if (!owner.dead) this.record(`member m${n.index + 1} died: ${e.message}`);
@@ -461,7 +466,7 @@ export class MemberSimulation {
   }
 
   /** Every member started, one leader known to all, everything committed applied everywhere. */
-  private settled(): boolean {
+  settled(): boolean {
     let lead: number | undefined;
     let commit: number | undefined;
     for (const n of this.nodes) {
