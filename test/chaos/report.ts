@@ -51,7 +51,7 @@ export function renderMarkdown(meta: RunMeta, results: readonly RunResult[]): st
     "# Chaos results",
     "",
     `Run ${meta.started}: ${meta.members} members per cluster, ${meta.cycles} fault cycle(s) of ${(meta.faultMs / 1000).toFixed(1)} s per nemesis, seed ${meta.seed}, ` +
-      `Node ${meta.node}, ${meta.cpus} CPUs (shared), reference etcd ${meta.etcdVersion}. Reproduce: \`npm run chaos -- --members ${meta.members} --cycles ${meta.cycles} --fault-ms ${meta.faultMs} --seed ${meta.seed}\`.`,
+      `Node ${meta.node}, ${meta.cpus} CPUs (shared), reference etcd ${meta.etcdVersion}. Rerun: \`npm run chaos -- --members ${meta.members} --cycles ${meta.cycles} --fault-ms ${meta.faultMs} --seed ${meta.seed}\`.`,
     "",
     "Recovery: from the heal until a write through every member succeeded. Term bump: the leader's term just before the heal vs. 1.5 s after recovery.",
     "",

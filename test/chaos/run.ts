@@ -57,8 +57,9 @@ async function main(): Promise<void> {
   try {
     net = await ChaosNet.open(members + 1);
     console.log(`chaos: ${members} members, ${cycles} cycle(s) of ${faultMs} ms per nemesis, seed ${seed}, namespaces ${net.slots[0]!.netns}.., bridge ${net.bridge}`);
-    let k = 0;
     for (const nemesis of nemeses) {
+      // The seed of a nemesis depends on its place in the full list, so a subset repeats the same choices.
+      const k = NEMESES.indexOf(nemesis);
       for (const impl of impls) {
         const r = await runNemesis({ impl, net, size: members, nemesis, cycles, faultMs, dir: tmp, seed: seed + k, log: (l) => console.log(l) });
         results.push(r);
@@ -68,7 +69,6 @@ async function main(): Promise<void> {
         if (r.verdict !== "linearizable") console.log(r.checkDetail);
         for (const e of r.errors) console.log(`   ! ${e}`);
       }
-      k++;
     }
   } finally {
     await cleanup();
