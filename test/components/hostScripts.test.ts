@@ -335,7 +335,9 @@ if (args[0] === "member" && args[1] === "list") {
     const r = run(renderMemberInstallScript("create", opts(joiner)), memberStdin("g1"));
     assert.equal(r.status, 0, r.stderr);
     const via = "https://10.42.0.10:2379,https://10.42.1.10:2379,https://10.42.2.10:2379";
-    assert.match(ctlCalls(), new RegExp(`--endpoints=${via} .*member add raftkv-4 --peer-urls=https://10.42.0.11:2380`));
+    assert.match(ctlCalls(), new RegExp(`--endpoints=${via} .*member add raftkv-4 --peer-urls=https://10.42.0.11:2380 --learner`));
+    // learner-first: after its start it waits for the leader to promote it (the fake lists no learner)
+    assert.match(ctlCalls().split("member add")[1] ?? "", new RegExp(`--endpoints=${via} .*member list -w json`));
     assert.ok(readFileSync(path.join(root, HOST.unitPath), "utf8").includes("--initial-cluster-state=existing"));
 
     // A retry after the add succeeded (member listed, not started: no name yet) must not add twice.
