@@ -824,14 +824,24 @@ export class Member extends EventEmitter {
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
     this.persistSnapshot(snap, captureMs, t0)
-      .catch((e: unknown) => this.die(e))
+      .catch((e: unknown) => {
+        // The snapshot file is only a shortcut past the WAL, which still holds every entry: a
+        // file that could not be written (EMFILE, ENOSPC, any I/O error) is retried after the
+        // next snapshotCount entries, and the member keeps serving. WAL failures stay fatal.
+        if (e instanceof SnapshotNotSaved) return void this.log.warn({ index, err: e.message }, "snapshot not saved; the WAL keeps the entries, retrying later");
+        this.die(e);
+      })
       .finally(() => {
         this.snapshotting = false;
       });
   }
 
   private async persistSnapshot(snap: Snapshot, captureMs: number, t0: bigint): Promise<void> {
-    await this.snaps.save(snap);
+    try {
+      await this.snaps.save(snap);
+    } catch (e) {
+      throw new SnapshotNotSaved(e instanceof Error ? e.message : String(e));
+    }
     // A newer snapshot may have been installed from the leader meanwhile.
     if (snap.meta.index <= this.markedIndex) return;
     this.markedIndex = snap.meta.index;
@@ -1437,3 +1447,5 @@ function decodeSnapshotPayload(data: Uint8Array): SnapshotPayload {
   return { membership: JSON.parse(b.subarray(4, 4 + n).toString("utf8")) as MembershipState, kv: b.subarray(4 + n) };
 }
 
+/** The periodic snapshot file could not be written; nothing else changed (see maybeSnapshot). */
+class SnapshotNotSaved extends Error {}
