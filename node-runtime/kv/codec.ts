@@ -4,8 +4,13 @@
  * the format version so the layout can evolve without misreading old logs.
  *
  * Decoded Buffers are views into the input; the store copies what it keeps.
+ *
+ * Format 1 is a bare command; format 2 prefixes it with who sent it (user name, auth
+ * revision), written only when there is such an identity, so entries without one keep the
+ * bytes of format 1.
  */
 import { BinReader, BinWriter } from './binary';
+import { AUTH_OPS, PERM_TYPES, type AuthPermission, type AuthRequest } from './auth';
 import type {
   AlarmAction,
   AlarmType,
@@ -23,9 +28,10 @@ import type {
 } from './types';
 
 const FORMAT = 1;
+const FORMAT_WITH_AUTH = 2;
 const EMPTY = Buffer.alloc(0);
 
-const COMMANDS = ['put', 'deleteRange', 'txn', 'compact', 'leaseGrant', 'leaseRevoke', 'alarm'] as const;
+const COMMANDS = ['put', 'deleteRange', 'txn', 'compact', 'leaseGrant', 'leaseRevoke', 'alarm', 'auth'] as const;
 const SORT_ORDERS: readonly SortOrder[] = ['NONE', 'ASCEND', 'DESCEND'];
 const SORT_TARGETS: readonly SortTarget[] = ['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE'];
 const RESULTS: readonly CompareResult[] = ['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'];
@@ -40,7 +46,13 @@ const OP_TXN = 4;
 
 export function encodeCommand(cmd: KvCommand): Buffer {
   const w = new BinWriter(cmd.type === 'put' ? 32 + (cmd.req.value?.length ?? 0) + cmd.req.key.length : 64);
-  w.byte(FORMAT);
+  if (cmd.auth) {
+    w.byte(FORMAT_WITH_AUTH);
+    w.bytes(Buffer.from(cmd.auth.username, 'utf8'));
+    w.uvar(cmd.auth.revision);
+  } else {
+    w.byte(FORMAT);
+  }
   w.byte(COMMANDS.indexOf(cmd.type));
   switch (cmd.type) {
     case 'put':
@@ -68,6 +80,9 @@ export function encodeCommand(cmd: KvCommand): Buffer {
       w.latin1(cmd.req.memberID);
       w.byte(index(ALARMS, cmd.req.alarm));
       break;
+    case 'auth':
+      writeAuth(w, cmd.req);
+      break;
   }
   return w.finish();
 }
@@ -75,7 +90,8 @@ export function encodeCommand(cmd: KvCommand): Buffer {
 export function decodeCommand(data: Uint8Array): KvCommand {
   const r = BinReader.of(data);
   const format = r.byte();
-  if (format !== FORMAT) throw new Error(`kv command: unknown format ${format}`);
+  if (format !== FORMAT && format !== FORMAT_WITH_AUTH) throw new Error(`kv command: unknown format ${format}`);
+  const auth = format === FORMAT_WITH_AUTH ? { username: utf8(r), revision: r.uvar() } : undefined;
   const tag = r.byte();
   const type = COMMANDS[tag];
   let cmd: KvCommand;
@@ -101,11 +117,110 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     case 'alarm':
       cmd = { type, req: { action: pick(ALARM_ACTIONS, r.byte()), memberID: r.latin1(), alarm: pick(ALARMS, r.byte()) } };
       break;
+    case 'auth':
+      cmd = { type, req: readAuth(r) };
+      break;
     default:
       throw new Error(`kv command: unknown type ${tag}`);
   }
   if (!r.done) throw new Error('kv command: trailing bytes');
+  if (auth) cmd.auth = auth;
   return cmd;
+}
+
+function utf8(r: BinReader): string {
+  return r.bytes().toString('utf8');
+}
+
+function writeStr(w: BinWriter, s: string): void {
+  w.bytes(Buffer.from(s, 'utf8'));
+}
+
+function writePerm(w: BinWriter, p: AuthPermission): void {
+  w.byte(index(PERM_TYPES, p.permType));
+  w.latin1(p.key);
+  w.latin1(p.rangeEnd);
+}
+
+function readPerm(r: BinReader): AuthPermission {
+  return { permType: pick(PERM_TYPES, r.byte()), key: r.latin1(), rangeEnd: r.latin1() };
+}
+
+function writeAuth(w: BinWriter, a: AuthRequest): void {
+  w.byte(index(AUTH_OPS, a.op));
+  switch (a.op) {
+    case 'enable':
+    case 'disable':
+      break;
+    case 'authenticate':
+      writeStr(w, a.name);
+      writeStr(w, a.prefix);
+      break;
+    case 'userAdd':
+      writeStr(w, a.name);
+      w.latin1(a.hash);
+      w.byte(a.noPassword ? 1 : 0);
+      break;
+    case 'userDelete':
+      writeStr(w, a.name);
+      break;
+    case 'userChangePassword':
+      writeStr(w, a.name);
+      w.latin1(a.hash);
+      break;
+    case 'userGrantRole':
+      writeStr(w, a.user);
+      writeStr(w, a.role);
+      break;
+    case 'userRevokeRole':
+      writeStr(w, a.name);
+      writeStr(w, a.role);
+      break;
+    case 'roleAdd':
+      writeStr(w, a.name);
+      break;
+    case 'roleDelete':
+      writeStr(w, a.role);
+      break;
+    case 'roleGrantPermission':
+      writeStr(w, a.name);
+      writePerm(w, a.perm);
+      break;
+    case 'roleRevokePermission':
+      writeStr(w, a.role);
+      w.latin1(a.key);
+      w.latin1(a.rangeEnd);
+      break;
+  }
+}
+
+function readAuth(r: BinReader): AuthRequest {
+  const op = pick(AUTH_OPS, r.byte());
+  switch (op) {
+    case 'enable':
+    case 'disable':
+      return { op };
+    case 'authenticate':
+      return { op, name: utf8(r), prefix: utf8(r) };
+    case 'userAdd':
+      return { op, name: utf8(r), hash: r.latin1(), noPassword: r.byte() === 1 };
+    case 'userDelete':
+      return { op, name: utf8(r) };
+    case 'userChangePassword':
+      return { op, name: utf8(r), hash: r.latin1() };
+    case 'userGrantRole':
+      return { op, user: utf8(r), role: utf8(r) };
+    case 'userRevokeRole':
+      return { op, name: utf8(r), role: utf8(r) };
+    case 'roleAdd':
+      return { op, name: utf8(r) };
+    case 'roleDelete':
+      return { op, role: utf8(r) };
+    case 'roleGrantPermission':
+      return { op, name: utf8(r), perm: readPerm(r) };
+    case 'roleRevokePermission':
+      return { op, role: utf8(r), key: r.latin1(), rangeEnd: r.latin1() };
+  }
 }
 
 function writePut(w: BinWriter, p: PutRequest): void {

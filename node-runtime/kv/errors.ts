@@ -9,7 +9,9 @@ export type GrpcCode =
   | 'FAILED_PRECONDITION'
   | 'OUT_OF_RANGE'
   | 'RESOURCE_EXHAUSTED'
-  | 'DATA_LOSS';
+  | 'DATA_LOSS'
+  | 'PERMISSION_DENIED'
+  | 'UNAUTHENTICATED';
 
 /** Numeric gRPC status codes, so the server can build a status without a lookup table. */
 export const GRPC_STATUS: Record<GrpcCode, number> = {
@@ -19,6 +21,8 @@ export const GRPC_STATUS: Record<GrpcCode, number> = {
   RESOURCE_EXHAUSTED: 8,
   OUT_OF_RANGE: 11,
   DATA_LOSS: 15,
+  PERMISSION_DENIED: 7,
+  UNAUTHENTICATED: 16,
 };
 
 export class KvError extends Error {

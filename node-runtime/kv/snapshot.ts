@@ -5,7 +5,12 @@
  *   "RKVS" format(1) applied revision compact
  *   alarms: n × (memberID, alarm)         leases: n × (id, ttl)
  *   keys:   n × key, ascending            records: n × (key#, mod, sub, flags[, create, ver, value, lease])
+ *   [format 2 only] auth: enabled revision users: n × (name, hash, noPassword, roles)
+ *                         roles: n × (name, perms: n × (type, key, rangeEnd))
  *   crc32 of everything before (LE u32)
+ *
+ * Format 2 adds the auth store; a store that never configured auth writes format 1, byte for
+ * byte as before, and format 1 restores to an empty auth store.
  *
  * Records are written in revision order, so restore rebuilds both the per-key histories and the
  * revision log in one pass without sorting; keys are written sorted, so the key index is built
@@ -15,9 +20,11 @@ import { crc32 } from 'node:zlib';
 import { BinReader, BinWriter } from './binary';
 import { KeyIndex, Rec } from './mvcc';
 import type { AlarmMember, AlarmType } from './types';
+import { PERM_TYPES, type AuthState } from './auth';
 
 const MAGIC = 'RKVS';
 const FORMAT = 1;
+const FORMAT_WITH_AUTH = 2;
 const ALARMS: readonly AlarmType[] = ['NONE', 'NOSPACE', 'CORRUPT'];
 const TOMBSTONE = 1;
 
@@ -31,6 +38,8 @@ export interface SnapshotState {
   keys: KeyIndex[];
   /** Every stored record ordered by (mod, sub). */
   log: Rec[];
+  /** Absent: auth was never configured (format 1). */
+  auth?: AuthState;
 }
 
 export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean } = {}): Buffer {
@@ -39,7 +48,7 @@ export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean 
   for (const k of s.keys) estimate += 4 + k.key.length;
   const w = new BinWriter(estimate);
   for (let i = 0; i < MAGIC.length; i++) w.byte(MAGIC.charCodeAt(i));
-  w.byte(FORMAT);
+  w.byte(s.auth ? FORMAT_WITH_AUTH : FORMAT);
   w.uvar(opts.withoutIndex ? 0 : s.appliedIndex);
   w.uvar(s.revision);
   w.uvar(s.compactRevision);
@@ -73,6 +82,7 @@ export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean 
       w.latin1(r.lease);
     }
   }
+  if (s.auth) writeAuth(w, s.auth);
   const body = w.finish();
   const out = Buffer.allocUnsafe(body.length + 4);
   body.copy(out);
@@ -88,7 +98,7 @@ export function decodeSnapshot(data: Uint8Array): SnapshotState {
   const r = new BinReader(body);
   for (let i = 0; i < MAGIC.length; i++) r.byte();
   const format = r.byte();
-  if (format !== FORMAT) throw new Error(`kv snapshot: unknown format ${format}`);
+  if (format !== FORMAT && format !== FORMAT_WITH_AUTH) throw new Error(`kv snapshot: unknown format ${format}`);
   const appliedIndex = r.uvar();
   const revision = r.uvar();
   const compactRevision = r.uvar();
@@ -122,6 +132,61 @@ export function decodeSnapshot(data: Uint8Array): SnapshotState {
     ki.recs.push(rec);
     log[i] = rec;
   }
+  const auth = format === FORMAT_WITH_AUTH ? readAuth(r) : undefined;
   if (!r.done) throw new Error('kv snapshot: trailing bytes');
-  return { appliedIndex, revision, compactRevision, alarms, leases, keys, log };
+  return { appliedIndex, revision, compactRevision, alarms, leases, keys, log, ...(auth ? { auth } : {}) };
+}
+
+function writeUtf8(w: BinWriter, s: string): void {
+  w.bytes(Buffer.from(s, 'utf8'));
+}
+
+function writeAuth(w: BinWriter, a: AuthState): void {
+  w.byte(a.enabled ? 1 : 0);
+  w.uvar(a.revision);
+  w.uvar(a.users.length);
+  for (const u of a.users) {
+    writeUtf8(w, u.name);
+    w.latin1(u.password);
+    w.byte(u.noPassword ? 1 : 0);
+    w.uvar(u.roles.length);
+    for (const role of u.roles) writeUtf8(w, role);
+  }
+  w.uvar(a.roles.length);
+  for (const role of a.roles) {
+    writeUtf8(w, role.name);
+    w.uvar(role.perms.length);
+    for (const p of role.perms) {
+      w.byte(PERM_TYPES.indexOf(p.permType));
+      w.latin1(p.key);
+      w.latin1(p.rangeEnd);
+    }
+  }
+}
+
+function readAuth(r: BinReader): AuthState {
+  const utf8 = () => r.bytes().toString('utf8');
+  const enabled = r.byte() === 1;
+  const revision = r.uvar();
+  const users: AuthState['users'] = [];
+  for (let n = r.uvar(); n > 0; n--) {
+    const name = utf8();
+    const password = r.latin1();
+    const noPassword = r.byte() === 1;
+    const roles: string[] = [];
+    for (let k = r.uvar(); k > 0; k--) roles.push(utf8());
+    users.push({ name, password, noPassword, roles });
+  }
+  const roles: AuthState['roles'] = [];
+  for (let n = r.uvar(); n > 0; n--) {
+    const name = utf8();
+    const perms: AuthState['roles'][number]['perms'] = [];
+    for (let k = r.uvar(); k > 0; k--) {
+      const permType = PERM_TYPES[r.byte()];
+      if (permType === undefined) throw new Error('kv snapshot: unknown permission type');
+      perms.push({ permType, key: r.latin1(), rangeEnd: r.latin1() });
+    }
+    roles.push({ name, perms });
+  }
+  return { enabled, revision, users, roles };
 }

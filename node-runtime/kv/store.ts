@@ -19,12 +19,14 @@ import {
   errNoSpace,
 } from './errors';
 import { Lease, Lessor, MAX_LEASE_TTL, compareIds } from './lessor';
+import { AuthStore, type AuthState, type RequestAuth } from './auth';
 import { Mvcc, Rec, recCost, spanOf } from './mvcc';
 import { SnapshotState, decodeSnapshot, encodeSnapshot } from './snapshot';
 import {
   AlarmMember,
   AlarmRequest,
   AlarmResponse,
+  AuthResponse,
   Compare,
   CompactionRequest,
   CompactionResponse,
@@ -78,6 +80,7 @@ export interface ResponseOf {
   leaseGrant: LeaseGrantResponse;
   leaseRevoke: LeaseRevokeResponse;
   alarm: AlarmResponse;
+  auth: AuthResponse;
 }
 
 export type KvApplyResult<R> =
@@ -105,6 +108,8 @@ export class KvStore {
   private applied = 0;
   private alarmList: AlarmMember[] = [];
   readonly lessor: Lessor;
+  /** Users, roles and permissions (replicated, part of the snapshot). */
+  auth = new AuthStore();
   private readonly hub = new WatchHub();
   private nextWatchId = 1;
   private readonly opts: KvStoreOptions;
@@ -173,7 +178,8 @@ export class KvStore {
   private execute(index: number, cmd: KvCommand): ResponseOf[keyof ResponseOf] {
     // etcd 3.4 (applierV3Corrupt): once a CORRUPT alarm is raised every write is refused until
     // an operator disarms it; reads and alarm requests still work.
-    if (cmd.type !== 'alarm' && this.hasAlarm('CORRUPT')) throw errCorrupt();
+    if (cmd.type !== 'alarm' && cmd.type !== 'auth' && this.hasAlarm('CORRUPT')) throw errCorrupt();
+    if (this.auth.enabled) this.checkPermission(cmd);
     switch (cmd.type) {
       case 'put':
         return this.applyPut(cmd.req);
@@ -189,6 +195,59 @@ export class KvStore {
         return this.applyLeaseRevoke(cmd.req);
       case 'alarm':
         return this.applyAlarm(cmd.req);
+      case 'auth':
+        return { header: header(this.rev), result: this.auth.apply(index, cmd.req, cmd.auth) };
+    }
+  }
+
+  /**
+   * etcd's authApplierV3: the sender's permissions as of this entry, so a grant revoked after
+   * the API layer let the request through is still honoured. Admin-only requests (compaction,
+   * alarms, auth management) are checked by the API layer and by AuthStore.apply.
+   */
+  private checkPermission(cmd: KvCommand): void {
+    const a = cmd.auth;
+    switch (cmd.type) {
+      case 'put':
+        this.checkPutPermission(a, cmd.req);
+        break;
+      case 'deleteRange':
+        this.auth.checkDelete(a, cmd.req.key, cmd.req.range_end);
+        if (cmd.req.prev_kv) this.auth.checkRange(a, cmd.req.key, cmd.req.range_end);
+        break;
+      case 'txn':
+        this.checkTxnPermission(a, cmd.req);
+        break;
+      case 'leaseRevoke':
+        this.checkLeaseKeys(a, cmd.req.ID);
+        break;
+    }
+  }
+
+  private checkPutPermission(a: RequestAuth | undefined, p: PutRequest): void {
+    this.auth.checkPut(a, p.key);
+    // A lease whose keys this user may not write cannot be attached: the user could not revoke it.
+    this.checkLeaseKeys(a, p.lease);
+    if (p.prev_kv) this.auth.checkRange(a, p.key);
+  }
+
+  private checkLeaseKeys(a: RequestAuth | undefined, id: string | undefined): void {
+    const lease = this.lessor.get(normLease(id));
+    if (!lease) return;
+    for (const k of lease.keys) this.auth.checkPut(a, k);
+  }
+
+  /** Every compare and every op of both branches, nested txns included (etcd 3.4 skips those). */
+  private checkTxnPermission(a: RequestAuth | undefined, t: TxnRequest): void {
+    for (const c of t.compare ?? []) this.auth.checkRange(a, c.key, c.range_end);
+    for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) {
+      if (op.request_range) this.auth.checkRange(a, op.request_range.key, op.request_range.range_end);
+      else if (op.request_put) this.auth.checkPut(a, op.request_put.key);
+      else if (op.request_delete_range) {
+        const d = op.request_delete_range;
+        if (d.prev_kv) this.auth.checkRange(a, d.key, d.range_end);
+        this.auth.checkDelete(a, d.key, d.range_end);
+      } else if (op.request_txn) this.checkTxnPermission(a, op.request_txn);
     }
   }
 
@@ -636,7 +695,13 @@ export class KvStore {
       leases: [...this.lessor.all()].map((l) => ({ id: l.id, ttl: l.ttl })),
       keys: this.mvcc.index.toArray(),
       log: this.mvcc.log,
+      ...this.authSection(),
     };
+  }
+
+  /** The auth store for snapshots, left out while auth was never configured (older format). */
+  private authSection(): { auth?: AuthState } {
+    return this.auth.pristine ? {} : { auth: this.auth.state() };
   }
 
   /**
@@ -653,6 +718,7 @@ export class KvStore {
       leases: [...this.lessor.all()].map((l) => ({ id: l.id, ttl: l.ttl })),
       log: this.mvcc.log,
       logLength: this.mvcc.log.length,
+      auth: this.auth.state(),
     };
   }
 
@@ -686,6 +752,7 @@ export class KvStore {
     this.compactRev = s.compactRevision;
     this.alarmList = s.alarms;
     this.mvcc = new Mvcc(s.keys, s.log);
+    this.auth = s.auth ? AuthStore.fromState(s.auth) : new AuthStore();
     this.lessor.clear();
     for (const l of s.leases) this.lessor.add(new Lease(l.id, l.ttl));
     for (const ki of s.keys) {
@@ -705,6 +772,7 @@ export interface StoreView {
   /** Records ordered by (mod, sub); only the first logLength belong to the view. */
   log: readonly Rec[];
   logLength: number;
+  auth: AuthState;
 }
 
 const CANONICAL_ID = /^-?[1-9][0-9]*$/;

@@ -5,6 +5,7 @@
  * versions / counts / TTLs are numbers and 64-bit IDs are decimal strings ("0" = none).
  * The server converts int64 strings from the wire to numbers before calling in.
  */
+import type { AuthApplyResult, AuthRequest, RequestAuth } from './auth';
 
 export interface ResponseHeader {
   /** Filled by the server for top-level responses; the store leaves "0". */
@@ -206,15 +207,27 @@ export interface HashKVResponse {
   compact_revision: number;
 }
 
-/** One command replicated through the raft log. */
-export type KvCommand =
+/**
+ * One command replicated through the raft log. `auth` is who sent it (etcd's request header
+ * username + auth revision): with auth enabled, the apply checks its permissions, so a grant
+ * revoked between the API layer and the apply is honoured.
+ */
+export type KvCommand = (
   | { type: 'put'; req: PutRequest }
   | { type: 'deleteRange'; req: DeleteRangeRequest }
   | { type: 'txn'; req: TxnRequest }
   | { type: 'compact'; req: CompactionRequest }
   | { type: 'leaseGrant'; req: LeaseGrantRequest }
   | { type: 'leaseRevoke'; req: LeaseRevokeRequest }
-  | { type: 'alarm'; req: AlarmRequest };
+  | { type: 'alarm'; req: AlarmRequest }
+  | { type: 'auth'; req: AuthRequest }
+) & { auth?: RequestAuth };
+
+/** The answer to an applied auth command (the token of an authenticate, tokens to drop). */
+export interface AuthResponse {
+  header: ResponseHeader;
+  result: AuthApplyResult;
+}
 
 export type KvResponse =
   | PutResponse
@@ -223,7 +236,8 @@ export type KvResponse =
   | CompactionResponse
   | LeaseGrantResponse
   | LeaseRevokeResponse
-  | AlarmResponse;
+  | AlarmResponse
+  | AuthResponse;
 
 export function header(revision: number): ResponseHeader {
   return { cluster_id: '0', member_id: '0', revision, raft_term: 0 };

@@ -19,6 +19,7 @@ import {
 import { encodeCommand } from './codec';
 import { isInt64Number } from './int64';
 import { MAX_LEASE_TTL } from './lessor';
+import { AUTH_OPS, PERM_TYPES, type AuthPermission, type AuthRequest } from './auth';
 import type { AlarmRequest, Compare, DeleteRangeRequest, KvCommand, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types';
 
 const SORT_ORDERS: readonly unknown[] = ['NONE', 'ASCEND', 'DESCEND'];
@@ -149,7 +150,19 @@ export function validateCommand(cmd: KvCommand, encodedSize: number, limits: Lim
       return isDecimalId(cmd.req.ID) ? undefined : errInvalidField('ID');
     case 'alarm':
       return alarmFields(cmd.req);
+    case 'auth':
+      return authFields(cmd.req);
   }
+}
+
+/** Only the server builds auth commands; strings and enums must still be what the codec carries. */
+function authFields(a: AuthRequest): KvError | undefined {
+  for (const v of Object.values(a)) {
+    if (typeof v === 'string' || typeof v === 'boolean') continue;
+    const p = v as AuthPermission;
+    if (!PERM_TYPES.includes(p.permType) || typeof p.key !== 'string' || typeof p.rangeEnd !== 'string') return errInvalidField('perm');
+  }
+  return AUTH_OPS.includes(a.op) ? undefined : errInvalidField('auth op');
 }
 
 /**

@@ -52,6 +52,10 @@ export interface ServerConfig {
   corruptCheckTimeMs: number;
   /** The leader promotes a learner once its log has caught up (etcd needs a manual `member promote`). */
   autoPromoteLearners: boolean;
+  /** etcd's --auth-token-ttl: seconds a simple token lives unused (default 300). */
+  authTokenTtlSec?: number;
+  /** etcd's --bcrypt-cost for new password hashes (default 10). */
+  bcryptCost?: number;
 }
 
 interface FlagSpec {
@@ -92,6 +96,9 @@ const FLAGS: FlagSpec[] = [
   { flag: "log-level", description: "debug, info, warn or error", default: "info" },
   { flag: "experimental-initial-corrupt-check", description: "check the data against the peers' before serving; refuse to start on a mismatch", default: "false", boolean: true },
   { flag: "auto-promote-learners", description: "the leader promotes a learner to voter once its log has caught up (false: only `member promote` does, as in etcd)", default: "true", boolean: true },
+  { flag: "auth-token", description: "auth token type: simple (the only one supported)", default: "simple" },
+  { flag: "auth-token-ttl", description: "seconds an unused simple auth token stays valid", default: "300" },
+  { flag: "bcrypt-cost", description: "bcrypt cost of password hashes (4..31)", default: "10" },
   { flag: "experimental-corrupt-check-time", description: "interval of the leader's data checks against the followers (Go duration, 0s = off)", default: "0s" },
 ];
 
@@ -218,6 +225,9 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(logLevel)}`);
   }
   const token = req("initial-cluster-token");
+  if (req("auth-token") !== "simple") throw new ConfigError(`--auth-token ${JSON.stringify(req("auth-token"))} is not supported: only simple tokens are`);
+  const bcryptCost = positiveInt(req("bcrypt-cost"), "--bcrypt-cost");
+  if (bcryptCost < 4 || bcryptCost > 31) throw new ConfigError(`--bcrypt-cost must be between 4 and 31, got ${bcryptCost}`);
   return {
     name,
     dataDir: get("data-dir") ?? `${name}.raftkv`,
@@ -248,6 +258,8 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     initialCorruptCheck: bool(req("experimental-initial-corrupt-check"), "--experimental-initial-corrupt-check"),
     corruptCheckTimeMs: duration(req("experimental-corrupt-check-time"), "--experimental-corrupt-check-time"),
     autoPromoteLearners: bool(req("auto-promote-learners"), "--auto-promote-learners"),
+    authTokenTtlSec: positiveInt(req("auth-token-ttl"), "--auth-token-ttl"),
+    bcryptCost,
   };
 }
 

@@ -13,6 +13,7 @@ import { ReloadingTls, TlsConfigError } from "./tls";
 import { Member } from "./member";
 import { createSideServer } from "./http";
 import { createGateway } from "./api/gateway";
+import { AuthGate } from "./api/auth";
 import { listenForClients, type ClientListener } from "./api/listener";
 import { authService, clusterService, kvService, leaseService, maintenanceService, watchService } from "./api/services";
 
@@ -72,7 +73,8 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
     "grpc.keepalive_timeout_ms": 20_000,
   });
   const member = new Member(cfg, peerTls, log, metrics);
-  const ctx = { member, maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps };
+  const auth = new AuthGate(member, { clientCertAuth: cfg.clientCertAuth, bcryptCost: cfg.bcryptCost ?? 10 });
+  const ctx = { member, maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, auth };
   const { services } = loadEtcdGrpc();
   const impl = {
     KV: kvService(ctx),
@@ -80,11 +82,11 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
     Lease: leaseService(ctx),
     Cluster: clusterService(ctx),
     Maintenance: maintenanceService(ctx),
-    Auth: authService(),
+    Auth: authService(ctx),
   };
   for (const k of Object.keys(impl) as Array<keyof typeof impl>) grpcServer.addService(services[k], impl[k]);
   // gRPC and the HTTP/JSON gateway share each client port, as in etcd.
-  const gateway = createGateway(member, impl, { maxBodyBytes: 2 * (cfg.maxRequestBytes + 512 * 1024) });
+  const gateway = createGateway(member, impl, { maxBodyBytes: 2 * (cfg.maxRequestBytes + 512 * 1024), auth });
   const clientListeners: ClientListener[] = [];
   const dropClients = () => {
     for (const l of clientListeners) l.destroy();

@@ -24,6 +24,7 @@ import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec";
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types";
 import { SnapshotStore, WriteAheadLog, nodeFs, readMeta, writeMeta, type StorageFs } from "../storage";
 import { KvStore, decodeCommand, prepareCommand, type KvCommand } from "../kv";
+import type { AuthApplyResult } from "../kv/auth";
 import { PeerTransport, type PeerRecord } from "./transport";
 import type { ReloadingTls } from "./tls";
 import type { Metrics } from "./obs";
@@ -37,6 +38,7 @@ import { queryMembers } from "./transport/members-query";
 import { EtcdError, Errors } from "./errors";
 import { findMismatchedPeers, type HashPeers, type KvHash } from "./corrupt-check";
 import { sleep, systemClock, type Clock, type MemberEnv, type PeerNetwork, type TimerHandle } from "./member-env";
+import { DEFAULT_TOKEN_TTL_SEC, SimpleTokens } from "./auth-tokens";
 
 /** Peer payload tags: raft messages and the few member-to-member calls raft does not carry. */
 const TAG_RAFT = 0;
@@ -143,6 +145,8 @@ export class Member extends EventEmitter {
   /** Time, randomness, disk and network: see member-env.ts. */
   private readonly clock: Clock;
   private readonly fs: StorageFs;
+  /** Simple auth tokens: per-member memory, assigned as Authenticate entries are applied. */
+  readonly tokens: SimpleTokens;
 
   constructor(
     readonly cfg: ServerConfig,
@@ -156,6 +160,7 @@ export class Member extends EventEmitter {
     this.fs = env.fs ?? nodeFs;
     this.ids = new RequestIds(this.clock.now());
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
+    this.tokens = new SimpleTokens((cfg.authTokenTtlSec ?? DEFAULT_TOKEN_TTL_SEC) * 1000);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -615,6 +620,7 @@ export class Member extends EventEmitter {
       if (r.kind === "error") error = r.error;
       else if (r.kind === "ok") result = r.response;
       if (cmd.type === "leaseRevoke") this.revoking.delete(cmd.req.ID);
+      if (cmd.type === "auth" && r.kind === "ok") this.tokens.onApplied(cmd.req.op === "authenticate" ? cmd.req.name : undefined, (r.response as { result: AuthApplyResult }).result);
     } else if (env.kind === EntryKind.MemberAttr) {
       const attr = JSON.parse(Buffer.from(env.payload).toString("utf8")) as MemberAttr;
       if (attr.clientURLs !== undefined) this.membership.publish(attr.id, attr.name ?? "", attr.clientURLs);

@@ -8,6 +8,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { validateRange, type KvCommand } from "../../kv";
+import type { RequestAuth } from "../../kv/auth";
 import { etcdSnapshotChunksAsync } from "../../kv/etcd-backend/export";
 import type * as kvt from "../../kv/types";
 import type * as wire from "../etcd-types";
@@ -19,6 +20,7 @@ import type { MemberInfo } from "../membership";
 import { compactReq, deleteReq, putReq, rangeReq, toId, toNumber, txnReq } from "./convert";
 import { serveWatch } from "./watch";
 import type { MessageStream } from "./stream";
+import { AuthGate, authHandlers, grpcCaller, type Caller } from "./auth";
 
 /** The etcd release whose API we implement; reported by Maintenance/Status as clients expect. */
 export const ETCD_API_VERSION = "3.4.0";
@@ -29,6 +31,13 @@ export interface ServiceContext {
   member: Member;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** Identities and permissions (default: no client-certificate identities, bcrypt cost 10). */
+  auth?: AuthGate;
+}
+
+function gateOf(ctx: ServiceContext): AuthGate {
+  ctx.auth ??= new AuthGate(ctx.member, { clientCertAuth: false, bcryptCost: 10 });
+  return ctx.auth;
 }
 
 export function header(m: Member, revision?: number): wire.ResponseHeader {
@@ -42,19 +51,25 @@ export function header(m: Member, revision?: number): wire.ResponseHeader {
 
 /**
  * A unary RPC as a plain async function (request and response in proto-loader's shapes; failures
- * are EtcdErrors). The gRPC services and the HTTP/JSON gateway run the same function.
+ * are EtcdErrors). The gRPC services and the HTTP/JSON gateway run the same function; `caller`
+ * is what the request says about its sender (token, certificate CN).
  */
-export type UnaryFunction = (req: unknown) => Promise<unknown>;
+export type UnaryFunction = (req: unknown, caller?: Caller) => Promise<unknown>;
 
 const PLAIN = Symbol("plain unary function");
 
 /** Wraps an async handler: errors become EtcdErrors; duration and outcome are recorded. */
-function instrument<Req, Res>(ctx: ServiceContext, service: string, method: string, f: (req: Req) => Promise<Res>): (req: Req) => Promise<Res> {
+function instrument<Req, Res>(
+  ctx: ServiceContext,
+  service: string,
+  method: string,
+  f: (req: Req, caller: Caller | undefined) => Promise<Res>,
+): (req: Req, caller: Caller | undefined) => Promise<Res> {
   const { metrics } = ctx.member;
-  return async (req) => {
+  return async (req, caller) => {
     const end = metrics.requestDuration.startTimer({ grpc_type: "unary", grpc_service: service, grpc_method: method });
     try {
-      const res = await f(req);
+      const res = await f(req, caller);
       metrics.requestsHandled.inc({ grpc_type: "unary", grpc_service: service, grpc_method: method, grpc_code: "OK" });
       return res;
     } catch (err) {
@@ -69,10 +84,16 @@ function instrument<Req, Res>(ctx: ServiceContext, service: string, method: stri
 }
 
 /** A grpc-js unary handler that also carries its plain function (see unaryFunction). */
-function unary<Req, Res>(ctx: ServiceContext, service: string, method: string, f: (req: Req) => Promise<Res>): Unary<Req, Res> {
+function unary<Req, Res>(
+  ctx: ServiceContext,
+  service: string,
+  method: string,
+  f: (req: Req, caller: Caller | undefined) => Promise<Res>,
+): Unary<Req, Res> {
   const run = instrument(ctx, service, method, f);
+  const clientCertAuth = gateOf(ctx).opts.clientCertAuth;
   const handler: Unary<Req, Res> = (call, cb) => {
-    run(call.request).then(
+    run(call.request, grpcCaller(call, clientCertAuth)).then(
       (res) => cb(null, res),
       (err: unknown) => {
         const e = Errors.toEtcd(err);
@@ -80,7 +101,7 @@ function unary<Req, Res>(ctx: ServiceContext, service: string, method: string, f
       },
     );
   };
-  const plain: UnaryFunction = (req) => run(req as Req);
+  const plain: UnaryFunction = (req, caller) => run(req as Req, caller);
   return Object.assign(handler, { [PLAIN]: plain });
 }
 
@@ -100,32 +121,47 @@ function withHeader<T extends { header: unknown }>(m: Member, res: T): T {
   return { ...res, header: header(m, rev) };
 }
 
+/** The sender's identity travels with the command; the apply checks its permissions (etcd's authApplierV3). */
+function as(ai: RequestAuth | undefined): { auth?: RequestAuth } {
+  return ai ? { auth: ai } : {};
+}
+
 export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   const m = ctx.member;
+  const gate = gateOf(ctx);
   return {
-    Range: unary(ctx, "etcdserverpb.KV", "Range", async (req: wire.RangeRequest) => {
+    Range: unary(ctx, "etcdserverpb.KV", "Range", async (req: wire.RangeRequest, caller) => {
       const r = rangeReq(req);
       // etcd refuses an empty key before reading ("etcdserver: key is not provided").
       const invalid = validateRange(r);
       if (invalid) throw invalid;
+      const ai = await gate.identify(caller);
       if (!r.serializable) await m.readBarrier();
       else m.checkReadable();
-      return withHeader(m, m.kv.range(r));
+      gate.check((s) => s.checkRange(ai, r.key, r.range_end));
+      const res = m.kv.range(r);
+      gate.checkNotStale(ai);
+      return withHeader(m, res);
     }),
-    Put: unary(ctx, "etcdserverpb.KV", "Put", async (req: wire.PutRequest) => {
+    Put: unary(ctx, "etcdserverpb.KV", "Put", async (req: wire.PutRequest, caller) => {
       const r = putReq(req);
-      return withHeader(m, (await replicate(ctx, { type: "put", req: r })) as kvt.PutResponse);
+      const ai = await gate.identify(caller);
+      return withHeader(m, (await replicate(ctx, { type: "put", req: r, ...as(ai) })) as kvt.PutResponse);
     }),
-    DeleteRange: unary(ctx, "etcdserverpb.KV", "DeleteRange", async (req: wire.DeleteRangeRequest) => {
+    DeleteRange: unary(ctx, "etcdserverpb.KV", "DeleteRange", async (req: wire.DeleteRangeRequest, caller) => {
       const r = deleteReq(req);
-      return withHeader(m, (await replicate(ctx, { type: "deleteRange", req: r })) as kvt.DeleteRangeResponse);
+      const ai = await gate.identify(caller);
+      return withHeader(m, (await replicate(ctx, { type: "deleteRange", req: r, ...as(ai) })) as kvt.DeleteRangeResponse);
     }),
-    Txn: unary(ctx, "etcdserverpb.KV", "Txn", async (req: wire.TxnRequest) => {
+    Txn: unary(ctx, "etcdserverpb.KV", "Txn", async (req: wire.TxnRequest, caller) => {
       const r = txnReq(req);
-      return withHeader(m, (await replicate(ctx, { type: "txn", req: r })) as kvt.TxnResponse);
+      const ai = await gate.identify(caller);
+      return withHeader(m, (await replicate(ctx, { type: "txn", req: r, ...as(ai) })) as kvt.TxnResponse);
     }),
-    Compact: unary(ctx, "etcdserverpb.KV", "Compact", async (req: wire.CompactionRequest) => {
+    Compact: unary(ctx, "etcdserverpb.KV", "Compact", async (req: wire.CompactionRequest, caller) => {
       const r = compactReq(req);
+      // Root only, as etcd now requires: compaction discards every tenant's history.
+      await gate.requireAdmin(caller);
       return withHeader(m, (await replicate(ctx, { type: "compact", req: r })) as kvt.CompactionResponse);
     }),
   };
@@ -136,36 +172,68 @@ function newLeaseId(): string {
   return (randomBytes(8).readBigUInt64BE() >> 1n).toString();
 }
 
+/** Keys attached to a lease as the store holds them (latin1). */
+function leaseKeys(m: Member, id: string): string[] {
+  return m.kv.timeToLive(id, true, Date.now()).keys.map((k) => k.toString("latin1"));
+}
+
 export function leaseService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   const m = ctx.member;
+  const gate = gateOf(ctx);
   return {
-    LeaseGrant: unary(ctx, "etcdserverpb.Lease", "LeaseGrant", async (req: wire.LeaseGrantRequest) => {
+    LeaseGrant: unary(ctx, "etcdserverpb.Lease", "LeaseGrant", async (req: wire.LeaseGrantRequest, caller) => {
+      await gate.requireIdentity(caller);
       const id = toId(req.ID) === "0" ? newLeaseId() : toId(req.ID);
       const cmd: KvCommand = { type: "leaseGrant", req: { ID: id, TTL: toNumber(req.TTL) } };
       return withHeader(m, (await replicate(ctx, cmd)) as kvt.LeaseGrantResponse);
     }),
-    LeaseRevoke: unary(ctx, "etcdserverpb.Lease", "LeaseRevoke", async (req: wire.LeaseRevokeRequest) => {
-      return withHeader(m, (await replicate(ctx, { type: "leaseRevoke", req: { ID: toId(req.ID) } })) as kvt.LeaseRevokeResponse);
+    LeaseRevoke: unary(ctx, "etcdserverpb.Lease", "LeaseRevoke", async (req: wire.LeaseRevokeRequest, caller) => {
+      const ai = await gate.identify(caller);
+      return withHeader(m, (await replicate(ctx, { type: "leaseRevoke", req: { ID: toId(req.ID) }, ...as(ai) })) as kvt.LeaseRevokeResponse);
     }),
-    LeaseTimeToLive: unary(ctx, "etcdserverpb.Lease", "LeaseTimeToLive", async (req: wire.LeaseTimeToLiveRequest) => {
+    LeaseTimeToLive: unary(ctx, "etcdserverpb.Lease", "LeaseTimeToLive", async (req: wire.LeaseTimeToLiveRequest, caller) => {
+      const ai = await gate.requireIdentity(caller);
       await m.readBarrier();
       const id = toId(req.ID);
+      // The attached keys are data: the caller must be allowed to read each of them.
+      if (gate.enabled && !gate.store!.isAdmin(ai)) for (const k of leaseKeys(m, id)) gate.check((s) => s.checkRange(ai, k));
       const res = m.kv.timeToLive(id, req.keys, Date.now());
       if (res.TTL === -1) return withHeader(m, res);
       // Only the leader tracks deadlines; ask it for the time left.
       const remaining = await m.leaseRemaining(id);
       return withHeader(m, remaining === -1 ? { ...res, TTL: -1, grantedTTL: 0, keys: [] } : { ...res, TTL: remaining });
     }),
-    LeaseLeases: unary(ctx, "etcdserverpb.Lease", "LeaseLeases", async () => {
+    LeaseLeases: unary(ctx, "etcdserverpb.Lease", "LeaseLeases", async (_req: unknown, caller) => {
+      const ai = await gate.requireIdentity(caller);
       await m.readBarrier();
-      return withHeader(m, m.kv.leases());
+      const res = m.kv.leases();
+      if (gate.enabled && !gate.store!.isAdmin(ai)) {
+        for (const l of res.leases) for (const k of leaseKeys(m, l.ID)) gate.check((s) => s.checkRange(ai, k));
+      }
+      return withHeader(m, res);
     }),
-    LeaseKeepAlive: (call: grpc.ServerDuplexStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>) => serveLeaseKeepAlive(m, call),
+    LeaseKeepAlive: (call: grpc.ServerDuplexStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>) =>
+      serveLeaseKeepAlive(m, call, keepAliveCheck(gate, grpcCaller(call, gate.opts.clientCertAuth))),
+  };
+}
+
+/** etcd's checkLeaseRenew: renewing a lease needs write permission on every key attached to it. */
+export function keepAliveCheck(gate: AuthGate, caller: Caller): (m: Member, id: string) => void {
+  return (m, id) => {
+    if (!gate.enabled) return;
+    const ai = gate.identifyNow(caller);
+    if (ai === undefined) gate.check((s) => s.checkAdmin(ai));
+    if (gate.store!.isAdmin(ai)) return;
+    for (const k of leaseKeys(m, id)) gate.check((s) => s.checkPut(ai, k));
   };
 }
 
 /** One LeaseKeepAlive stream (gRPC or the HTTP gateway's). */
-export function serveLeaseKeepAlive(m: Member, call: MessageStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>): void {
+export function serveLeaseKeepAlive(
+  m: Member,
+  call: MessageStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>,
+  check: (m: Member, id: string) => void = () => undefined,
+): void {
   // Like etcd, every request read before the client half-closes gets its answer, then the stream ends.
   let pending = 0;
   let ended = false;
@@ -177,7 +245,12 @@ export function serveLeaseKeepAlive(m: Member, call: MessageStream<wire.LeaseKee
   call.on("data", (req: wire.LeaseKeepAliveRequest) => {
     const id = toId(req.ID);
     pending++;
-    m.leaseKeepAlive(id).then(
+    Promise.resolve()
+      .then(() => {
+        check(m, id);
+        return m.leaseKeepAlive(id);
+      })
+      .then(
       (ttl) => {
         if (!failed) call.write({ header: header(m), ID: id, TTL: String(ttl) });
         settle();
@@ -231,9 +304,11 @@ function clusterHeader(m: Member): wire.ResponseHeader {
 
 export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   const m = ctx.member;
+  const gate = gateOf(ctx);
   const token = m.cfg.initialClusterToken;
   return {
-    MemberAdd: unary(ctx, "etcdserverpb.Cluster", "MemberAdd", async (req: wire.MemberAddRequest) => {
+    MemberAdd: unary(ctx, "etcdserverpb.Cluster", "MemberAdd", async (req: wire.MemberAddRequest, caller) => {
+      await gate.requireAdmin(caller);
       if (!validPeerUrls(req.peerURLs)) throw Errors.memberBadUrls();
       for (const url of req.peerURLs) if (m.membership.findByPeerUrl(url)) throw Errors.peerUrlExists();
       // etcd 3.4 allows one learner at a time (maxLearners = 1); clients see its refusal.
@@ -253,13 +328,15 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
         members: members.map(wireMember),
       };
     }),
-    MemberRemove: unary(ctx, "etcdserverpb.Cluster", "MemberRemove", async (req: wire.MemberRemoveRequest) => {
+    MemberRemove: unary(ctx, "etcdserverpb.Cluster", "MemberRemove", async (req: wire.MemberRemoveRequest, caller) => {
+      await gate.requireAdmin(caller);
       const id = Number(toId(req.ID));
       if (!m.membership.has(id)) throw Errors.memberNotFound();
       const members = await m.proposeMemberChange("removeNode", id, undefined);
       return { header: clusterHeader(m), members: members.map(wireMember) };
     }),
-    MemberUpdate: unary(ctx, "etcdserverpb.Cluster", "MemberUpdate", async (req: wire.MemberUpdateRequest) => {
+    MemberUpdate: unary(ctx, "etcdserverpb.Cluster", "MemberUpdate", async (req: wire.MemberUpdateRequest, caller) => {
+      await gate.requireAdmin(caller);
       const id = Number(toId(req.ID));
       const cur = m.membership.get(id);
       if (!cur) throw Errors.memberNotFound();
@@ -271,11 +348,13 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
       const members = await m.updateMemberPeerUrls(id, req.peerURLs);
       return { header: clusterHeader(m), members: members.map(wireMember) };
     }),
-    MemberList: unary(ctx, "etcdserverpb.Cluster", "MemberList", async () => {
+    MemberList: unary(ctx, "etcdserverpb.Cluster", "MemberList", async (_req: unknown, caller) => {
       m.checkStarted();
+      await gate.requireIdentity(caller);
       return { header: clusterHeader(m), members: m.membership.list().map(wireMember) };
     }),
-    MemberPromote: unary(ctx, "etcdserverpb.Cluster", "MemberPromote", async (req: wire.MemberPromoteRequest) => {
+    MemberPromote: unary(ctx, "etcdserverpb.Cluster", "MemberPromote", async (req: wire.MemberPromoteRequest, caller) => {
+      await gate.requireAdmin(caller);
       const id = Number(toId(req.ID));
       const cur = m.membership.get(id);
       if (!cur) throw Errors.memberNotFound();
@@ -289,8 +368,10 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
 
 export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   const m = ctx.member;
+  const gate = gateOf(ctx);
   return {
-    Status: unary(ctx, "etcdserverpb.Maintenance", "Status", async () => {
+    Status: unary(ctx, "etcdserverpb.Maintenance", "Status", async (_req: unknown, caller) => {
+      await gate.requireIdentity(caller);
       const st = m.status();
       return {
         header: header(m),
@@ -305,7 +386,10 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
         isLearner: st.isLearner,
       };
     }),
-    Alarm: unary(ctx, "etcdserverpb.Maintenance", "Alarm", async (req: wire.AlarmRequest) => {
+    Alarm: unary(ctx, "etcdserverpb.Maintenance", "Alarm", async (req: wire.AlarmRequest, caller) => {
+      // Anyone known may list alarms; only root raises or clears them (a NOSPACE stops every tenant's writes).
+      if (req.action === "GET") await gate.requireIdentity(caller);
+      else await gate.requireAdmin(caller);
       // etcd answers alarm requests without a header (`etcdctl alarm list -w json` prints {}).
       if (req.action === "GET") return { alarms: m.alarms() };
       const res = (await replicate(ctx, {
@@ -314,22 +398,30 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
       })) as kvt.AlarmResponse;
       return { alarms: res.alarms };
     }),
-    Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async () => {
+    Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async (_req: unknown, caller) => {
       m.checkStarted();
+      await gate.requireAdmin(caller);
       return { header: header(m), hash: m.kv.hash() };
     }),
-    HashKV: unary(ctx, "etcdserverpb.Maintenance", "HashKV", async (req: wire.HashKVRequest) => {
+    HashKV: unary(ctx, "etcdserverpb.Maintenance", "HashKV", async (req: wire.HashKVRequest, caller) => {
       m.checkStarted();
+      await gate.requireAdmin(caller);
       return withHeader(m, m.kv.hashKV(toNumber(req.revision)));
     }),
-    Defragment: unary(ctx, "etcdserverpb.Maintenance", "Defragment", async () => ({ header: header(m) })),
-    MoveLeader: unary(ctx, "etcdserverpb.Maintenance", "MoveLeader", async (req: { targetID: string }) => {
+    Defragment: unary(ctx, "etcdserverpb.Maintenance", "Defragment", async (_req: unknown, caller) => {
+      await gate.requireAdmin(caller);
+      return { header: header(m) };
+    }),
+    MoveLeader: unary(ctx, "etcdserverpb.Maintenance", "MoveLeader", async (req: { targetID: string }, caller) => {
+      await gate.requireAdmin(caller);
       await m.moveLeader(Number(toId(req.targetID)));
       return { header: header(m) };
     }),
-    Snapshot: (call: grpc.ServerWritableStream<unknown, wire.SnapshotResponse>) => {
+    Snapshot: async (call: grpc.ServerWritableStream<unknown, wire.SnapshotResponse>) => {
       try {
         m.checkStarted();
+        // The whole key space, every tenant's: root only.
+        await gate.requireAdmin(grpcCaller(call, gate.opts.clientCertAuth));
       } catch (err) {
         const e = Errors.toEtcd(err);
         return void call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
@@ -360,17 +452,29 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
   };
 }
 
-export function watchService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
-  return { Watch: (call: grpc.ServerDuplexStream<wire.WatchRequest, wire.WatchResponse>) => serveWatch(ctx.member, call) };
+/** etcd's isWatchPermitted, checked at each watch creation: read permission on the watched range. */
+export function watchCheck(gate: AuthGate, caller: Caller): (key: Buffer, end: Buffer | undefined) => Error | undefined {
+  return (key, end) => {
+    try {
+      const ai = gate.identifyNow(caller);
+      gate.check((s) => s.checkRange(ai, key, end));
+      return undefined;
+    } catch (e) {
+      return e as Error;
+    }
+  };
 }
 
-export function authService(): grpc.UntypedServiceImplementation {
-  // Authentication is by client certificate; the Auth RPCs say so rather than pretend.
-  const notCapable: Unary<unknown, unknown> = (_call, cb) =>
-    cb({ code: grpc.status.UNAVAILABLE, details: "etcdserver: not capable" } as grpc.ServiceError, null);
-  const methods = [
-    "AuthEnable", "AuthDisable", "Authenticate", "UserAdd", "UserGet", "UserList", "UserDelete", "UserChangePassword",
-    "UserGrantRole", "UserRevokeRole", "RoleAdd", "RoleGet", "RoleList", "RoleDelete", "RoleGrantPermission", "RoleRevokePermission",
-  ];
-  return Object.fromEntries(methods.map((k) => [k, notCapable]));
+export function watchService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  const gate = gateOf(ctx);
+  return {
+    Watch: (call: grpc.ServerDuplexStream<wire.WatchRequest, wire.WatchResponse>) =>
+      serveWatch(ctx.member, call, watchCheck(gate, grpcCaller(call, gate.opts.clientCertAuth))),
+  };
+}
+
+export function authService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
+  const m = ctx.member;
+  const handlers = authHandlers({ gate: gateOf(ctx), member: m, header: (rev) => header(m, rev), replicate: (cmd) => replicate(ctx, cmd) });
+  return Object.fromEntries(Object.entries(handlers).map(([method, f]) => [method, unary(ctx, "etcdserverpb.Auth", method, f)]));
 }

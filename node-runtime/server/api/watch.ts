@@ -45,7 +45,11 @@ function watchIdOf(v: unknown): string {
   }
 }
 
-export function serveWatch(member: Member, call: Stream): void {
+/**
+ * `authorize` is asked at each watch creation whether the caller may read the range (etcd's
+ * isWatchPermitted); a refusal cancels that watch with the reason, as etcd does.
+ */
+export function serveWatch(member: Member, call: Stream, authorize: (key: Buffer, end: Buffer | undefined) => Error | undefined = () => undefined): void {
   const watchers = new Map<string, WatchHandle>();
   /** Watchers that are behind and wait for the pump, in the order they fell behind. */
   const behind = new Set<string>();
@@ -143,6 +147,11 @@ export function serveWatch(member: Member, call: Stream): void {
     const key = toBuffer(req.key);
     if (end !== undefined && !(end.length === 1 && end[0] === 0) && Buffer.compare(key, end) >= 0) {
       send({ watch_id: "-1", created: true, canceled: true, cancel_reason: ERR_EMPTY_RANGE });
+      return;
+    }
+    const denied = authorize(key.length === 0 ? Buffer.from([0]) : key, end);
+    if (denied) {
+      send({ watch_id: "-1", created: true, canceled: true, cancel_reason: denied.message });
       return;
     }
     const deliver = (events: Event[], revision: number): boolean => {
