@@ -366,6 +366,28 @@ export function clusterService(ctx: ServiceContext): grpc.UntypedServiceImplemen
   };
 }
 
+/**
+ * etcd 3.4's authMaintenanceServer hands the auth store's own errors to gRPC unconverted:
+ * clients see code Unknown and "auth: ..." (e.g. `auth: permission denied`) for Snapshot,
+ * Defragment, Hash and HashKV, and we answer them the same way.
+ */
+const RAW_AUTH_ERRORS: Record<string, string> = {
+  "etcdserver: permission denied": "auth: permission denied",
+  "etcdserver: user name is empty": "auth: user name is empty",
+  "etcdserver: user name not found": "auth: user not found",
+  "etcdserver: invalid auth token": "auth: invalid auth token",
+};
+
+async function requireAdminRaw(gate: AuthGate, caller: Caller | undefined): Promise<void> {
+  try {
+    await gate.requireAdmin(caller);
+  } catch (e) {
+    const raw = e instanceof Error ? RAW_AUTH_ERRORS[e.message] : undefined;
+    if (raw !== undefined) throw new EtcdError(grpc.status.UNKNOWN, raw);
+    throw e;
+  }
+}
+
 export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImplementation {
   const m = ctx.member;
   const gate = gateOf(ctx);
@@ -400,16 +422,16 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
     }),
     Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async (_req: unknown, caller) => {
       m.checkStarted();
-      await gate.requireAdmin(caller);
+      await requireAdminRaw(gate, caller);
       return { header: header(m), hash: m.kv.hash() };
     }),
     HashKV: unary(ctx, "etcdserverpb.Maintenance", "HashKV", async (req: wire.HashKVRequest, caller) => {
       m.checkStarted();
-      await gate.requireAdmin(caller);
+      await requireAdminRaw(gate, caller);
       return withHeader(m, m.kv.hashKV(toNumber(req.revision)));
     }),
     Defragment: unary(ctx, "etcdserverpb.Maintenance", "Defragment", async (_req: unknown, caller) => {
-      await gate.requireAdmin(caller);
+      await requireAdminRaw(gate, caller);
       return { header: header(m) };
     }),
     MoveLeader: unary(ctx, "etcdserverpb.Maintenance", "MoveLeader", async (req: { targetID: string }, caller) => {
@@ -421,10 +443,11 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
       try {
         m.checkStarted();
         // The whole key space, every tenant's: root only.
-        await gate.requireAdmin(grpcCaller(call, gate.opts.clientCertAuth));
+        await requireAdminRaw(gate, grpcCaller(call, gate.opts.clientCertAuth));
       } catch (err) {
         const e = Errors.toEtcd(err);
-        return void call.destroy(Object.assign(new Error(e.message), { code: e.code, details: e.message }));
+        // An error event ends the call with this status (destroy() would drop the stream without one).
+        return void call.emit("error", Object.assign(new Error(e.message), { code: e.code, details: e.message }));
       }
       // etcd's backend format (bbolt + SHA-256) of the state as of now, produced page by page as the client takes it.
       const ms = m.membership.toState();
