@@ -147,6 +147,8 @@ export class Member extends EventEmitter {
   private readonly fs: StorageFs;
   /** Simple auth tokens: per-member memory, assigned as Authenticate entries are applied. */
   readonly tokens: SimpleTokens;
+  /** The last index of the WAL as this process found it (entries up to it are replayed, not new). */
+  private replayedUpTo = 0;
 
   constructor(
     readonly cfg: ServerConfig,
@@ -224,6 +226,7 @@ export class Member extends EventEmitter {
     };
     // Our own entries still in the log will be applied again; new requests must not share their IDs.
     for (const e of recovered.entries) this.ids.observe(requestIdOf(e, this.id));
+    this.replayedUpTo = recovered.entries.at(-1)?.index ?? 0;
 
     if (hasState) {
       this.restoreFromSnapshot(snapshot);
@@ -620,7 +623,11 @@ export class Member extends EventEmitter {
       if (r.kind === "error") error = r.error;
       else if (r.kind === "ok") result = r.response;
       if (cmd.type === "leaseRevoke") this.revoking.delete(cmd.req.ID);
-      if (cmd.type === "auth" && r.kind === "ok") this.tokens.onApplied(cmd.req.op === "authenticate" ? cmd.req.name : undefined, (r.response as { result: AuthApplyResult }).result);
+      // Tokens live in memory only, as etcd's: an Authenticate replayed from our own WAL after a
+      // restart does not bring its token back.
+      if (cmd.type === "auth" && r.kind === "ok" && !(cmd.req.op === "authenticate" && e.index <= this.replayedUpTo)) {
+        this.tokens.onApplied(cmd.req.op === "authenticate" ? cmd.req.name : undefined, (r.response as { result: AuthApplyResult }).result);
+      }
     } else if (env.kind === EntryKind.MemberAttr) {
       const attr = JSON.parse(Buffer.from(env.payload).toString("utf8")) as MemberAttr;
       if (attr.clientURLs !== undefined) this.membership.publish(attr.id, attr.name ?? "", attr.clientURLs);
