@@ -27,7 +27,7 @@ describe("etcdctl 3.4 auth commands: raftkv (3 members) answers as etcd 3.4", fu
   let oneTenant: Env;
 
   const run = (env: Env, args: string[], stdin?: string): Promise<CliResult> =>
-    runCli(ETCDCTL_BIN, args, env, { timeoutMs: 20_000, ...(stdin === undefined ? {} : { stdin }) });
+    runCli(ETCDCTL_BIN, args, env, { timeoutMs: 60_000, ...(stdin === undefined ? {} : { stdin }) });
 
   async function same(args: string[], o: { stdin?: string; tenant?: boolean } = {}): Promise<Compared> {
     const [a, b] = await Promise.all([run(o.tenant ? refTenant : refEnv, args, o.stdin), run(o.tenant ? oneTenant : oneEnv, args, o.stdin)]);
@@ -54,8 +54,10 @@ describe("etcdctl 3.4 auth commands: raftkv (3 members) answers as etcd 3.4", fu
     if (c.status === "fulfilled") cluster = c.value;
     if (e.status === "rejected") throw e.reason;
     if (c.status === "rejected") throw c.reason;
-    refEnv = cleanCtlEnv(etcd!.ctlEnv);
-    oneEnv = cleanCtlEnv(cluster!.ctlEnv(["raftkv-1"]));
+    // Generous client deadlines: on a loaded machine etcdctl's 5 s default can lapse on either server.
+    const slow = { ETCDCTL_DIAL_TIMEOUT: "20s", ETCDCTL_COMMAND_TIMEOUT: "30s" };
+    refEnv = cleanCtlEnv({ ...etcd!.ctlEnv, ...slow });
+    oneEnv = cleanCtlEnv({ ...cluster!.ctlEnv(["raftkv-1"]), ...slow });
     // A client certificate with CN=tenant-a from each server's own client CA.
     refTenant = tenantEnv(refEnv, await writeClientCert(path.join(etcd!.dir, "tenant"), etcd!.pki.ca, etcd!.pki.caCertPath, "tenant-a"));
     oneTenant = tenantEnv(oneEnv, await writeClientCert(path.join(cluster!.dir, "tenant"), cluster!.pki.ca, cluster!.pki.caCertPath, "tenant-a"));
