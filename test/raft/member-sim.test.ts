@@ -12,12 +12,16 @@ describe("whole-member simulator (real Member over simulated disk, network and c
     let acked = 0;
     let reads = 0;
     let crashes = 0;
+    let cut = 0;
+    let installs = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
       try {
         const r = await runMemberSeed(seed);
         acked += r.writesAcked;
         reads += r.readsOk;
         crashes += r.crashes;
+        cut += r.messagesCut;
+        installs += r.snapshotsSent;
       } catch (e) {
         failures.push(`${(e as Error).message.split("\n")[0]} (replay: npm run sim:member -- --seed ${seed})`);
       }
@@ -26,6 +30,8 @@ describe("whole-member simulator (real Member over simulated disk, network and c
     assert.ok(acked > SEEDS * 10, `clients got writes acknowledged (${acked})`);
     assert.ok(reads > SEEDS * 10, `clients got linearizable reads (${reads})`);
     assert.ok(crashes > SEEDS / 2, `members crashed and recovered (${crashes})`);
+    assert.ok(cut > SEEDS * 10, `partitions cut links (${cut} messages met a cut)`);
+    assert.ok(installs > SEEDS / 10, `followers were sent snapshots (${installs})`);
   });
 
   it("replays a seed exactly", async () => {

@@ -66,6 +66,7 @@ export interface SeedResult {
   tornTails: number;
   snapshotsSaved: number;
   snapshotsSent: number;
+  messagesCut: number;
   simulatedMs: number;
 }
 
@@ -461,6 +462,7 @@ export class MemberSimulation {
       tornTails: sum((n) => n.disk.stats.tornTails),
       snapshotsSaved: sum((n) => n.disk.stats.snapshotsSaved),
       snapshotsSent: this.net.snapshotsSent,
+      messagesCut: this.net.cutMessages,
       simulatedMs: this.world.now,
     };
   }

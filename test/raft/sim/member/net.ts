@@ -32,6 +32,8 @@ export class SimNetwork {
   faultsOn = true;
   delivered = 0;
   snapshotsSent = 0;
+  /** Messages that met a cut link (dropped or held). */
+  cutMessages = 0;
 
   constructor(
     private readonly world: World,
@@ -94,6 +96,7 @@ export class SimNetwork {
     const { world, faults } = this;
     if (this.faultsOn && !reliable && world.rng.chance(faults.dropRate)) return;
     if (this.isCut(from, to)) {
+      this.cutMessages++;
       if (this.faultsOn && world.rng.chance(faults.holdRate)) this.held.push({ from, to, payload });
       return;
     }
