@@ -30,7 +30,8 @@ export class Bastion extends pulumi.ComponentResource {
     this.instance = new aws.ec2.Instance(
       args.placement.name,
       hostInstanceArgs(args.placement, args.publicSubnetId, { ...args }, { associatePublicIpAddress: true }),
-      { parent: this },
+      // Fixed address in the public subnet: a replacement must delete the old instance first.
+      { parent: this, deleteBeforeReplace: true },
     );
     this.publicIp = this.instance.publicIp;
     this.registerOutputs({ publicIp: this.publicIp });

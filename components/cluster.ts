@@ -11,11 +11,10 @@ import { Pki } from "./pki";
 import { Masters } from "./masters";
 import { Workers } from "./workers";
 import { ClusterInstall } from "./clusterInstall";
+import { PinnedImages } from "./image";
 import { BackupStorage, clusterBackup } from "./backup";
 import type { BackupSettings } from "./backupSettings";
 
-/** Debian's official AWS account; Debian 13 ships Node.js 20 in its own archive. */
-const DEBIAN_OWNER = "136693071363";
 
 export interface RaftkvClusterArgs {
   settings: ClusterSettings;
@@ -107,11 +106,14 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     );
 
     const keyPair = new aws.ec2.KeyPair(`${name}-ssh`, { publicKey: s.sshPublicKey, tags }, parent);
-    const amiId =
-      s.amiId ??
-      aws.ec2
-        .getAmiOutput({ owners: [DEBIAN_OWNER], mostRecent: true, filters: [{ name: "name", values: ["debian-13-amd64-*"] }, { name: "architecture", values: ["x86_64"] }] }, parent)
-        .apply((ami) => ami.id);
+    const images = new PinnedImages(
+      `${name}-image`,
+      {
+        archs: [s.arch.master, ...(s.workers > 0 ? [s.arch.worker] : []), ...(s.sshPath.kind === "create" ? [s.arch.bastion] : [])],
+        ...(s.amiId !== undefined ? { configured: s.amiId } : {}),
+      },
+      parent,
+    );
 
     // The SSH path: through the bastion this stack creates (new VPC: every host is private),
     // through raftkv:bastionHost, or direct (existing VPC, Pulumi inside it).
@@ -126,7 +128,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
           placement: bastionPlacement(s.network.vpcCidr, s.network.subnets[0]!.availabilityZone, s.namePrefix),
           publicSubnetId: network.publicSubnetId,
           securityGroupId: network.createdBastionSecurityGroupId,
-          amiId,
+          amiId: images.image(s.arch.bastion),
           instanceType: s.sshPath.instanceType,
           keyName: keyPair.keyName,
           tags,
@@ -147,7 +149,8 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         placements: masterPlacements,
         subnetIds: network.subnetIds,
         securityGroupId: network.mastersSecurityGroupId,
-        amiId,
+        amiId: images.image(s.arch.master),
+        networkReady: network.egressReady,
         instanceType: s.masterInstanceType,
         keyName: keyPair.keyName,
         dataVolumeGiB: s.dataVolumeGiB,
@@ -160,7 +163,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     );
     const workers = new Workers(
       `${name}-workers`,
-      { placements: workerPlacements, subnetIds: network.subnetIds, securityGroupId: network.workersSecurityGroupId, amiId, instanceType: s.workerInstanceType, keyName: keyPair.keyName, tags },
+      { placements: workerPlacements, subnetIds: network.subnetIds, securityGroupId: network.workersSecurityGroupId, amiId: images.image(s.arch.worker), networkReady: network.egressReady, instanceType: s.workerInstanceType, keyName: keyPair.keyName, tags },
       parent,
     );
 
@@ -176,11 +179,17 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         peerCaBundlePem: pki.peerCaBundlePem,
         clientEndpoint: this.clientEndpoint,
         clusterToken: s.clusterToken,
+        memberRuntime: {
+          heapMiB: s.memberBudget.heapMiB,
+          quotaBackendBytes: s.memberBudget.quotaBackendBytes,
+          ...(s.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: s.heartbeatIntervalMs } : {}),
+          ...(s.electionTimeoutMs !== undefined ? { electionTimeoutMs: s.electionTimeoutMs } : {}),
+        },
         ssh: {
           user: s.sshUser,
           privateKey: args.sshPrivateKey,
           ...(bastion !== undefined ? { bastion } : {}),
-          requires: network.sshRules.map((r) => r.urn),
+          requires: network.rules.map((r) => r.urn),
         },
         memberBundlePath: args.memberBundlePath ?? "dist/raftkv.cjs",
         ctlBundlePath: args.ctlBundlePath ?? "dist/raftkvctl.cjs",

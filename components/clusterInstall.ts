@@ -4,7 +4,7 @@ import * as command from "@pulumi/command";
 import type { JoinPlan } from "./membership";
 import type { InstallBackup } from "./backup";
 import type { IssuedCert, MemberCerts } from "./pki";
-import { CLIENT_CERT_FILE, CLIENT_KEY_FILE, memberCertFileNames, renderFileBundle, renderMemberUnit } from "./hostFiles";
+import { CLIENT_CERT_FILE, CLIENT_KEY_FILE, memberCertFileNames, renderFileBundle, renderMemberUnit, type MemberRuntimeOptions } from "./hostFiles";
 import {
   renderMemberInstallScript,
   renderMemberLeaveScript,
@@ -48,6 +48,8 @@ export interface ClusterInstallArgs {
   /** https://<load balancer>:2379, written into the workers' env files. */
   clientEndpoint: pulumi.Input<string>;
   clusterToken: string;
+  /** The members' heap, storage quota and raft timing (settings.ts). */
+  memberRuntime?: Omit<MemberRuntimeOptions, "clusterToken">;
   ssh: SshSettings;
   /** Local paths of the runtime bundles (read by Pulumi at deployment time, never by tests). */
   memberBundlePath: string;
@@ -149,7 +151,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
         upload(host, "raftkv.cjs", args.memberBundlePath, masterTrusts[j.member.name]!),
         upload(host, "raftkvctl.cjs", args.ctlBundlePath, masterTrusts[j.member.name]!),
       ];
-      const runtime = { join: j, clusterToken: args.clusterToken, uploadDir };
+      const runtime = { ...args.memberRuntime, join: j, clusterToken: args.clusterToken, uploadDir };
       // The backup agent's files go on first: a restore and a joining member's pre-change backup use them.
       const backupDeps = args.backup?.declare({ parent: this, connection, uploadDir }, j, host) ?? [];
       const beforeFirstStart = args.backup?.restoreStep(j, uploadDir);

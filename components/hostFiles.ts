@@ -81,6 +81,13 @@ export interface MemberRuntimeOptions {
   clusterToken: string;
   /** Where the unit finds node; Debian's `nodejs` package puts it at /usr/bin/node. */
   nodePath?: string;
+  /** Raft timing (cross-zone latency): --heartbeat-interval / --election-timeout, in ms. */
+  heartbeatIntervalMs?: number;
+  electionTimeoutMs?: number;
+  /** --quota-backend-bytes, sized to the instance's memory (settings.ts memoryBudget). */
+  quotaBackendBytes?: number;
+  /** node --max-old-space-size, in MiB: the member's heap limit on this instance type. */
+  heapMiB?: number;
 }
 
 /** The flags a member starts with: exactly what the shared plan renders for its join plan. */
@@ -91,21 +98,28 @@ export function memberFlags(join: JoinPlan, opts: MemberRuntimeOptions): string[
     clusterToken: opts.clusterToken,
     clusterState: join.clusterState,
     listenHost: "0.0.0.0",
+    ...(opts.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
+    ...(opts.electionTimeoutMs !== undefined ? { electionTimeoutMs: opts.electionTimeoutMs } : {}),
+    ...(opts.quotaBackendBytes !== undefined ? { quotaBackendBytes: opts.quotaBackendBytes } : {}),
   });
 }
 
 /**
  * The member's unit. Flags live on the ExecStart line (they are the contract with the runtime);
  * ExecReload sends SIGHUP, on which the member re-reads its certificates without a restart.
+ * The state directory is the data volume's mount: systemd orders the unit after that mount
+ * (RequiresMountsFor).
  */
 export function renderMemberUnit(join: JoinPlan, opts: MemberRuntimeOptions): string {
   const nodePath = opts.nodePath ?? HOST.nodePath;
-  const args = [nodePath, HOST.memberBundle, ...memberFlags(join, opts)].map(unitArg);
+  const heap = opts.heapMiB !== undefined ? [`--max-old-space-size=${opts.heapMiB}`] : [];
+  const args = [nodePath, ...heap, HOST.memberBundle, ...memberFlags(join, opts)].map(unitArg);
   return [
     "[Unit]",
     `Description=raftkv member ${join.member.name}`,
     "After=network-online.target",
     "Wants=network-online.target",
+    `RequiresMountsFor=${HOST.stateDir}`,
     "",
     "[Service]",
     "Type=simple",

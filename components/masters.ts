@@ -17,6 +17,8 @@ export interface MastersArgs extends HostInstanceSettings {
   iamInstanceProfile?: pulumi.Input<string>;
   /** Keep the data volumes when the instances go (raftkv:retainDataVolumes). */
   retainDataVolumes?: boolean;
+  /** What every instance needs before it boots (the NAT gateway and the private routes). */
+  networkReady: pulumi.Resource[];
 }
 
 /**
@@ -40,7 +42,7 @@ export class Masters extends pulumi.ComponentResource {
         }),
         // The provider replaces an instance on any ebsBlockDevices change: raftkv:retainDataVolumes
         // applies to masters created from now on, never by replacing the running ones.
-        { parent: this, ignoreChanges: ["ebsBlockDevices[0].deleteOnTermination"] },
+        { parent: this, ignoreChanges: ["ebsBlockDevices[0].deleteOnTermination"], dependsOn: args.networkReady },
       );
       new aws.lb.TargetGroupAttachment(`${p.name}-clients`, { targetGroupArn: args.targetGroupArn, targetId: instance.id, port: DEFAULT_CLIENT_PORT }, { parent: this });
       this.instances[p.name] = instance;

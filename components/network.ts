@@ -52,6 +52,14 @@ export class Network extends pulumi.ComponentResource {
    * only after the last command (a leave script) ran.
    */
   readonly sshRules: pulumi.Resource[];
+  /**
+   * Every security-group rule (SSH, peers, clients, health, egress): the install commands
+   * depend on all of them, so `pulumi destroy` deletes none while a leave script still needs
+   * the peer and client ports, and `pulumi up` runs none before the members can reach each other.
+   */
+  readonly rules: pulumi.Resource[];
+  /** The hosts' way out (NAT gateway, private routes): instances boot after it, so apt-get works. */
+  readonly egressReady: pulumi.Resource[];
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("raftkv:network:Network", name, {}, opts);
@@ -63,6 +71,8 @@ export class Network extends pulumi.ComponentResource {
 
     if (args.createBastionGroup === true && net.kind !== "new") throw new Error("a bastion is created only in a new VPC");
     let publicSubnetId: pulumi.Output<string> | undefined;
+    const egressReady: pulumi.Resource[] = [];
+    const rules: pulumi.Resource[] = [];
     if (net.kind === "existing") {
       this.vpcId = pulumi.output(net.vpcId);
       this.subnetIds = net.subnets.map((s) => pulumi.output(s.id));
@@ -81,13 +91,14 @@ export class Network extends pulumi.ComponentResource {
       const eip = new aws.ec2.Eip(`${name}-nat`, { domain: "vpc", tags: named(`${name}-nat`) }, parent);
       const nat = new aws.ec2.NatGateway(`${name}-nat`, { subnetId: publicSubnet.id, allocationId: eip.id, privateIp: hostAddress(publicSubnetCidr(net.vpcCidr), NAT_HOST_OFFSET), tags: named(`${name}-nat`) }, { parent: this, dependsOn: [igw] });
       const privateRoutes = new aws.ec2.RouteTable(`${name}-private`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }], tags: named(`${name}-private`) }, parent);
+      egressReady.push(nat, privateRoutes);
       this.subnetIds = net.subnets.map((s) => {
         const subnet = new aws.ec2.Subnet(
           `${name}-private-${s.availabilityZone}`,
           { vpcId: vpc.id, cidrBlock: s.cidr, availabilityZone: s.availabilityZone, mapPublicIpOnLaunch: false, tags: named(`${name}-private-${s.availabilityZone}`) },
           parent,
         );
-        new aws.ec2.RouteTableAssociation(`${name}-private-${s.availabilityZone}`, { subnetId: subnet.id, routeTableId: privateRoutes.id }, parent);
+        egressReady.push(new aws.ec2.RouteTableAssociation(`${name}-private-${s.availabilityZone}`, { subnetId: subnet.id, routeTableId: privateRoutes.id }, parent));
         return subnet.id;
       });
     }
@@ -95,7 +106,7 @@ export class Network extends pulumi.ComponentResource {
     const group = (role: string, description: string) => {
       const sg = new aws.ec2.SecurityGroup(`${name}-${role}`, { vpcId: this.vpcId, description, tags: named(`${name}-${role}`) }, parent);
       // Hosts need the package mirror and the AWS APIs; egress is not what we restrict.
-      new aws.vpc.SecurityGroupEgressRule(`${name}-${role}-egress`, { securityGroupId: sg.id, ipProtocol: "-1", cidrIpv4: "0.0.0.0/0", description: "all egress" }, parent);
+      rules.push(new aws.vpc.SecurityGroupEgressRule(`${name}-${role}-egress`, { securityGroupId: sg.id, ipProtocol: "-1", cidrIpv4: "0.0.0.0/0", description: "all egress" }, parent));
       return sg;
     };
     const masters = group("masters", "raftkv masters");
@@ -104,9 +115,8 @@ export class Network extends pulumi.ComponentResource {
 
     type Source = { key: string; description: string; sg?: pulumi.Input<string>; cidr?: string };
     const allow = (target: aws.ec2.SecurityGroup, targetRole: string, port: number, sources: Source[]): aws.vpc.SecurityGroupIngressRule[] =>
-      sources.map(
-        (s) =>
-          new aws.vpc.SecurityGroupIngressRule(
+      sources.map((s) => {
+        const rule = new aws.vpc.SecurityGroupIngressRule(
             `${name}-${targetRole}-${port}-from-${s.key}`,
             {
               securityGroupId: target.id,
@@ -117,8 +127,10 @@ export class Network extends pulumi.ComponentResource {
               ...(s.sg !== undefined ? { referencedSecurityGroupId: s.sg } : { cidrIpv4: s.cidr! }),
             },
             parent,
-          ),
-      );
+          );
+        rules.push(rule);
+        return rule;
+      });
     const admins: Source[] = args.adminCidrs.map((cidr, i) => ({ key: `admin${i}`, cidr, description: `admin network ${cidr}` }));
     const ssh: Source[] = [...admins];
     if (args.bastionSecurityGroupId !== undefined) ssh.push({ key: "bastion", sg: args.bastionSecurityGroupId, description: "bastion" });
@@ -150,6 +162,8 @@ export class Network extends pulumi.ComponentResource {
     this.publicSubnetId = publicSubnetId;
     this.createdBastionSecurityGroupId = bastion?.id;
     this.sshRules = sshRules;
+    this.rules = rules;
+    this.egressReady = egressReady;
     this.registerOutputs({
       vpcId: this.vpcId,
       subnetIds: this.subnetIds,

@@ -5,6 +5,7 @@
  */
 import { TopologyError, assertMasterCount, validateMemberName } from "./topology";
 import { carveSubnets, parseCidr, type SubnetPlan } from "./addressing";
+import { archOf, memberBudget, type Arch, type MemberBudget } from "./instanceTypes";
 
 export interface ExistingSubnet extends SubnetPlan {
   id: string;
@@ -49,6 +50,12 @@ export interface ClusterSettings {
   workerInstanceType: string;
   dataVolumeGiB: number;
   amiId: string | undefined;
+  /** CPU architecture of each role's instance type (each gets an image of its own architecture). */
+  arch: { master: Arch; worker: Arch; bastion: Arch };
+  /** A member's heap and storage quota on the master instance type. */
+  memberBudget: MemberBudget;
+  heartbeatIntervalMs: number | undefined;
+  electionTimeoutMs: number | undefined;
   clusterToken: string;
   namePrefix: string;
 }
@@ -80,6 +87,10 @@ export interface RawSettings {
   workerInstanceType?: string;
   dataVolumeGiB?: number;
   amiId?: string;
+  masterMemoryMiB?: number;
+  quotaBackendBytes?: number;
+  heartbeatIntervalMs?: number;
+  electionTimeoutMs?: number;
   clusterToken?: string;
   namePrefix?: string;
 }
@@ -189,6 +200,29 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
   const clusterToken = raw.clusterToken ?? `${namePrefix}-${ctx.stack}`;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(clusterToken)) throw new TopologyError(`raftkv:clusterToken ${JSON.stringify(clusterToken)}: use 1-64 letters, digits, '.', '_' or '-'`);
 
+  const masterInstanceType = raw.masterInstanceType ?? DEFAULTS.masterInstanceType;
+  const workerInstanceType = raw.workerInstanceType ?? DEFAULTS.workerInstanceType;
+  const arch = {
+    master: archOf(masterInstanceType),
+    worker: archOf(workerInstanceType),
+    bastion: archOf(raw.bastionInstanceType ?? DEFAULTS.bastionInstanceType),
+  };
+  const archs = new Set(sshPath.kind === "create" ? Object.values(arch) : workers > 0 ? [arch.master, arch.worker] : [arch.master]);
+  if (raw.amiId !== undefined && archs.size > 1) {
+    throw new TopologyError(`raftkv:amiId names one image, but the instance types need ${[...archs].join(" and ")} images: use instance types of one architecture, or unset raftkv:amiId`);
+  }
+  const budget = memberBudget(masterInstanceType, {
+    ...(raw.masterMemoryMiB !== undefined ? { memoryMiB: positiveInt(raw.masterMemoryMiB, 0, "masterMemoryMiB") } : {}),
+    ...(raw.quotaBackendBytes !== undefined ? { quotaBackendBytes: positiveInt(raw.quotaBackendBytes, 0, "quotaBackendBytes") } : {}),
+  });
+  const heartbeat = raw.heartbeatIntervalMs === undefined ? undefined : positiveInt(raw.heartbeatIntervalMs, 0, "heartbeatIntervalMs");
+  const election = raw.electionTimeoutMs === undefined ? undefined : positiveInt(raw.electionTimeoutMs, 0, "electionTimeoutMs");
+  // The runtime's own rule (etcd's): an election timeout below 5 heartbeats makes followers
+  // start elections while the leader is merely a little late.
+  if ((election ?? 1000) < 5 * (heartbeat ?? 100)) {
+    throw new TopologyError(`raftkv:electionTimeoutMs (${election ?? 1000}) must be at least 5 times raftkv:heartbeatIntervalMs (${heartbeat ?? 100})`);
+  }
+
   return {
     masters,
     workers,
@@ -208,10 +242,14 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
     bastionHost: raw.bastionHost,
     bastionUser: raw.bastionUser,
     sshPath,
-    masterInstanceType: raw.masterInstanceType ?? DEFAULTS.masterInstanceType,
-    workerInstanceType: raw.workerInstanceType ?? DEFAULTS.workerInstanceType,
+    masterInstanceType,
+    workerInstanceType,
     dataVolumeGiB: positiveInt(raw.dataVolumeGiB, DEFAULTS.dataVolumeGiB, "dataVolumeGiB"),
     amiId: raw.amiId,
+    arch,
+    memberBudget: budget,
+    heartbeatIntervalMs: heartbeat,
+    electionTimeoutMs: election,
     clusterToken,
     namePrefix,
   };

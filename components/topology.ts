@@ -296,6 +296,7 @@ export interface MemberFlagOptions {
   heartbeatIntervalMs?: number;
   electionTimeoutMs?: number;
   snapshotCount?: number;
+  quotaBackendBytes?: number;
 }
 
 /**
@@ -339,6 +340,7 @@ export function renderMemberFlags(
   if (opts.heartbeatIntervalMs !== undefined) flags.push(["heartbeat-interval", String(opts.heartbeatIntervalMs)]);
   if (opts.electionTimeoutMs !== undefined) flags.push(["election-timeout", String(opts.electionTimeoutMs)]);
   if (opts.snapshotCount !== undefined) flags.push(["snapshot-count", String(opts.snapshotCount)]);
+  if (opts.quotaBackendBytes !== undefined) flags.push(["quota-backend-bytes", String(opts.quotaBackendBytes)]);
   return flags.map(([k, v]) => `--${k}=${v}`);
 }
 

@@ -6,6 +6,8 @@ import { hostInstanceArgs, type HostInstanceSettings } from "./hostInstance";
 export interface WorkersArgs extends HostInstanceSettings {
   placements: HostPlacement[];
   subnetIds: pulumi.Input<string>[];
+  /** What every instance needs before it boots (the NAT gateway and the private routes). */
+  networkReady: pulumi.Resource[];
 }
 
 /** The cluster's client machines, spread over the zones like the masters. */
@@ -16,7 +18,12 @@ export class Workers extends pulumi.ComponentResource {
     super("raftkv:compute:Workers", name, {}, opts);
     this.instances = {};
     for (const p of args.placements) {
-      this.instances[p.name] = new aws.ec2.Instance(p.name, hostInstanceArgs(p, args.subnetIds[p.subnetIndex]!, args), { parent: this });
+      // Fixed private IP: a replacement must delete the old instance first.
+      this.instances[p.name] = new aws.ec2.Instance(p.name, hostInstanceArgs(p, args.subnetIds[p.subnetIndex]!, args), {
+        parent: this,
+        deleteBeforeReplace: true,
+        dependsOn: args.networkReady,
+      });
     }
     this.registerOutputs({ instanceIds: Object.values(this.instances).map((i) => i.id) });
   }

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { masterCountProblem, memberCertProfiles, clientCertProfile, quorum, renderMemberFlags } from "../../components/topology";
 import { joinPlan } from "../../components/membership";
 import { resolveSettings, type RawSettings } from "../../components/settings";
+import { memberBudget } from "../../components/instanceTypes";
 import type { RaftkvCluster as RaftkvClusterT } from "../../components/cluster";
 
 /** What the mock engine saw for one resource. */
@@ -74,6 +75,10 @@ const mocks: pulumi.runtime.Mocks = {
         break;
       case "command:remote:Command":
         state["stdout"] = "";
+        break;
+      case "command:local:Command":
+        // The image pin prints the image the lookup found.
+        state["stdout"] = "ami-0debian13";
         break;
     }
     return { id: `${args.name}-id`, state };
@@ -150,6 +155,10 @@ describe("Pulumi components (setMocks)", function () {
         const count = (t: string) => of(recs, t).length;
         assert.equal(count("aws:ec2/instance:Instance"), n + workers + 1, "masters, workers and the bastion");
         assert.equal(count("aws:lb/targetGroupAttachment:TargetGroupAttachment"), n);
+        // The image lookup's answer is pinned by one local command (every type here is x86_64) and used by every host.
+        assert.equal(count("command:local:Command"), 1);
+        assert.match(str(of(recs, "command:local:Command")[0]!.inputs["create"]), /^printf '%s' ami-0debian13$/);
+        for (const i of of(recs, "aws:ec2/instance:Instance")) assert.equal(i.inputs["ami"], "ami-0debian13", i.name);
         assert.equal(count("aws:ec2/subnet:Subnet"), 3 + 1);
         assert.equal(count("aws:lb/loadBalancer:LoadBalancer"), 1);
         // a client CA and a peer CA; server + peer + ops client per member, admin, workers
@@ -269,12 +278,14 @@ describe("Pulumi components (setMocks)", function () {
 
       it("every install script carries exactly the plan's flags for its member", () => {
         for (const j of joinPlan(cluster.members.map((m) => ({ name: m.name, host: m.privateIp, clientPort: 2379, peerPort: 2380, metricsPort: 2381 })))) {
+          const budget = memberBudget("t3.small");
           const expected = renderMemberFlags(j.member, j.initialCluster, {
             dataDir: "/var/lib/raftkv/data",
             certDir: "/etc/raftkv/pki",
             clusterToken: "raftkv-test",
             clusterState: j.clusterState,
             listenHost: "0.0.0.0",
+            quotaBackendBytes: budget.quotaBackendBytes,
           });
           const install = byName(recs, `${j.member.name}-install`);
           for (const phase of ["create", "update"]) {
@@ -282,7 +293,9 @@ describe("Pulumi components (setMocks)", function () {
             const execStart = /^ExecStart=([\s\S]*?)\nExecReload/m.exec(script);
             assert.ok(execStart, `${j.member.name} ${phase} has a unit`);
             const words = execStart[1]!.split(/\s+\\\n\s+|\s+/);
-            assert.deepEqual(words.slice(2), expected, `${j.member.name} ${phase}`);
+            // node, its heap limit for the instance type, the bundle, then exactly the plan's flags.
+            assert.deepEqual(words.slice(0, 3), ["/usr/bin/node", `--max-old-space-size=${budget.heapMiB}`, "/opt/raftkv/raftkv.cjs"]);
+            assert.deepEqual(words.slice(3), expected, `${j.member.name} ${phase}`);
           }
           // A joiner adds itself through everyone before it; removal runs on delete.
           const leave = scriptOf(str(install.inputs["delete"]));
@@ -334,7 +347,8 @@ describe("Pulumi components (setMocks)", function () {
     });
   }
 
-  it("bumping certGeneration replaces the leaf certificates and keys, and nothing else", async () => {
+  it("bumping certGeneration replaces the leaf certificates and keys, and nothing else", async function () {
+    this.timeout(120_000); // two or three 5-master programs under the mocks; slow on a busy machine
     const g1 = (await build({ masters: 5, certGeneration: 1 })).recs;
     const g2 = (await build({ masters: 5, certGeneration: 2 })).recs;
     const names = (rs: Rec[]) => new Set(rs.map((r) => `${r.type} ${r.name}`));
@@ -361,7 +375,8 @@ describe("Pulumi components (setMocks)", function () {
     assert.deepEqual(ca2, ca1);
   });
 
-  it("client CA rotation: step 1 trusts old + new and signs with the new CA; step 2 drops the old CA", async () => {
+  it("client CA rotation: step 1 trusts old + new and signs with the new CA; step 2 drops the old CA", async function () {
+    this.timeout(120_000); // two or three 5-master programs under the mocks; slow on a busy machine
     const step1 = (await build({ caGeneration: 2, retiredCaGenerations: [1] }));
     const cas = of(step1.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort();
     assert.deepEqual(cas, ["raftkv-pki-ca-g1", "raftkv-pki-ca-g2", "raftkv-pki-peer-ca-g1"]);
@@ -386,7 +401,8 @@ describe("Pulumi components (setMocks)", function () {
     assert.equal(bundle2, fakePem("CERTIFICATE", "raftkv-pki-ca-g2"));
   });
 
-  it("peer CA rotation is independent: step 1 trusts both peer CAs on masters and re-signs only peer certificates", async () => {
+  it("peer CA rotation is independent: step 1 trusts both peer CAs on masters and re-signs only peer certificates", async function () {
+    this.timeout(120_000); // two or three 5-master programs under the mocks; slow on a busy machine
     const before = (await build({})).recs;
     const step1 = await build({ peerCaGeneration: 2, retiredPeerCaGenerations: [1] });
     const cas = of(step1.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort();

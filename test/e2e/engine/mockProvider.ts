@@ -5,6 +5,7 @@
  * checkpoint); a new or replaced one gets a fresh id and fresh computed values. Replacement is
  * decided with the same diff as the planner (diff.ts), plus the TLS early-renewal rule.
  */
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { diffInputs } from "./diff";
 import * as tlsMock from "./tlsMock";
@@ -126,9 +127,18 @@ export class MockProviders {
         return { id: String(id), computed, secretOutputs };
       }
       case "command:remote:Command":
-      case "command:local:Command":
         // The applier replaces these with what the command really printed.
         return { id: `${reg.name}${hex(8)}`, computed: { stdout: "", stderr: "" }, secretOutputs };
+      case "command:local:Command": {
+        // `pulumi up` runs a local command when it registers (commandController.go Create), on
+        // the machine running Pulumi, and the program sees its stdout: so does this run.
+        const create = i["create"];
+        if (typeof create !== "string" || create === "") return { id: `${reg.name}${hex(8)}`, computed: { stdout: "", stderr: "" }, secretOutputs };
+        const r = spawnSync("/bin/sh", ["-c", create], { encoding: "utf8", timeout: 60_000 });
+        if (r.status !== 0) throw new Error(`local command ${reg.name} failed (exit ${String(r.status)}): ${r.stderr}`);
+        // The provider trims the trailing newline of stdout and stderr.
+        return { id: `${reg.name}${hex(8)}`, computed: { stdout: r.stdout.replace(/\n$/, ""), stderr: r.stderr.replace(/\n$/, "") }, secretOutputs };
+      }
       case "command:remote:CopyToRemote":
         return { id: hex(16), computed: {}, secretOutputs };
       case "aws:ec2/keyPair:KeyPair": {
