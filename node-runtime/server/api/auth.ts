@@ -36,10 +36,16 @@ interface GrpcCallLike {
   getAuthContext?: () => { sslPeerCertificate?: { subject?: unknown } } | null;
 }
 
+/**
+ * The first value of a metadata key. A client may send the key twice (python-etcd3 sends the
+ * token both as call credentials and as metadata); HTTP/2 then joins the values with ", ", and
+ * like etcd (which takes the first value) we take the first. Tokens never contain commas.
+ */
 function firstString(md: grpc.Metadata | undefined, key: string): string | undefined {
   const v = md?.get(key)[0];
   if (v === undefined) return undefined;
-  return typeof v === "string" ? v : v.toString("utf8");
+  const s = typeof v === "string" ? v : v.toString("utf8");
+  return s.split(",")[0]!.trim();
 }
 
 /** The caller of a gRPC call (unary or stream). */
