@@ -6,10 +6,9 @@
  * bench/results/abuse.md and abuse.json. `--quick` runs small sizes (what npm test's
  * test/abuse/*.test.ts check as regression tests). Exit status 1 if any check failed.
  */
-import { execFile, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as https from "node:https";
-import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
 import { promisify } from "node:util";
@@ -196,15 +195,24 @@ async function main(): Promise<number> {
     const { stdout } = await execFileAsync("ss", ["-tnH", "state", "established", `( sport = :${port} )`], { encoding: "utf8" });
     return stdout.split("\n").filter((l) => l.trim() !== "").length;
   };
+  // The attacker is a process of its own: 2,000 sockets opened and closed in this one would
+  // stall the put probe here and be counted as the cluster's stall.
   const handshakeFlood = (port: number, deadlineS: number) => async () => {
     const before = await memberSockets(port);
-    const socks: net.Socket[] = [];
-    for (let i = 0; i < 2000; i++) {
-      const s = net.connect(port, "127.0.0.1");
-      s.on("error", () => undefined);
-      socks.push(s);
-    }
-    // Sampled until the member holds none of them or well past the handshake deadline.
+    // The kernel retries SYN-ACKs for about 31 s when the accept queue overflows, so the last
+    // connections may reach the member that late; each then has its own deadline.
+    const waitS = deadlineS + 40;
+    const attacker = spawn(
+      process.execPath,
+      ["-e", `const net = require("net"); const a = []; for (let i = 0; i < 2000; i++) { const s = net.connect(${port}, "127.0.0.1"); s.on("error", () => {}); a.push(s); } console.log("ready"); setTimeout(() => process.exit(0), ${waitS * 1000});`],
+      { stdio: ["ignore", "pipe", "ignore"] },
+    );
+    // Sampled from the moment the attacker has opened its sockets until the member holds none
+    // of them or past the last possible deadline.
+    await new Promise<void>((resolve) => {
+      attacker.stdout!.once("data", () => resolve());
+      attacker.once("exit", () => resolve());
+    });
     const t0 = Date.now();
     let peak = 0;
     let held = 0;
@@ -212,12 +220,12 @@ async function main(): Promise<number> {
       await sleep(250);
       held = Math.max(0, (await memberSockets(port)) - before);
       peak = Math.max(peak, held);
-    } while ((held > 0 || Date.now() - t0 < 2000) && Date.now() - t0 < (deadlineS + 10) * 1000);
+    } while ((held > 0 || Date.now() - t0 < 3000) && Date.now() - t0 < waitS * 1000);
     const tookS = ((Date.now() - t0) / 1000).toFixed(1);
-    for (const s of socks) s.destroy();
+    attacker.kill("SIGKILL");
     return {
-      answer: `2000 opened; the member held at most ${peak} at once, ${held === 0 ? `none after ${tookS} s` : `${held} after ${tookS} s`}`,
-      problems: held > 0 ? [`${held} handshake-less connections held past the ${deadlineS} s deadline`] : [],
+      answer: `2000 opened; the member held at most ${peak} at once (accept queue included), ${held === 0 ? `none after ${tookS} s` : `${held} after ${tookS} s`}`,
+      problems: held > 0 ? [`${held} handshake-less connections held ${waitS} s after the flood began`] : [],
     };
   };
   await attack("2,000 connections that never handshake (client port)", (leader) => handshakeFlood(c.member(leader).clientPort, 10)());
