@@ -158,7 +158,10 @@ describe("peer port authentication and limits", function () {
 
   it("closes a connection that never says hello, one that goes idle, and connections beyond the cap", async () => {
     const metrics = new Metrics({ processMetrics: false });
-    const a = await cluster.member(1, { ca, metrics, extra: { handshakeTimeoutMs: 300, idleTimeoutMs: 400, maxConnections: 3 } });
+    // The deadline counts from accept and covers TLS and the hello: it must outlast the raw
+    // peer's TLS handshake on a loaded machine, or "silent" is cut before it could be refused;
+    // the idle timeout (which also runs before the hello) stays longer than it.
+    const a = await cluster.member(1, { ca, metrics, extra: { handshakeTimeoutMs: 1500, idleTimeoutMs: 2000, maxConnections: 3 } });
     const cert = await leaf("member-2", { member: "member-2" });
     know(a, 2);
     const silent = await rawPeer(a, ca, cert);
