@@ -6,6 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkKvHistory, formatKvResult } from "../helpers/lincheck";
+import { seededRandom as rngFrom } from "../helpers/prng";
 import { ChaosCluster, sleep, type Impl } from "./cluster";
 import type { ChaosNet } from "./net";
 import type { Nemesis } from "./nemesis";
@@ -52,17 +53,6 @@ export interface RunResult extends WorkloadCounts {
 
 export const RECOVERY_BOUND_MS = 30_000;
 
-/** A small seeded PRNG (mulberry32): a run is repeatable from its seed, up to timing. */
-export function rngFrom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function writeThroughEveryMember(cluster: ChaosCluster, boundMs: number): Promise<number | null> {
   const t0 = Date.now();

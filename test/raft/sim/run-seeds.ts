@@ -2,19 +2,12 @@
  * Run many simulator seeds: node --import tsx test/raft/sim/run-seeds.ts --seeds 10000 [--from N]
  * Replay one: --seed N (prints the tail of the event log on failure).
  */
+import { intFlag } from "../../helpers/int-flag";
 import { runSeed } from "./scenario";
 
-function arg(name: string): number | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isSafeInteger(v) || v < 0) throw new Error(`--${name} needs a non-negative integer`);
-  return v;
-}
-
-const single = arg("seed");
-const from = single ?? arg("from") ?? 1;
-const count = single !== undefined ? 1 : (arg("seeds") ?? 1000);
+const single = intFlag("seed");
+const from = single ?? intFlag("from") ?? 1;
+const count = single !== undefined ? 1 : (intFlag("seeds") ?? 1000);
 const started = Date.now();
 let failures = 0;
 let applied = 0;

@@ -4,21 +4,14 @@
  *   --seed S               one seed, with its event log on failure
  *   --chaos-ms MS          simulated time of faults and client load per seed (default 8000)
  */
+import { intFlag } from "../../../helpers/int-flag";
 import { runMemberSeed } from "./cluster";
 
-function arg(name: string): number | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isSafeInteger(v) || v < 0) throw new Error(`--${name} needs a non-negative integer`);
-  return v;
-}
-
 async function main(): Promise<void> {
-  const single = arg("seed");
-  const from = single ?? arg("from") ?? 1;
-  const count = single !== undefined ? 1 : (arg("seeds") ?? 200);
-  const chaosMs = arg("chaos-ms") ?? 8000;
+  const single = intFlag("seed");
+  const from = single ?? intFlag("from") ?? 1;
+  const count = single !== undefined ? 1 : (intFlag("seeds") ?? 200);
+  const chaosMs = intFlag("chaos-ms") ?? 8000;
   const started = Date.now();
   let failures = 0;
   let acked = 0;
