@@ -67,7 +67,8 @@ async function namesSeen(port: number, n: number): Promise<Set<string>> {
 
 describe("e2e load balancer forwarder (like an AWS NLB with default attributes)", function () {
   this.timeout(60_000);
-  const base = 20000 + (process.pid % 20000);
+  // Below the kernel's ephemeral range (32768+), so no outgoing connection holds these ports.
+  const base = 10000 + (process.pid % 2200) * 10;
   const [listenPort, targetPort, healthPort] = [base, base + 1, base + 2];
   let dir: string;
   let proc: ChildProcess | undefined;

@@ -32,14 +32,35 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port with `count` consecutive free ports (base .. base+count-1). */
-async function freeRange(count: number): Promise<number> {
+/**
+ * The kernel's ephemeral port range: every outgoing connection (ours, etcdctl's, a gateway's)
+ * takes its local port from it, so a port we plan to listen on later must lie outside it or an
+ * unrelated connection can take it between the check and the member's bind.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo!, hi!];
+  } catch {
+    // not Linux: assume the IANA range
+  }
+  return [49152, 65535];
+}
+
+/** A base port with `count` consecutive free ports (base .. base+count-1), below the ephemeral range. */
+export async function freeRange(count: number): Promise<number> {
+  const [ephemeralLo, ephemeralHi] = ephemeralRange();
+  const lo = 10000;
+  // Below the ephemeral range when there is room (the default 32768-60999 leaves 10000-32767),
+  // else above it.
+  const [from, to] = ephemeralLo - lo >= 2000 ? [lo, ephemeralLo] : [ephemeralHi + 1, 65536];
+  const slots = Math.floor((to - from - count) / 20);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 2000) * 20;
+    const base = from + Math.floor(Math.random() * slots) * 20;
     const checks = await Promise.all(Array.from({ length: count }, (_, i) => portFree(base + i)));
     if (checks.every(Boolean)) return base;
   }
-  throw new Error("no free port range found");
+  throw new Error(`no ${count} consecutive free ports found in ${from}-${to - 1}`);
 }
 
 export interface ClusterOptions {
@@ -64,6 +85,17 @@ export class TestCluster {
   ) {}
 
   static async start(opts: ClusterOptions): Promise<TestCluster> {
+    try {
+      return await TestCluster.startOnce(opts);
+    } catch (e) {
+      // Another process can still bind a planned port between our check and the member's
+      // bind; that is the harness's race, not the member's bug: plan new ports once.
+      if (!/address already in use/.test(String(e))) throw e;
+      return TestCluster.startOnce(opts);
+    }
+  }
+
+  private static async startOnce(opts: ClusterOptions): Promise<TestCluster> {
     ensureBuilt();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "raftkv-test-"));
     const base = await freeRange(opts.size * 10);
