@@ -50,10 +50,11 @@ function ephemeralRange(): [number, number] {
 /** A base port with `count` consecutive free ports (base .. base+count-1), below the ephemeral range. */
 export async function freeRange(count: number): Promise<number> {
   const [ephemeralLo, ephemeralHi] = ephemeralRange();
-  const lo = 10000;
-  // Below the ephemeral range when there is room (the default 32768-60999 leaves 10000-32767),
+  // 26000 up: below it lie fixed ports some suites use (e.g. the backup e2e's S3 server on 25000).
+  const lo = 26000;
+  // Below the ephemeral range when there is room (the default 32768-60999 leaves 26000-32767),
   // else above it.
-  const [from, to] = ephemeralLo - lo >= 2000 ? [lo, ephemeralLo] : [ephemeralHi + 1, 65536];
+  const [from, to] = ephemeralLo - lo >= 1000 ? [lo, ephemeralLo] : [ephemeralHi + 1, 65536];
   const slots = Math.floor((to - from - count) / 20);
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = from + Math.floor(Math.random() * slots) * 20;
