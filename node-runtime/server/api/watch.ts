@@ -19,6 +19,7 @@ import type * as wire from "../etcd-types";
 import { Errors } from "../errors";
 import type { Member } from "../member";
 import { toBuffer, toNumber } from "./convert";
+import { FRAGMENT_OVERHEAD_BYTES, fragmentEvents } from "./watch-fragment";
 import type { MessageStream } from "./stream";
 
 type Stream = MessageStream<wire.WatchRequest, wire.WatchResponse>;
@@ -154,6 +155,8 @@ export function serveWatch(member: Member, call: Stream, authorize: (key: Buffer
       send({ watch_id: "-1", created: true, canceled: true, cancel_reason: denied.message });
       return;
     }
+    // etcd splits this watcher's large responses near --max-request-bytes (see watch-fragment.ts).
+    const fragment = req.fragment === true;
     const deliver = (events: Event[], revision: number): boolean => {
       if (closed) return true;
       if (full) {
@@ -161,7 +164,13 @@ export function serveWatch(member: Member, call: Stream, authorize: (key: Buffer
         behind.add(id);
         return false;
       }
-      send({ watch_id: id, events: toWireEvents(events), header: hdr(revision) });
+      const header = hdr(revision);
+      if (!fragment) {
+        send({ watch_id: id, events: toWireEvents(events), header });
+        return true;
+      }
+      const pieces = fragmentEvents(events, member.cfg.maxRequestBytes + FRAGMENT_OVERHEAD_BYTES, header, id);
+      pieces.forEach((piece, i) => send({ watch_id: id, events: toWireEvents(piece), header, fragment: i < pieces.length - 1 }));
       return true;
     };
     let handle: WatchHandle;
