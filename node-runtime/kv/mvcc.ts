@@ -30,8 +30,6 @@ export interface Rec {
 
 export class KeyIndex {
   readonly recs: Rec[] = [];
-  /** Scratch: the key's position while a snapshot is encoded (a Map would cost more). */
-  slot = 0;
   constructor(readonly key: string) {}
 
   last(): Rec | undefined {

@@ -38,14 +38,53 @@ export interface SnapshotState {
   keys: KeyIndex[];
   /** Every stored record ordered by (mod, sub). */
   log: Rec[];
+  /** How many records of `log` belong to this state (default: all; a live log may grow meanwhile). */
+  logLength?: number;
   /** Absent: auth was never configured (format 1). */
   auth?: AuthState;
 }
 
 export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean } = {}): Buffer {
+  const steps = encodeSteps(s, opts);
+  for (;;) {
+    const n = steps.next();
+    if (n.done) return n.value;
+  }
+}
+
+/**
+ * The same bytes as `encodeSnapshot`, encoded in steps of at most a few hundred records or about
+ * a MiB, awaiting `pause()` between two steps so the event loop is free: a member's periodic
+ * snapshot of a large store must not stop its heartbeats, peer pings and clients for the seconds
+ * the whole encoding takes (measured: 100 MiB took 2.8-5.8 s on the loaded test machine, long
+ * enough to lose the leader). Steps are counted, not timed, so a simulated member pausing on its
+ * simulated clock replays the same way. `s` must stay valid meanwhile: records are immutable and
+ * the first `logLength` records of `log` must not change (the store only appends to its log;
+ * compaction replaces the array).
+ */
+export async function encodeSnapshotAsync(s: SnapshotState, pause: () => Promise<void>, opts: { withoutIndex?: boolean } = {}): Promise<Buffer> {
+  const steps = encodeSteps(s, opts);
+  for (;;) {
+    const n = steps.next();
+    if (n.done) return n.value;
+    await pause();
+  }
+}
+
+/** Work between two chances to pause: this many records, or this many value bytes. */
+const STEP_RECORDS = 512;
+const STEP_BYTES = 1 << 20;
+
+/**
+ * The encoder, pausing (yield) every few hundred records or MiB. Key numbers live in a map of
+ * its own, not on the shared KeyIndex objects: two encodings of different views may interleave.
+ */
+function* encodeSteps(s: SnapshotState, opts: { withoutIndex?: boolean }): Generator<void, Buffer> {
+  const logLength = s.logLength ?? s.log.length;
   let estimate = 64;
-  for (const r of s.log) estimate += 16 + (r.val?.length ?? 0);
+  for (let i = 0; i < logLength; i++) estimate += 16 + (s.log[i].val?.length ?? 0);
   for (const k of s.keys) estimate += 4 + k.key.length;
+  yield;
   const w = new BinWriter(estimate);
   for (let i = 0; i < MAGIC.length; i++) w.byte(MAGIC.charCodeAt(i));
   w.byte(s.auth ? FORMAT_WITH_AUTH : FORMAT);
@@ -62,14 +101,21 @@ export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean 
     w.latin1(l.id);
     w.svar(l.ttl);
   }
+  const slots = new Map<KeyIndex, number>();
   w.uvar(s.keys.length);
   for (let i = 0; i < s.keys.length; i++) {
-    s.keys[i].slot = i;
+    slots.set(s.keys[i], i);
     w.latin1(s.keys[i].key);
+    if (i % (STEP_RECORDS * 8) === 0) yield;
   }
-  w.uvar(s.log.length);
-  for (const r of s.log) {
-    w.uvar(r.ki.slot);
+  w.uvar(logLength);
+  let records = 0;
+  let bytes = 0;
+  for (let i = 0; i < logLength; i++) {
+    const r = s.log[i];
+    const slot = slots.get(r.ki);
+    if (slot === undefined) throw new Error(`kv snapshot: record of key ${JSON.stringify(r.ki.key.slice(0, 64))} missing from the key index`);
+    w.uvar(slot);
     w.uvar(r.mod);
     w.uvar(r.sub);
     if (r.val === null) {
@@ -80,13 +126,22 @@ export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean 
       w.uvar(r.ver);
       w.latin1(r.val);
       w.latin1(r.lease);
+      bytes += r.val.length;
+    }
+    if (++records >= STEP_RECORDS || bytes >= STEP_BYTES) {
+      records = 0;
+      bytes = 0;
+      yield;
     }
   }
   if (s.auth) writeAuth(w, s.auth);
   const body = w.finish();
+  yield;
+  const crc = crc32(body);
+  yield;
   const out = Buffer.allocUnsafe(body.length + 4);
   body.copy(out);
-  out.writeUInt32LE(crc32(body), body.length);
+  out.writeUInt32LE(crc, body.length);
   return out;
 }
 

@@ -21,7 +21,7 @@ import {
 import { Lease, Lessor, MAX_LEASE_TTL, compareIds } from './lessor';
 import { AuthStore, type AuthState, type RequestAuth } from './auth';
 import { Mvcc, Rec, recCost, spanOf } from './mvcc';
-import { SnapshotState, decodeSnapshot, encodeSnapshot } from './snapshot';
+import { SnapshotState, decodeSnapshot, encodeSnapshot, encodeSnapshotAsync } from './snapshot';
 import {
   AlarmMember,
   AlarmRequest,
@@ -725,6 +725,17 @@ export class KvStore {
   /** The whole replicated state with the applied index it reflects, as one byte string. */
   snapshot(): Buffer {
     return encodeSnapshot(this.state());
+  }
+
+  /**
+   * The same bytes as `snapshot()` of the state as of this call, encoded in slices while the
+   * store moves on (records are immutable, the log prefix stays; see `view`). Only the key list
+   * is copied now, everything else is read as the encoding proceeds, `pause()` awaited between
+   * steps (see encodeSnapshotAsync).
+   */
+  snapshotAsync(pause: () => Promise<void>): Promise<Buffer> {
+    const s = this.state();
+    return encodeSnapshotAsync({ ...s, alarms: s.alarms.map((a) => ({ ...a })), logLength: s.log.length }, pause);
   }
 
   static restore(data: Uint8Array, opts: Partial<KvStoreOptions> = {}): KvStore {

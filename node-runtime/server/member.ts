@@ -821,9 +821,11 @@ export class Member extends EventEmitter {
 
   /**
    * Takes a snapshot every --snapshot-count applied entries. Only the capture of the state
-   * machine is synchronous (it must be consistent with the applied index); writing the file,
-   * the WAL marker and the release of old segments happen in the background while the ready
-   * loop keeps committing, and the raft log is compacted by the loop once the file is durable.
+   * machine's view is synchronous (it must be consistent with the applied index); encoding it
+   * (in slices, with the event loop free in between: a large store takes seconds, longer than
+   * an election timeout), writing the file, the WAL marker and the release of old segments
+   * happen in the background while the ready loop keeps committing, and the raft log is
+   * compacted by the loop once the file is durable.
    */
   private maybeSnapshot(): void {
     if (this.snapshotting || this.appliedIndex - this.lastSnapshotIndex < this.cfg.snapshotCount) return;
@@ -831,12 +833,14 @@ export class Member extends EventEmitter {
     const term = this.raft.logTerm(index);
     if (term === undefined) return;
     const t0 = process.hrtime.bigint();
-    const payload: SnapshotPayload = { membership: this.membership.toState(), kv: this.kv.snapshot() };
-    const snap: Snapshot = { meta: { index, term, confState: this.appliedConf }, data: encodeSnapshotPayload(payload) };
+    // Copies: both may change while the store is being encoded.
+    const membership = structuredClone(this.membership.toState());
+    const confState = structuredClone(this.appliedConf);
+    const kv = this.kv.snapshotAsync(() => new Promise<void>((resolve) => this.clock.setImmediate(resolve)));
     const captureMs = Number(process.hrtime.bigint() - t0) / 1e6;
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
-    this.persistSnapshot(snap, captureMs, t0)
+    kv.then((data) => this.persistSnapshot({ meta: { index, term, confState }, data: encodeSnapshotPayload({ membership, kv: data }) }, captureMs, t0))
       .catch((e: unknown) => {
         // The snapshot file is only a shortcut past the WAL, which still holds every entry: a
         // file that could not be written (EMFILE, ENOSPC, any I/O error) is retried after the

@@ -270,6 +270,34 @@ describe('kv apply is idempotent and deterministic', () => {
     assert.equal(r.hashKV().hash, h.store.hashKV().hash);
   });
 
+  it('a snapshot encoded in steps frees the event loop between them and holds the state of its start while writes, a compaction and other encodings go on', async () => {
+    const h = new Harness();
+    const big = 'v'.repeat(256 * 1024);
+    for (let i = 0; i < 24; i++) h.put(`k${i % 9}`, `${i}${big}`);
+    h.ok({ type: 'leaseGrant', req: { ID: '77', TTL: 100 } });
+    h.put('leased', 'x', '77');
+    h.del('k8');
+    const expected = h.store.snapshot();
+    const at = h.store.appliedIndex;
+    let pauses = 0;
+    const encoded = await h.store.snapshotAsync(async () => {
+      pauses++;
+      // Between two steps: new keys, overwrites, deletes, a compaction, and a full encoding of
+      // the newer state (Maintenance Hash), as a member serving clients does meanwhile.
+      h.put(`new${pauses}`, `n${pauses}`);
+      h.put('k1', `over${pauses}`);
+      if (pauses === 2) h.del('k2');
+      if (pauses === 3) h.ok({ type: 'compact', req: { revision: h.store.revision - 2 } });
+      h.store.hash();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    });
+    assert.ok(pauses >= 6, `the 6 MiB store was encoded in ${pauses + 1} steps`);
+    assert.ok(encoded.equals(expected), 'the bytes of the state when the snapshot began');
+    const r = KvStore.restore(encoded);
+    assert.equal(r.appliedIndex, at);
+    assert.equal(r.hash(), KvStore.restore(expected).hash());
+  });
+
   it('hashKV differs when the data differs', () => {
     const a = new Harness();
     const c = new Harness();
