@@ -7,6 +7,7 @@
  * plain values, and both sides import it, so a cloud member and a local member are started
  * with the same flags.
  */
+import { isIP } from "node:net";
 
 export const DEFAULT_CLIENT_PORT = 2379;
 export const DEFAULT_PEER_PORT = 2380;
@@ -103,7 +104,7 @@ export function partitionOutcome(n: number, groups: readonly number[]): Partitio
 
 export interface MemberEndpoint {
   name: string;
-  /** IPv4 address or DNS name other members and clients reach this member at. */
+  /** IPv4 or IPv6 address (no brackets) or DNS name other members and clients reach this member at. */
   host: string;
   clientPort: number;
   peerPort: number;
@@ -135,12 +136,22 @@ export function isIPv4(host: string): boolean {
   return IPV4_RE.test(host);
 }
 
+/** An IPv6 address literal without brackets, e.g. ::1 (no zone: a zone names a local interface). */
+export function isIPv6(host: string): boolean {
+  return !host.includes("%") && isIP(host) === 6;
+}
+
+/** A host as URLs write it: IPv6 literals in brackets (https://[::1]:2380), as etcd writes them. */
+export function urlHost(host: string): string {
+  return isIPv6(host) ? `[${host}]` : host;
+}
+
 export function validateHost(host: string): void {
-  if (isIPv4(host)) return;
+  if (isIPv4(host) || isIPv6(host)) return;
   const labels = host.split(".");
   const looksNumeric = /^[\d.]+$/.test(host);
   if (looksNumeric || host.length === 0 || host.length > 253 || !labels.every((l) => DNS_LABEL_RE.test(l))) {
-    throw new TopologyError(`invalid host ${JSON.stringify(host)}: expected an IPv4 address or a DNS name`);
+    throw new TopologyError(`invalid host ${JSON.stringify(host)}: expected an IPv4 or IPv6 address or a DNS name`);
   }
 }
 
@@ -164,7 +175,7 @@ export function validateMembers(members: readonly MemberEndpoint[]): void {
     if (names.has(m.name)) throw new TopologyError(`member name ${m.name} is used twice`);
     names.add(m.name);
     for (const port of [m.clientPort, m.peerPort, m.metricsPort]) {
-      const ep = `${m.host}:${port}`;
+      const ep = `${urlHost(m.host)}:${port}`;
       if (endpoints.has(ep)) throw new TopologyError(`address ${ep} is used twice (member ${m.name})`);
       endpoints.add(ep);
     }
@@ -202,13 +213,13 @@ export function planLocalMembers(size: number, host = "127.0.0.1", basePort = DE
 }
 
 export function clientUrl(m: MemberEndpoint): string {
-  return `https://${m.host}:${m.clientPort}`;
+  return `https://${urlHost(m.host)}:${m.clientPort}`;
 }
 export function peerUrl(m: MemberEndpoint): string {
-  return `https://${m.host}:${m.peerPort}`;
+  return `https://${urlHost(m.host)}:${m.peerPort}`;
 }
 export function metricsUrl(m: MemberEndpoint): string {
-  return `http://${m.host}:${m.metricsPort}`;
+  return `http://${urlHost(m.host)}:${m.metricsPort}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,12 +253,16 @@ export function parseInitialCluster(value: string): InitialClusterMember[] {
   });
 }
 
-/** Splits an https URL of a member into host and port, rejecting anything else. */
+/**
+ * Splits an https URL of a member into host and port, rejecting anything else. An IPv6 host is
+ * written in brackets (https://[::1]:2380) and returned without them.
+ */
 export function parsePeerUrl(url: string): { host: string; port: number } {
-  const m = /^https:\/\/([^:/]+):(\d+)$/.exec(url);
+  const m = /^https:\/\/(?:\[([^\]]*)\]|([^:/[\]]+)):(\d+)$/.exec(url);
   if (!m) throw new TopologyError(`invalid peer URL ${JSON.stringify(url)}: expected https://host:port`);
-  const host = m[1]!;
-  const port = Number(m[2]);
+  if (m[1] !== undefined && !isIPv6(m[1])) throw new TopologyError(`invalid peer URL ${JSON.stringify(url)}: only an IPv6 address may be in brackets`);
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
   validateHost(host);
   validatePort(port, `port in ${url}`);
   return { host, port };
@@ -315,7 +330,7 @@ export function renderMemberFlags(
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(opts.clusterToken)) {
     throw new TopologyError(`invalid cluster token ${JSON.stringify(opts.clusterToken)}: use 1-64 letters, digits, '.', '_' or '-'`);
   }
-  const listen = opts.listenHost;
+  const listen = urlHost(opts.listenHost);
   const certs = certPaths(opts.certDir);
   const flags: Array<[string, string]> = [
     ["name", self.name],
@@ -388,7 +403,7 @@ export interface MemberCertOptions {
 }
 
 function sanFor(m: MemberEndpoint): { dns: string[]; ips: string[] } {
-  return isIPv4(m.host) ? { dns: [], ips: [m.host] } : { dns: [m.host], ips: [] };
+  return isIPv4(m.host) || isIPv6(m.host) ? { dns: [], ips: [m.host] } : { dns: [m.host], ips: [] };
 }
 
 /**

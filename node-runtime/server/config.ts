@@ -4,7 +4,7 @@
  * single line the process prints before exiting.
  */
 import { Command, Option, CommanderError } from "commander";
-import { parseInitialCluster, parsePeerUrl, TopologyError, type InitialClusterMember } from "../../components/topology";
+import { isIPv6, parseInitialCluster, parsePeerUrl, TopologyError, type InitialClusterMember } from "../../components/topology";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -283,7 +283,10 @@ export function parseListenUrl(url: string, flag: string): ListenUrl {
   if (!m) throw new ConfigError(`${flag}: invalid URL ${JSON.stringify(url)}, expected http(s)://host:port`);
   const port = Number(m[3]);
   if (port < 1 || port > 65535) throw new ConfigError(`${flag}: port ${m[3]} out of range in ${url}`);
-  return { scheme: m[1] as "http" | "https", host: m[2]!.replace(/^\[|\]$/g, ""), port, url };
+  const bracketed = m[2]!.startsWith("[");
+  const host = bracketed ? m[2]!.slice(1, -1) : m[2]!;
+  if (bracketed && !isIPv6(host)) throw new ConfigError(`${flag}: invalid URL ${JSON.stringify(url)}, only an IPv6 address may be in brackets`);
+  return { scheme: m[1] as "http" | "https", host, port, url };
 }
 
 function commaList(v: string | undefined): string[] {

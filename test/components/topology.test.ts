@@ -11,6 +11,7 @@ import {
   masterCountProblem,
   memberCertProfiles,
   parseInitialCluster,
+  parsePeerUrl,
   partitionOutcome,
   planHostMembers,
   planLocalMembers,
@@ -104,10 +105,11 @@ describe("topology plan", () => {
     const ipv4 = fc.tuple(octet, octet, octet, octet).map((o) => o.join("."));
     const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/);
     const dns = fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => ls.join(".")).filter((h) => !/^[\d.]+$/.test(h));
+    const ipv6 = fc.ipV6();
     const port = fc.integer({ min: 1, max: 65535 });
     const member: fc.Arbitrary<MemberEndpoint> = fc.record({
       name: label,
-      host: fc.oneof(ipv4, dns),
+      host: fc.oneof(ipv4, ipv6, dns),
       clientPort: port,
       peerPort: port,
       metricsPort: port,
@@ -122,7 +124,7 @@ describe("topology plan", () => {
           const parsed = parseInitialCluster(renderInitialCluster(ms));
           assert.deepEqual(
             parsed,
-            ms.map((m) => ({ name: m.name, peerUrl: `https://${m.host}:${m.peerPort}` })),
+            ms.map((m) => ({ name: m.name, peerUrl: `https://${m.host.includes(":") ? `[${m.host}]` : m.host}:${m.peerPort}` })),
           );
         }),
       );
@@ -144,6 +146,24 @@ describe("topology plan", () => {
       assert.throws(() => parseInitialCluster("nourl"), /is not name=url/);
       assert.throws(() => parseInitialCluster(""), /is empty/);
       assert.throws(() => parseInitialCluster("a=https://h:1,a=https://g:2"), /twice/);
+      assert.throws(() => parseInitialCluster("a=http://[::1]:1"), /expected https:\/\/host:port/);
+      assert.throws(() => parseInitialCluster("a=https://[::1]:70000"), /invalid port in/);
+      assert.throws(() => parseInitialCluster("a=https://::1:2380"), /expected https:\/\/host:port/);
+      assert.throws(() => parseInitialCluster("a=https://[127.0.0.1]:2380"), /only an IPv6 address may be in brackets/);
+      assert.throws(() => parseInitialCluster("a=https://[fe80::1%25eth0]:2380"), /only an IPv6 address may be in brackets/);
+      assert.throws(() => parseInitialCluster("a=https://[::1:2380"), /expected https:\/\/host:port/);
+    });
+    it("writes IPv6 hosts in brackets, as etcd does, and reads them back without", () => {
+      const ms = planLocalMembers(3, "::1", 21000);
+      assert.equal(renderInitialCluster(ms), "raftkv-1=https://[::1]:21001,raftkv-2=https://[::1]:21011,raftkv-3=https://[::1]:21021");
+      assert.deepEqual(parsePeerUrl("https://[2001:db8::7]:2380"), { host: "2001:db8::7", port: 2380 });
+      const flags = renderMemberFlags(ms[0]!, ms, { dataDir: "/d", certDir: "/c", clusterToken: "t", clusterState: "new", listenHost: "::" });
+      assert.ok(flags.includes("--listen-peer-urls=https://[::]:21001"), flags.join(" "));
+      assert.ok(flags.includes("--advertise-client-urls=https://[::1]:21000"), flags.join(" "));
+      const [server, peer] = memberCertProfiles(ms[0]!);
+      assert.deepEqual(server!.ipAddresses, ["::1", "127.0.0.1"]);
+      assert.deepEqual(peer!.ipAddresses, ["::1"]);
+      assert.deepEqual(peer!.dnsNames, []);
     });
     it("rejects arbitrary garbage with a TopologyError, never another exception", () => {
       fc.assert(

@@ -109,6 +109,19 @@ describe("member configuration", () => {
     fails([...base, "--initial-cluster-state=maybe"], /'new' or 'existing'/);
     fails([...base, "--initial-cluster=raftkv-1=https://h:1,raftkv-1=https://g:2"], /twice/);
   });
+  it("takes IPv6 literal URLs in brackets, as etcd does, and refuses other bracketed hosts", () => {
+    const v6 = base.map((a) => a.replace(/127\.0\.0\.1/g, "[::1]"));
+    const c = parseConfig(v6, {});
+    assert.deepEqual([c.listenPeer.host, c.listenPeer.port], ["::1", 2380]);
+    assert.deepEqual(c.listenClient.map((u) => u.host), ["::1"]);
+    assert.deepEqual(c.initialCluster[1], { name: "raftkv-2", peerUrl: "https://[::1]:2390" });
+    assert.deepEqual(c.advertiseClientUrls, ["https://[::1]:2379"]);
+    assert.equal(parseConfig([...v6, "--listen-peer-urls=https://[::]:2380"], {}).listenPeer.host, "::");
+    fails([...v6, "--listen-client-urls=https://[localhost]:2379"], /only an IPv6 address may be in brackets/);
+    fails([...v6, "--listen-peer-urls=https://[::1]:70000"], /out of range/);
+    fails([...v6, "--listen-peer-urls=http://[::1]:2380"], /must use https/);
+    fails([...v6, "--initial-cluster=raftkv-1=https://[::1]:2380,raftkv-2=https://[::1:2390"], /--initial-cluster/);
+  });
   it("rejects unknown flags and https without certificates", () => {
     fails([...base, "--no-such-flag=1"], /unknown option/);
     fails(base.filter((a) => !a.startsWith("--cert-file")), /--cert-file and --key-file are required/);

@@ -3,7 +3,7 @@
 // that member may speak as the member ID claimed in the handshake. A peer certificate (the
 // profile components/topology.ts defines and the PKI issues) carries OU "raftkv peer", both
 // TLS EKUs, and its member name twice: as the CN and as a URI SAN urn:raftkv:member:<name>.
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import type { PeerCertificate, TLSSocket } from "node:tls";
 import { CERT_OU, parseMemberIdentityUri, parsePeerUrl } from "../../../components/topology";
 
@@ -69,7 +69,19 @@ export function socketPeerIdentity(socket: TLSSocket): PeerCertIdentity | string
 /** Whether the certificate is valid for a host name or IP address, as TLS would check it. */
 export function certCoversHost(cert: PeerCertificate, host: string): boolean {
   const sans = (cert.subjectaltname ?? "").split(", ");
-  if (isIP(host) !== 0) return sans.includes(`IP Address:${host}`);
+  const family = isIP(host);
+  if (family !== 0) {
+    // Compared as addresses, not text: OpenSSL prints an IPv6 SAN in full (0:0:0:0:0:0:0:1)
+    // where a URL has ::1.
+    const wanted = new BlockList();
+    wanted.addAddress(host, family === 6 ? "ipv6" : "ipv4");
+    return sans.some((s) => {
+      if (!s.startsWith("IP Address:")) return false;
+      const ip = s.slice("IP Address:".length);
+      const f = isIP(ip);
+      return f === family && wanted.check(ip, f === 6 ? "ipv6" : "ipv4");
+    });
+  }
   const h = host.toLowerCase();
   return sans.some((s) => s.startsWith("DNS:") && s.slice(4).toLowerCase() === h);
 }

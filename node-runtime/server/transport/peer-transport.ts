@@ -11,7 +11,7 @@
 // chunk by chunk with ordered traffic, so they may overtake or be overtaken by ordinary messages.
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createServer, type TLSSocket } from "node:tls";
-import { parsePeerUrl } from "../../../components/topology";
+import { parsePeerUrl, urlHost } from "../../../components/topology";
 import type { Logger } from "../obs/logger";
 import type { Metrics } from "../obs/metrics";
 import { onFirstBytes, PendingHandshakes } from "../tls/pending-handshakes";
@@ -145,7 +145,7 @@ export class PeerTransport {
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
-        reject(new Error(`cannot listen on https://${host}:${port} for peers: ${describeListenError(err)}`));
+        reject(new Error(`cannot listen on https://${urlHost(host)}:${port} for peers: ${describeListenError(err)}`));
       };
       server.once("error", onError);
       server.listen({ host, port }, () => {
@@ -157,7 +157,7 @@ export class PeerTransport {
     this.server = server;
     // New connections, accepted or dialed, use reloaded certificates; open ones keep theirs.
     this.unsubscribeTls = this.o.tls.onChange((m) => tlsServer.setSecureContext(m.options));
-    this.log.info({ url: `https://${host}:${this.port}` }, "listening for peers");
+    this.log.info({ url: `https://${urlHost(host)}:${this.port}` }, "listening for peers");
     for (const link of this.links.values()) link.start();
   }
 

@@ -9,6 +9,7 @@ import { Etcd3 } from "etcd3";
 import { noop } from "cockatiel";
 import { loadEtcdGrpc } from "../../../node-runtime/server/proto";
 import { sleep, type TestCluster } from "../harness/cluster";
+import { urlHost } from "../../../components/topology";
 import { ETCDCTL_BIN } from "../../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../../helpers/run-cli";
 
@@ -107,7 +108,8 @@ export function adminCredentials(c: TestCluster): grpc.ChannelCredentials {
 }
 
 export function clientAddress(c: TestCluster, name: string): string {
-  return `127.0.0.1:${c.member(name).clientPort}`;
+  const m = c.member(name);
+  return `${urlHost(m.host)}:${m.clientPort}`;
 }
 
 /** Raw clients by member name; close them all with closeAll(). */

@@ -97,7 +97,7 @@ describe("cluster: every accepted value survives the log", function () {
   });
 
   it("member add/update refuse peer URLs the transport cannot use, before proposing", async () => {
-    const bad = ["http://127.0.0.1:12380", "https://[::1]:2380", "https://127.0.0.1:70000", "https://host_x:2380"];
+    const bad = ["http://127.0.0.1:12380", "http://[::1]:2380", "https://[::1]:70000", "https://[127.0.0.1]:2380", "https://[::1%25lo]:2380", "https://127.0.0.1:70000", "https://host_x:2380"];
     for (const url of bad) await refused(["member", "add", "x", `--peer-urls=${url}`], "etcdserver: given member URLs are invalid");
     // etcdctl refuses a URL without a scheme itself; a raw client reaches the server with it.
     for (const n of names()) {

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { planLocalMembers, renderMemberFlags, type MemberEndpoint } from "../../../components/topology";
+import { planLocalMembers, renderMemberFlags, urlHost, type MemberEndpoint } from "../../../components/topology";
 import { writeClusterPki, type ClusterPki } from "../../../node-runtime/pki";
 import { fetchStatus, type MemberStatus } from "../../../node-runtime/cli/local-status";
 
@@ -66,6 +66,8 @@ export async function freeRange(count: number): Promise<number> {
 
 export interface ClusterOptions {
   size: number;
+  /** The address every member listens and is reached at (default 127.0.0.1; e.g. ::1). */
+  host?: string;
   heartbeatMs?: number;
   electionMs?: number;
   snapshotCount?: number;
@@ -100,7 +102,7 @@ export class TestCluster {
     ensureBuilt();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "raftkv-test-"));
     const base = await freeRange(opts.size * 10);
-    const members = planLocalMembers(opts.size, "127.0.0.1", base);
+    const members = planLocalMembers(opts.size, opts.host ?? "127.0.0.1", base);
     const pki = await writeClusterPki(path.join(dir, "pki"), members, ["admin"]);
     const c = new TestCluster(dir, members, pki, `test-${path.basename(dir)}`, opts);
     if (opts.beforeStart) {
@@ -158,7 +160,7 @@ export class TestCluster {
   /** Adds a member to the plan (not to the cluster: use the Cluster API for that). */
   async planExtraMember(name: string): Promise<MemberEndpoint> {
     const base = await freeRange(3);
-    const m: MemberEndpoint = { name, host: "127.0.0.1", clientPort: base, peerPort: base + 1, metricsPort: base + 2 };
+    const m: MemberEndpoint = { name, host: this.opts.host ?? "127.0.0.1", clientPort: base, peerPort: base + 1, metricsPort: base + 2 };
     await writeClusterPki(path.join(this.dir, "pki"), [m], [], { ca: this.pki.ca, peerCa: this.pki.peerCa });
     this.members.push(m);
     return m;
@@ -222,7 +224,7 @@ export class TestCluster {
     const admin = this.pki.clients["admin"]!;
     return {
       ETCDCTL_API: "3",
-      ETCDCTL_ENDPOINTS: names.map((n) => `127.0.0.1:${this.member(n).clientPort}`).join(","),
+      ETCDCTL_ENDPOINTS: names.map((n) => `${urlHost(this.member(n).host)}:${this.member(n).clientPort}`).join(","),
       ETCDCTL_CACERT: admin.ca,
       ETCDCTL_CERT: admin.cert,
       ETCDCTL_KEY: admin.key,
