@@ -67,6 +67,11 @@ export interface MemberEnv {
   /** Default: the TLS PeerTransport on --listen-peer-urls with the peer certificate. */
   network?: (hooks: PeerNetworkHooks) => PeerNetwork;
   /**
+   * A joining member's question to a member of --initial-cluster: its member list, as it answers
+   * on its peer port. Default: the TLS members query (transport/members-query.ts).
+   */
+  queryMembers?: (peerUrl: string) => Promise<unknown>;
+  /**
    * Log entries kept behind a snapshot for slow followers (etcd's 5000). The simulator lowers it
    * so that short runs also send and install snapshots.
    */

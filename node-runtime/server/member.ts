@@ -233,7 +233,16 @@ export class Member extends EventEmitter {
       // Without a snapshot the log from index 1 rebuilds the registry; only the founding members
       // need their URLs from the flags, to reach each other before the entry naming them applies.
       if (snapshot === undefined) {
-        this.membership = Membership.restart(cfg.initialCluster, cfg.initialClusterToken, foundingMemberIds(recovered.entries), parseInt(meta!.clusterId, 16));
+        const founding = foundingMemberIds(recovered.entries);
+        if (founding.size === 0 && cfg.initialClusterState === "existing") {
+          // A joiner that saved a term (it heard from the leader) but no entry or snapshot yet:
+          // its log names no member, so it would not even know where to answer the leader.
+          // Ask the cluster for the member list again, as on its first start.
+          const view = await this.discoverSelf(this.id);
+          this.membership = Membership.fromState({ clusterId: view.clusterId, initialized: false, members: view.members, removed: [] });
+        } else {
+          this.membership = Membership.restart(cfg.initialCluster, cfg.initialClusterToken, founding, parseInt(meta!.clusterId, 16));
+        }
       }
       this.clusterId = this.membership.clusterId;
       this.raft = RaftNode.restart(raftCfg, {
@@ -368,9 +377,10 @@ export class Member extends EventEmitter {
    * A member started with --initial-cluster-state=existing and an empty data dir asks the other
    * members of --initial-cluster for the member list and finds itself by its peer URLs, as etcd's
    * GetClusterFromRemotePeers: `member add` chose its ID (with the time mixed in), so it cannot
-   * derive it. Retried while the addition has not reached the member asked.
+   * derive it. Retried while the addition has not reached the member asked. With `knownId` (a
+   * joiner restarting before its log named anyone) it looks itself up by ID instead.
    */
-  private async discoverSelf(): Promise<ClusterView> {
+  private async discoverSelf(knownId?: number): Promise<ClusterView> {
     const { cfg } = this;
     const self = cfg.initialCluster.find((m) => m.name === cfg.name)!;
     const mine = new Set([self.peerUrl, ...cfg.advertisePeerUrls]);
@@ -378,34 +388,35 @@ export class Member extends EventEmitter {
     if (peers.length === 0) {
       throw new ConfigError(`--initial-cluster-state=existing: --initial-cluster must name at least one running member besides ${cfg.name} to join through`);
     }
-    const deadline = Date.now() + JOIN_DISCOVERY_MS;
+    const deadline = this.clock.now() + JOIN_DISCOVERY_MS;
     for (;;) {
       const problems: string[] = [];
       for (const p of peers) {
         let view: ClusterView;
         try {
           view = parseClusterView(
-            await queryMembers({ url: p.peerUrl, tls: this.peerTls, clusterId: cfg.initialClusterToken, policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname }, timeoutMs: 5000 }),
+            await (this.env.queryMembers?.(p.peerUrl) ??
+              queryMembers({ url: p.peerUrl, tls: this.peerTls, clusterId: cfg.initialClusterToken, policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname }, timeoutMs: 5000 })),
           );
         } catch (e) {
           problems.push(e instanceof Error ? e.message : String(e));
           continue;
         }
-        const me = view.members.find((m) => m.peerURLs.some((u) => mine.has(u)));
+        const me = view.members.find((m) => (knownId === undefined ? m.peerURLs.some((u) => mine.has(u)) : m.id === knownId));
         if (me === undefined) {
           problems.push(`${p.name} (${p.peerUrl}) lists no member with peer URL ${[...mine].join(",")}; add it with 'member add' first`);
           continue;
         }
-        if (me.name !== "") {
+        if (me.name !== "" && knownId === undefined) {
           throw new ConfigError(
             `member ${hexId(me.id)} (${me.name}) with peer URL ${me.peerURLs.join(",")} has already been bootstrapped; to join with an empty data dir remove it and add it again`,
           );
         }
         return { id: me.id, clusterId: view.clusterId, members: view.members };
       }
-      if (Date.now() > deadline) throw new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
+      if (this.clock.now() > deadline) throw new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
       this.log.info({ problems }, "waiting for the cluster to list this member");
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(this.clock, 500);
     }
   }
 
