@@ -6,7 +6,7 @@ const SEEDS = 300;
 
 describe("raft simulator (seeded chaos: safety after every step, liveness after healing)", () => {
   it(`passes seeds 1..${SEEDS}`, function () {
-    this.timeout(120_000);
+    this.timeout(600_000);
     const failures: string[] = [];
     let applied = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {

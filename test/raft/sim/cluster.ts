@@ -163,9 +163,10 @@ export class Simulation {
 
   leaders(): SimMember[] {
     // Highest term first: a deposed leader that has not heard of the new term may linger.
+    // leaderTerm() is status()'s role and term without building the whole status (hot path).
     return this.alive()
-      .filter((m) => m.raft!.status().role === "leader")
-      .sort((a, b) => b.raft!.status().term - a.raft!.status().term);
+      .filter((m) => m.raft!.leaderTerm() !== undefined)
+      .sort((a, b) => b.raft!.leaderTerm()! - a.raft!.leaderTerm()!);
   }
 
   setFaults(on: boolean): void {
@@ -408,11 +409,11 @@ export class Simulation {
 
   private checkElectionSafety(): void {
     for (const m of this.alive()) {
-      const st = m.raft!.status();
-      if (st.role !== "leader") continue;
-      const prev = this.leaderOfTerm.get(st.term);
-      if (prev === undefined) this.leaderOfTerm.set(st.term, m.id);
-      else if (prev !== m.id) this.fail(`election safety: ${prev} and ${m.id} both leaders of term ${st.term}`);
+      const term = m.raft!.leaderTerm();
+      if (term === undefined) continue;
+      const prev = this.leaderOfTerm.get(term);
+      if (prev === undefined) this.leaderOfTerm.set(term, m.id);
+      else if (prev !== m.id) this.fail(`election safety: ${prev} and ${m.id} both leaders of term ${term}`);
     }
   }
 

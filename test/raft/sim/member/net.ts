@@ -4,6 +4,8 @@
  * message is either dropped or held and delivered after the heal (a peer link's queue survives
  * reconnects), so stale messages, including read-index answers and member-call replies of a
  * crashed incarnation, reach the member's next incarnation. Snapshots fail across a partition.
+ * A member refuses messages from a member it knows was removed and tells it so, as the
+ * transport's handshake does.
  */
 import type { PeerNetwork, PeerNetworkHooks } from "../../../../node-runtime/server/member-env";
 import type { Owner, World } from "./world";
@@ -30,6 +32,8 @@ export class SimNetwork {
   private readonly cut = new Set<string>();
   private held: Array<{ from: number; to: number; payload: Buffer }> = [];
   faultsOn = true;
+  /** Directed scenarios: every snapshot takes this long (a snapshot is large; messages are not). */
+  snapshotDelayMs: number | undefined;
   delivered = 0;
   snapshotsSent = 0;
   /** Messages that met a cut link (dropped or held). */
@@ -100,7 +104,9 @@ export class SimNetwork {
       if (this.faultsOn && world.rng.chance(faults.holdRate)) this.held.push({ from, to, payload });
       return;
     }
-    const delay = !this.faultsOn
+    const delay = reliable && this.snapshotDelayMs !== undefined
+      ? this.snapshotDelayMs
+      : !this.faultsOn
       ? 1
       : world.rng.chance(faults.longDelayRate)
         ? world.rng.int(faults.electionMs, 3 * faults.electionMs)
@@ -109,6 +115,12 @@ export class SimNetwork {
     world.schedule(world.now + delay, undefined, () => {
       const ep = this.endpoints.get(to);
       if (ep === undefined || ep.owner.dead || this.isCut(from, to)) return;
+      // A member refuses a removed member's connection and says why (transport handshake).
+      if (ep.hooks.isRemovedPeer(from)) {
+        const sender = this.endpoints.get(from);
+        if (sender !== undefined && !sender.owner.dead) world.schedule(world.now + 1, sender.owner, () => sender.hooks.onRemovedFromCluster(to));
+        return;
+      }
       this.delivered++;
       // A paused member handles it once it runs again.
       if (ep.owner.pausedUntil > world.now) world.schedule(world.now, ep.owner, () => ep.hooks.onMessage(from, payload));

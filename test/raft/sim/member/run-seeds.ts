@@ -12,6 +12,9 @@ async function main(): Promise<void> {
   const from = single ?? intFlag("from") ?? 1;
   const count = single !== undefined ? 1 : (intFlag("seeds") ?? 200);
   const chaosMs = intFlag("chaos-ms") ?? 8000;
+  // Many seeds: errors without stack traces (the member builds one per refused request); a
+  // failing seed's replay (--seed N) keeps them.
+  if (single === undefined) Error.stackTraceLimit = 0;
   const started = Date.now();
   let failures = 0;
   let acked = 0;
@@ -21,6 +24,7 @@ async function main(): Promise<void> {
   let torn = 0;
   let snaps = 0;
   let sent = 0;
+  const more = { leasesGranted: 0, leasesRevoked: 0, keepAlivesAcked: 0, membersAdded: 0, membersPromoted: 0, membersRemoved: 0, gracefulStops: 0 };
   for (let seed = from; seed < from + count; seed++) {
     try {
       const r = await runMemberSeed(seed, chaosMs);
@@ -31,6 +35,7 @@ async function main(): Promise<void> {
       torn += r.tornTails;
       snaps += r.snapshotsSaved;
       sent += r.snapshotsSent;
+      for (const k of Object.keys(more) as Array<keyof typeof more>) more[k] += r[k];
       if (single !== undefined) console.log(JSON.stringify(r));
     } catch (e) {
       failures++;
@@ -43,7 +48,7 @@ async function main(): Promise<void> {
   }
   const secs = (Date.now() - started) / 1000;
   console.log(
-    `done: ${count} member seeds from ${from}, ${failures} failures, ${acked} writes acknowledged, ${reads} reads, ${crashes} crashes (${atCall} at a disk call, ${torn} torn tails kept), ${snaps} snapshot files saved, ${sent} sent to followers, ${secs.toFixed(1)}s (${((count / secs) * 60).toFixed(0)} seeds/min)`,
+    `done: ${count} member seeds from ${from}, ${failures} failures, ${acked} writes acknowledged, ${reads} reads, ${crashes} crashes (${atCall} at a disk call, ${torn} torn tails kept), ${snaps} snapshot files saved, ${sent} sent to followers, ${more.leasesGranted} leases granted (${more.keepAlivesAcked} keep-alives answered, ${more.leasesRevoked} revoked on expiry), ${more.membersAdded} members added, ${more.membersPromoted} promoted, ${more.membersRemoved} removed, ${more.gracefulStops} graceful stops, ${secs.toFixed(1)}s (${((count / secs) * 60).toFixed(0)} seeds/min)`,
   );
   process.exitCode = failures > 0 ? 1 : 0;
 }
