@@ -65,6 +65,20 @@ function rotateLeft<V>(n: Node<V>): Node<V> {
 export class IntervalIndex<V> {
   private root: Node<V> | undefined;
   private count = 0;
+  /**
+   * Treap priorities from a PRNG of the index's own (mulberry32), seeded per index: the tree's
+   * shape, like everything else a member does, then depends only on its inputs, so the member
+   * simulator replays a seed exactly. Answers never depended on it (results come in interval
+   * order whatever the shape).
+   */
+  private prng = 0x6d2b79f5;
+
+  private nextPriority(): number {
+    let t = (this.prng = (this.prng + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
 
   /** Number of values held (not distinct intervals). */
   get size(): number {
@@ -122,7 +136,7 @@ export class IntervalIndex<V> {
   private insert(n: Node<V> | undefined, begin: string, end: string | null, value: V): Node<V> {
     if (!n) {
       this.count++;
-      return { begin, end, values: new Set([value]), priority: Math.random(), maxEnd: end, left: undefined, right: undefined };
+      return { begin, end, values: new Set([value]), priority: this.nextPriority(), maxEnd: end, left: undefined, right: undefined };
     }
     const c = cmp(begin, end, n.begin, n.end);
     if (c === 0) {
