@@ -1,4 +1,5 @@
 /** endpoint health | status, alarm list | disarm, defrag, snapshot save | status | restore, version */
+import * as grpc from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { version } from "../../package.json";
 import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
@@ -263,6 +264,15 @@ export function registerMaintenance(program: Command, run: Run): void {
 }
 
 
+/** Go's `rpc error: code = PermissionDenied desc = ...` for a gRPC status error. */
+function goStatusText(err: Error): string {
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e.code !== "number") return rpcErrorMessage(err);
+  const name = grpc.status[e.code] ?? "Unknown";
+  const goName = name === "CANCELLED" ? "Canceled" : name.toLowerCase().replace(/(^|_)([a-z])/g, (_, _u: string, c: string) => c.toUpperCase());
+  return `rpc error: code = ${goName} desc = ${e.details ?? ""}`;
+}
+
 /** Streams the snapshot into `<path>.part`, fsyncs it, then renames it into place. */
 export async function saveSnapshot(ctx: CommandContext, path: string): Promise<void> {
   const part = `${path}.part`;
@@ -270,7 +280,7 @@ export async function saveSnapshot(ctx: CommandContext, path: string): Promise<v
   try {
     fd = openSync(part, "w", 0o600);
   } catch (err) {
-    throw new CtlError(ExitCode.Error, `could not open ${part} (${(err as Error).message})`);
+    throw new CtlError(ExitCode.Interrupted, `could not open ${part} (${(err as Error).message})`);
   }
   try {
     const stream = await ctx.conn().serverStream("Maintenance", "Snapshot", {});
@@ -279,7 +289,8 @@ export async function saveSnapshot(ctx: CommandContext, path: string): Promise<v
         const r = raw as SnapshotResponse;
         if (r.blob.length > 0) writeSync(fd, r.blob);
       });
-      stream.on("error", (err: Error) => reject(new CtlError(ExitCode.Error, rpcErrorMessage(err))));
+      // etcdctl 3.4 exits 5 and shows the stream's error as Go's status text, not etcd's message alone.
+      stream.on("error", (err: Error) => reject(new CtlError(ExitCode.Interrupted, goStatusText(err))));
       stream.on("end", () => resolve());
     });
     fsyncSync(fd);

@@ -26,6 +26,8 @@ export interface GlobalOptions {
   commandTimeoutMs: number;
   writeOut: OutputFormat;
   hex: boolean;
+  /** --user / --password: log in with Authenticate and send its token with every call. */
+  auth?: { username: string; password: string };
 }
 
 /** Values of global flags as given on the command line (undefined when not given). */
@@ -40,6 +42,8 @@ export interface RawGlobalFlags {
   commandTimeout?: string;
   writeOut?: string;
   hex?: boolean;
+  user?: string;
+  password?: string;
 }
 
 function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -89,7 +93,22 @@ export function resolveGlobals(flags: RawGlobalFlags, env: NodeJS.ProcessEnv = p
   if (cert !== undefined) opts.cert = cert;
   if (key !== undefined) opts.key = key;
   if (endpoints.length === 0) throw new CtlError(ExitCode.BadArgs, "no endpoints given");
+  const auth = authFlags(flags.user ?? envValue(env, "USER"), flags.password ?? envValue(env, "PASSWORD"));
+  if (auth) opts.auth = auth;
   return opts;
+}
+
+/**
+ * etcdctl 3.4's authCfgFromCmd: `--user name:password`, or `--user name --password pw` (then the
+ * user flag is the whole name, colon included). A name without a password would be prompted for
+ * on the terminal; raftkvctl asks for it with the flag instead.
+ */
+function authFlags(user: string | undefined, password: string | undefined): { username: string; password: string } | undefined {
+  if (user === undefined || user === "") return undefined;
+  if (password !== undefined && password !== "") return { username: user, password };
+  const colon = user.indexOf(":");
+  if (colon === -1) throw new CtlError(ExitCode.BadArgs, `no password for user ${JSON.stringify(user)}: use --user ${user}:<password> or --password`);
+  return { username: user.slice(0, colon), password: user.slice(colon + 1) };
 }
 
 interface Target {
@@ -131,13 +150,18 @@ export function omitEmptyBytes<T>(msg: T): T {
   return out as T;
 }
 
-type ClientName = "KV" | "Watch" | "Lease" | "Cluster" | "Maintenance";
+type ClientName = "KV" | "Watch" | "Lease" | "Cluster" | "Maintenance" | "Auth";
+
+const AUTH_NOT_ENABLED = "etcdserver: authentication is not enabled";
 
 /** Connections to the cluster's endpoints, opened lazily and closed by close(). */
 export class Connection {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly credentials: grpc.ChannelCredentials | undefined;
   private readonly insecure = grpc.credentials.createInsecure();
+  /** The simple token from --user's login; undefined before it or when auth is off. */
+  private token: string | undefined;
+  private login: Promise<void> | undefined;
   readonly targets: Target[];
 
   constructor(readonly opts: GlobalOptions) {
@@ -205,8 +229,41 @@ export class Connection {
     return state === grpc.connectivityState.TRANSIENT_FAILURE ? "connection failed or TLS handshake rejected" : "not connected in time";
   }
 
+  /**
+   * clientv3's getToken, run once before the first call: Authenticate on each endpoint in
+   * order within --dial-timeout. A server without auth ("authentication is not enabled") is
+   * used without a token; any other failure fails the command as a connection error (exit 2).
+   */
+  private authenticate(): Promise<void> {
+    const auth = this.opts.auth;
+    if (!auth) return Promise.resolve();
+    return (this.login ??= (async () => {
+      let last: unknown;
+      for (const t of this.targets) {
+        try {
+          await this.dial(t);
+          const r = await this.call<{ name: string; password: string }, { token: string }>("Auth", "Authenticate", { name: auth.username, password: auth.password }, t, this.opts.dialTimeoutMs);
+          this.token = r.token;
+          return;
+        } catch (err) {
+          if (err instanceof CtlError && err.message === AUTH_NOT_ENABLED) return;
+          last = err;
+        }
+      }
+      throw new CtlError(ExitCode.BadConnection, last instanceof Error ? last.message : String(last));
+    })());
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set("hasleader", "true");
+    if (this.token !== undefined && this.token !== "") md.set("token", this.token);
+    return md;
+  }
+
   /** The first endpoint that connects within --dial-timeout, tried in order. */
   async pick(): Promise<Target> {
+    await this.authenticate();
     let last: unknown;
     for (const t of this.targets) {
       try {
@@ -222,15 +279,21 @@ export class Connection {
   /** A unary call with --command-timeout; errors become CtlErrors with etcd's message. */
   async unary<Req, Res>(service: ClientName, method: string, req: Req, target?: Target, timeoutMs?: number): Promise<Res> {
     const t = target ?? (await this.pick());
-    if (target) await this.dial(t);
+    if (target) {
+      await this.authenticate();
+      await this.dial(t);
+    }
+    return this.call(service, method, req, t, timeoutMs);
+  }
+
+  private call<Req, Res>(service: ClientName, method: string, req: Req, t: Target, timeoutMs?: number): Promise<Res> {
     const c = this.client(service, t) as unknown as Record<
       string,
       (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void
     >;
     const fn = c[method];
     if (typeof fn !== "function") throw new Error(`no method ${service}.${method}`);
-    const md = new grpc.Metadata();
-    md.set("hasleader", "true");
+    const md = this.metadata();
     return new Promise<Res>((resolve, reject) => {
       fn.call(c, omitEmptyBytes(req), md, { deadline: Date.now() + (timeoutMs ?? this.opts.commandTimeoutMs) }, (err, res) => {
         if (err) reject(rpcFailure(err));
@@ -243,18 +306,14 @@ export class Connection {
   async serverStream<Req>(service: ClientName, method: string, req: Req): Promise<grpc.ClientReadableStream<unknown>> {
     const t = await this.pick();
     const c = this.client(service, t) as unknown as Record<string, (req: Req, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>>;
-    const md = new grpc.Metadata();
-    md.set("hasleader", "true");
-    return c[method]!.call(c, omitEmptyBytes(req), md);
+    return c[method]!.call(c, omitEmptyBytes(req), this.metadata());
   }
 
   /** A bidirectional stream without deadline (watch, keep-alive). */
   async bidiStream(service: ClientName, method: string): Promise<grpc.ClientDuplexStream<unknown, unknown>> {
     const t = await this.pick();
     const c = this.client(service, t) as unknown as Record<string, (md: grpc.Metadata) => grpc.ClientDuplexStream<unknown, unknown>>;
-    const md = new grpc.Metadata();
-    md.set("hasleader", "true");
-    return c[method]!.call(c, md);
+    return c[method]!.call(c, this.metadata());
   }
 
   close(): void {

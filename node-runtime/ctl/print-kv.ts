@@ -23,7 +23,7 @@ function kvText(kv: KeyValue, o: KvPrintOptions, valueOnly: boolean): string {
   return (valueOnly ? "" : `${show(kv.key)}\n`) + `${show(kv.value)}\n`;
 }
 
-function fieldsHeader(h: ResponseHeader): string {
+export function fieldsHeader(h: ResponseHeader): string {
   return `"ClusterID" : ${h.cluster_id}\n"MemberID" : ${h.member_id}\n"Revision" : ${h.revision}\n"RaftTerm" : ${h.raft_term}\n`;
 }
 

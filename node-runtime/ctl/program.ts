@@ -8,6 +8,7 @@ import { registerLease } from "./cmd-lease";
 import { registerMember } from "./cmd-cluster";
 import { registerMaintenance } from "./cmd-maintenance";
 import { registerBackup } from "./cmd-backup";
+import { registerAuth } from "./cmd-auth";
 import type { RawGlobalFlags } from "./connection";
 import { makeContext } from "./context";
 import { CtlError, ExitCode } from "./errors";
@@ -27,6 +28,8 @@ function buildProgram(io: Output, env: NodeJS.ProcessEnv, onClose: (close: () =>
     .option("--command-timeout <duration>", "timeout for short running command (default 5s)")
     .addOption(new Option("-w, --write-out <format>", "set the output format (json, simple, table, fields)"))
     .option("--hex", "print byte strings as hex encoded strings")
+    .option("--user <name[:password]>", "username[:password] for authentication")
+    .option("--password <password>", "password for authentication (if this option is used, --user option shouldn't include password)")
     .showHelpAfterError(false)
     .enablePositionalOptions(false)
     .exitOverride()
@@ -40,10 +43,11 @@ function buildProgram(io: Output, env: NodeJS.ProcessEnv, onClose: (close: () =>
     // commander passes (...arguments, options, command)
     const cmd = a[a.length - 1] as Command;
     const opts = a[a.length - 2] as Record<string, unknown>;
-    const args = (a.slice(0, -2) as Array<string | undefined>).filter((x): x is string => x !== undefined);
+    // A variadic argument ([args...]) arrives as one array: flatten it.
+    const args = (a.slice(0, -2) as Array<string | string[] | undefined>).flat().filter((x): x is string => x !== undefined);
     const g = cmd.optsWithGlobals() as Record<string, unknown>;
     const flags: RawGlobalFlags = {};
-    for (const k of ["endpoints", "cacert", "cert", "key", "dialTimeout", "commandTimeout", "writeOut"] as const) {
+    for (const k of ["endpoints", "cacert", "cert", "key", "dialTimeout", "commandTimeout", "writeOut", "user", "password"] as const) {
       if (typeof g[k] === "string") flags[k] = g[k] as string;
     }
     if (g["insecureSkipTlsVerify"] === true) flags.insecureSkipTlsVerify = true;
@@ -59,6 +63,7 @@ function buildProgram(io: Output, env: NodeJS.ProcessEnv, onClose: (close: () =>
   registerMember(program, run);
   registerMaintenance(program, run);
   registerBackup(program, run);
+  registerAuth(program, run);
   for (const c of program.commands) {
     c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: () => undefined, outputError: () => undefined });
     for (const sub of c.commands) sub.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: () => undefined, outputError: () => undefined });
@@ -76,12 +81,36 @@ function commanderMessage(msg: string): string {
   return m;
 }
 
+/**
+ * Go's pflag accepts `--flag=true|false` for boolean flags; commander does not. The boolean
+ * flags written that way in etcdctl usage are rewritten: true to the bare flag, false to its
+ * `--no-` form where the default is true, or dropped where the default is false.
+ */
+const GO_BOOL_DEFAULTS: Readonly<Record<string, boolean>> = { interactive: true, detail: false, prefix: false, "from-key": false };
+
+export function goBoolFlags(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const a of argv) {
+    const m = /^--([a-z-]+)=(.*)$/.exec(a);
+    const def = m ? GO_BOOL_DEFAULTS[m[1]!] : undefined;
+    if (!m || def === undefined) {
+      out.push(a);
+      continue;
+    }
+    if (/^(1|t|true)$/i.test(m[2]!)) out.push(`--${m[1]!}`);
+    else if (/^(0|f|false)$/i.test(m[2]!)) {
+      if (def) out.push(`--no-${m[1]!}`);
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** Runs raftkvctl with argv (without node and script) and returns the exit code. */
 export async function runCtl(argv: readonly string[], io: Output = processOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const closers: Array<() => void> = [];
   const program = buildProgram(io, env, (c) => closers.push(c));
   try {
-    await program.parseAsync([...argv], { from: "user" });
+    await program.parseAsync(goBoolFlags(argv), { from: "user" });
     return ExitCode.Success;
   } catch (err) {
     if (err instanceof CommanderError) {
