@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import type { StoreView } from "../store";
 import { writeBolt, writeBoltAsync, type BoltEntry, type BucketSource } from "./bbolt-writer";
+import { AUTH_ENABLED_KEY, AUTH_REVISION_KEY, authRevisionOf, encodeRole, encodeUser } from "./auth-schema";
 import {
   BUCKETS,
   CONSISTENT_INDEX,
@@ -32,8 +33,7 @@ export interface ExportInput {
   removedMembers: readonly (number | string)[];
 }
 
-/** What etcd 3.4 writes into these buckets on its own: the auth store's revision and the cluster version. */
-const AUTH_REVISION = u64be(1);
+/** What etcd 3.4 writes into this bucket on its own: the cluster version. */
 const CLUSTER_VERSION = Buffer.from("3.4.0");
 const REMOVED = Buffer.from("removed");
 
@@ -70,11 +70,15 @@ export function backendBuckets(input: ExportInput): BucketSource[] {
     const rev = revKey(v.compactRevision, 0, false);
     meta.push({ key: Buffer.from(FINISHED_COMPACT), value: rev }, { key: Buffer.from(SCHEDULED_COMPACT), value: rev });
   }
+  // The auth store as etcd keeps it, so `etcdctl snapshot restore` gives etcd our users and roles.
+  const a = v.auth;
+  const authEntries: BoltEntry[] = [{ key: Buffer.from(AUTH_REVISION_KEY), value: u64be(authRevisionOf(a)) }];
+  if (a.enabled || a.users.length > 0 || a.roles.length > 0) authEntries.push({ key: Buffer.from(AUTH_ENABLED_KEY), value: Buffer.from([a.enabled ? 1 : 0]) });
   const sources: Record<(typeof BUCKETS)[number], BucketSource> = {
     alarm: fixed("alarm", v.alarms.map((a) => ({ key: encodeAlarm(a.memberID, a.alarm), value: Buffer.alloc(0) }))),
-    auth: fixed("auth", [{ key: Buffer.from("authRevision"), value: AUTH_REVISION }]),
-    authRoles: fixed("authRoles", []),
-    authUsers: fixed("authUsers", []),
+    auth: fixed("auth", authEntries),
+    authRoles: fixed("authRoles", a.roles.map((r) => ({ key: Buffer.from(r.name, "utf8"), value: encodeRole(r) }))),
+    authUsers: fixed("authUsers", a.users.map((u) => ({ key: Buffer.from(u.name, "utf8"), value: encodeUser(u) }))),
     cluster: fixed("cluster", [{ key: Buffer.from("clusterVersion"), value: CLUSTER_VERSION }]),
     key: keyBucket(v),
     lease: fixed("lease", v.leases.map((l) => ({ key: u64be(BigInt(l.id)), value: encodeLease(l.id, l.ttl) }))),

@@ -7,6 +7,7 @@ import { KeyIndex, Mvcc, type Rec } from "../mvcc";
 import type { SnapshotState } from "../snapshot";
 import type { AlarmMember } from "../types";
 import { BoltReader } from "./bbolt-reader";
+import { AUTH_ENABLED_KEY, AUTH_REVISION_KEY, decodeAuthBuckets } from "./auth-schema";
 import { CONSISTENT_INDEX, FINISHED_COMPACT, SCHEDULED_COMPACT, decodeAlarm, decodeKeyValue, decodeLease, parseRevKey } from "./schema";
 
 export interface ImportedBackend {
@@ -38,6 +39,23 @@ export function importBackend(reader: BoltReader): ImportedBackend {
   const alarms: AlarmMember[] = [];
   const alarmB = bucket("alarm");
   if (alarmB) for (const e of reader.entries(alarmB)) alarms.push(decodeAlarm(e.key));
+
+  // etcd's auth store (users with their bcrypt hashes, roles, enabled flag, revision).
+  let authEnabled: Buffer | undefined;
+  let authRevision: Buffer | undefined;
+  const authB = bucket("auth");
+  if (authB) {
+    for (const e of reader.entries(authB)) {
+      const k = e.key.toString("latin1");
+      if (k === AUTH_ENABLED_KEY) authEnabled = e.value;
+      else if (k === AUTH_REVISION_KEY) authRevision = e.value;
+    }
+  }
+  const values = (name: string): Buffer[] => {
+    const b = bucket(name);
+    return b ? [...reader.entries(b)].map((e) => Buffer.from(e.value)) : [];
+  };
+  const auth = decodeAuthBuckets(authEnabled, authRevision, values("authUsers"), values("authRoles"));
 
   const byKey = new Map<string, KeyIndex>();
   const leaseIds = new Map<string, string>([["0", "0"]]);
@@ -81,6 +99,7 @@ export function importBackend(reader: BoltReader): ImportedBackend {
       leases,
       keys,
       log,
+      ...(auth ? { auth } : {}),
     },
     records: log.length,
   };
