@@ -85,6 +85,20 @@ export class BinWriter {
     this.pos += (this.buf as Latin1Buffer).latin1Write(s, this.pos, s.length);
   }
 
+  /** Bytes as they are, no length. */
+  raw(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** A fixed 4-byte little-endian unsigned integer. */
+  u32le(n: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(n >>> 0, this.pos);
+    this.pos += 4;
+  }
+
   finish(): Buffer {
     return this.buf.subarray(0, this.pos);
   }

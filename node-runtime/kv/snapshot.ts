@@ -44,7 +44,17 @@ export interface SnapshotState {
   auth?: AuthState;
 }
 
-export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean } = {}): Buffer {
+export interface EncodeOptions {
+  /** Write 0 as the applied index (a digest of the data alone). */
+  withoutIndex?: boolean;
+  /**
+   * Bytes to put before the snapshot in the same buffer (a caller's envelope), so the caller
+   * need not copy the whole snapshot to prepend them; the result then starts with them.
+   */
+  prefix?: Uint8Array;
+}
+
+export function encodeSnapshot(s: SnapshotState, opts: EncodeOptions = {}): Buffer {
   const steps = encodeSteps(s, opts);
   for (;;) {
     const n = steps.next();
@@ -62,7 +72,7 @@ export function encodeSnapshot(s: SnapshotState, opts: { withoutIndex?: boolean 
  * the first `logLength` records of `log` must not change (the store only appends to its log;
  * compaction replaces the array).
  */
-export async function encodeSnapshotAsync(s: SnapshotState, pause: () => Promise<void>, opts: { withoutIndex?: boolean } = {}): Promise<Buffer> {
+export async function encodeSnapshotAsync(s: SnapshotState, pause: () => Promise<void>, opts: EncodeOptions = {}): Promise<Buffer> {
   const steps = encodeSteps(s, opts);
   for (;;) {
     const n = steps.next();
@@ -79,13 +89,14 @@ const STEP_BYTES = 1 << 20;
  * The encoder, pausing (yield) every few hundred records or MiB. Key numbers live in a map of
  * its own, not on the shared KeyIndex objects: two encodings of different views may interleave.
  */
-function* encodeSteps(s: SnapshotState, opts: { withoutIndex?: boolean }): Generator<void, Buffer> {
+function* encodeSteps(s: SnapshotState, opts: EncodeOptions): Generator<void, Buffer> {
   const logLength = s.logLength ?? s.log.length;
   let estimate = 64;
   for (let i = 0; i < logLength; i++) estimate += 16 + (s.log[i].val?.length ?? 0);
   for (const k of s.keys) estimate += 4 + k.key.length;
   yield;
-  const w = new BinWriter(estimate);
+  const w = new BinWriter(estimate + (opts.prefix?.length ?? 0) + 4);
+  if (opts.prefix) w.raw(opts.prefix);
   for (let i = 0; i < MAGIC.length; i++) w.byte(MAGIC.charCodeAt(i));
   w.byte(s.auth ? FORMAT_WITH_AUTH : FORMAT);
   w.uvar(opts.withoutIndex ? 0 : s.appliedIndex);
@@ -135,14 +146,15 @@ function* encodeSteps(s: SnapshotState, opts: { withoutIndex?: boolean }): Gener
     }
   }
   if (s.auth) writeAuth(w, s.auth);
+  // The checksum a MiB per step, written after the body in the same buffer: no 100 MiB copy.
   const body = w.finish();
-  yield;
-  const crc = crc32(body);
-  yield;
-  const out = Buffer.allocUnsafe(body.length + 4);
-  body.copy(out);
-  out.writeUInt32LE(crc, body.length);
-  return out;
+  let crc = 0;
+  for (let at = opts.prefix?.length ?? 0; at < body.length; at += STEP_BYTES) {
+    crc = crc32(body.subarray(at, Math.min(body.length, at + STEP_BYTES)), crc);
+    yield;
+  }
+  w.u32le(crc);
+  return w.finish();
 }
 
 export function decodeSnapshot(data: Uint8Array): SnapshotState {

@@ -731,11 +731,11 @@ export class KvStore {
    * The same bytes as `snapshot()` of the state as of this call, encoded in slices while the
    * store moves on (records are immutable, the log prefix stays; see `view`). Only the key list
    * is copied now, everything else is read as the encoding proceeds, `pause()` awaited between
-   * steps (see encodeSnapshotAsync).
+   * steps (see encodeSnapshotAsync). With `prefix`, the result starts with those bytes.
    */
-  snapshotAsync(pause: () => Promise<void>): Promise<Buffer> {
+  snapshotAsync(pause: () => Promise<void>, prefix?: Uint8Array): Promise<Buffer> {
     const s = this.state();
-    return encodeSnapshotAsync({ ...s, alarms: s.alarms.map((a) => ({ ...a })), logLength: s.log.length }, pause);
+    return encodeSnapshotAsync({ ...s, alarms: s.alarms.map((a) => ({ ...a })), logLength: s.log.length }, pause, prefix ? { prefix } : {});
   }
 
   static restore(data: Uint8Array, opts: Partial<KvStoreOptions> = {}): KvStore {

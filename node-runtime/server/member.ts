@@ -144,6 +144,8 @@ export class Member extends EventEmitter {
   readonly requestTimeoutMs: number;
   /** Time, randomness, disk and network: see member-env.ts. */
   private readonly clock: Clock;
+  /** Lets the event loop run between steps of long work (snapshots), on the member's clock. */
+  private readonly pause = (): Promise<void> => new Promise<void>((resolve) => this.clock.setImmediate(resolve));
   private readonly fs: StorageFs;
   /** Simple auth tokens: per-member memory, assigned as Authenticate entries are applied. */
   readonly tokens: SimpleTokens;
@@ -847,11 +849,12 @@ export class Member extends EventEmitter {
     // Copies: both may change while the store is being encoded.
     const membership = structuredClone(this.membership.toState());
     const confState = structuredClone(this.appliedConf);
-    const kv = this.kv.snapshotAsync(() => new Promise<void>((resolve) => this.clock.setImmediate(resolve)));
+    const data = this.kv.snapshotAsync(this.pause, snapshotPayloadPrefix(membership));
     const captureMs = Number(process.hrtime.bigint() - t0) / 1e6;
     this.snapshotting = true;
     this.lastSnapshotIndex = index;
-    kv.then((data) => this.persistSnapshot({ meta: { index, term, confState }, data: encodeSnapshotPayload({ membership, kv: data }) }, captureMs, t0))
+    data
+      .then((payload) => this.persistSnapshot({ meta: { index, term, confState }, data: payload }, captureMs, t0))
       .catch((e: unknown) => {
         // The snapshot file is only a shortcut past the WAL, which still holds every entry: a
         // file that could not be written (EMFILE, ENOSPC, any I/O error) is retried after the
@@ -866,7 +869,7 @@ export class Member extends EventEmitter {
 
   private async persistSnapshot(snap: Snapshot, captureMs: number, t0: bigint): Promise<void> {
     try {
-      await this.snaps.save(snap);
+      await this.snaps.save(snap, this.pause);
     } catch (e) {
       throw new SnapshotNotSaved(e instanceof Error ? e.message : String(e));
     }
@@ -883,7 +886,7 @@ export class Member extends EventEmitter {
   }
 
   private async installSnapshot(snap: Snapshot): Promise<void> {
-    await this.snaps.save(snap);
+    await this.snaps.save(snap, this.pause);
     this.markedIndex = Math.max(this.markedIndex, snap.meta.index);
     this.pendingCompact = undefined;
     await this.wal.markSnapshot(snap.meta);
@@ -1461,12 +1464,20 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 }
 
 export function encodeSnapshotPayload(p: SnapshotPayload): Uint8Array {
-  const ms = Buffer.from(JSON.stringify(p.membership), "utf8");
-  const out = Buffer.allocUnsafe(4 + ms.length + p.kv.length);
-  out.writeUInt32LE(ms.length, 0);
-  ms.copy(out, 4);
-  out.set(p.kv, 4 + ms.length);
+  const head = snapshotPayloadPrefix(p.membership);
+  const out = Buffer.allocUnsafe(head.length + p.kv.length);
+  head.copy(out, 0);
+  out.set(p.kv, head.length);
   return out;
+}
+
+/** What a snapshot payload holds before the kv snapshot: the membership, length-prefixed. */
+function snapshotPayloadPrefix(membership: MembershipState): Buffer {
+  const ms = Buffer.from(JSON.stringify(membership), "utf8");
+  const head = Buffer.allocUnsafe(4 + ms.length);
+  head.writeUInt32LE(ms.length, 0);
+  ms.copy(head, 4);
+  return head;
 }
 
 function decodeSnapshotPayload(data: Uint8Array): SnapshotPayload {

@@ -31,7 +31,8 @@ export function parseSnapshotFileName(file: string): { index: number; term: numb
 }
 
 /** The file as chunks (header, data, trailer) so a large data buffer is never copied. */
-export function encodeSnapshotFile(snap: Snapshot): Uint8Array[] {
+/** `dataCrc`: the CRC-32C of `snap.data` when the caller computed it already (in steps). */
+export function encodeSnapshotFile(snap: Snapshot, dataCrc?: number): Uint8Array[] {
   checkU64("snapshot index", snap.meta.index);
   checkU64("snapshot term", snap.meta.term);
   checkConfState(snap.meta.confState);
@@ -47,7 +48,7 @@ export function encodeSnapshotFile(snap: Snapshot): Uint8Array[] {
   w.u64(snap.data.length);
   w.u32(crc32c(head, 0, 16 + h));
   const trailer = Buffer.alloc(4);
-  trailer.writeUInt32LE(crc32c(snap.data));
+  trailer.writeUInt32LE(dataCrc ?? crc32c(snap.data));
   return [head, snap.data, trailer];
 }
 

@@ -34,9 +34,13 @@ interface Row {
   problems: string[];
 }
 
+/** The cluster, for the failure path: its member processes must not outlive the runner. */
+let started: TestCluster | undefined;
+
 async function main(): Promise<number> {
   process.env["NODE_NO_WARNINGS"] = "1";
   const c = await TestCluster.start({ size: 3, snapshotCount: 1000 });
+  started = c;
   const pool = new RawPool(c);
   const rows: Row[] = [];
   const admin = c.pki.clients["admin"]!;
@@ -291,8 +295,9 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => process.exit(code),
-  (e: unknown) => {
+  async (e: unknown) => {
     process.stderr.write(`abuse suite failed: ${(e as Error).stack ?? String(e)}\n`);
+    await started?.destroy().catch(() => undefined);
     process.exit(1);
   },
 );

@@ -291,11 +291,15 @@ describe('kv apply is idempotent and deterministic', () => {
       h.store.hash();
       await new Promise<void>((resolve) => setImmediate(resolve));
     });
-    assert.ok(pauses >= 6, `the 6 MiB store was encoded in ${pauses + 1} steps`);
+    assert.ok(pauses >= 12, `the 6 MiB store was encoded (and checksummed) in ${pauses + 1} steps`);
     assert.ok(encoded.equals(expected), 'the bytes of the state when the snapshot began');
     const r = KvStore.restore(encoded);
     assert.equal(r.appliedIndex, at);
     assert.equal(r.hash(), KvStore.restore(expected).hash());
+    // With a prefix (the member's envelope) the same bytes follow it, in one buffer.
+    const prefixed = await KvStore.restore(expected).snapshotAsync(() => new Promise<void>((resolve) => setImmediate(resolve)), Buffer.from('envelope'));
+    assert.equal(prefixed.subarray(0, 8).toString(), 'envelope');
+    assert.ok(prefixed.subarray(8).equals(expected));
   });
 
   it('hashKV differs when the data differs', () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
-import { crc32c } from "../../node-runtime/storage/crc32c";
+import { crc32c, crc32cInSteps } from "../../node-runtime/storage/crc32c";
 
 /** Bit-at-a-time CRC-32C straight from the definition, to judge the sliced tables. */
 function reference(data: Uint8Array): number {
@@ -39,5 +39,15 @@ describe("crc32c", () => {
         assert.equal(crc32c(b, 0, b.length, crc32c(a)), crc32c(Buffer.concat([a, b])));
       }),
     );
+  });
+
+  it("in steps: the same checksum, pausing between steps and not after the last", async () => {
+    for (const [size, step, want] of [[0, 8, 0], [5, 8, 0], [16, 8, 1], [17, 8, 2], [100, 7, 14]] as const) {
+      const data = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31) & 0xff));
+      let pauses = 0;
+      const crc = await crc32cInSteps(data, async () => void pauses++, step);
+      assert.equal(crc, crc32c(data), `size ${size}`);
+      assert.equal(pauses, want, `pauses for size ${size} step ${step}`);
+    }
   });
 });
