@@ -80,6 +80,9 @@ export const errValueProvided = (): KvError => new KvError('INVALID_ARGUMENT', M
 export const errLeaseProvided = (): KvError => new KvError('INVALID_ARGUMENT', MSG.leaseProvided);
 export const errNotLeader = (): KvError => new KvError('FAILED_PRECONDITION', MSG.notLeader);
 export const errCorrupt = (): KvError => new KvError('DATA_LOSS', MSG.corrupt);
+/** grpc-go's refusal of a response over its send limit, which is what etcd answers (at least `size` bytes). */
+export const errResponseTooLarge = (size: number, max: number): KvError =>
+  new KvError('RESOURCE_EXHAUSTED', `grpc: trying to send message larger than max (${size} vs. ${max})`);
 /**
  * A field no etcd client can send (protobuf cannot carry it): not an int64, an unknown enum
  * value, an ID that is not a decimal int64. Only hand-made requests get here.

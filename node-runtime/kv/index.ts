@@ -2,7 +2,7 @@
 export * from './types';
 export * from './errors';
 export { encodeCommand, decodeCommand } from './codec';
-export { KvStore, DEFAULT_OPTIONS } from './store';
+export { KvStore, DEFAULT_OPTIONS, isReadOnlyTxn, isSerializableTxn } from './store';
 export type { KvStoreOptions, KvApplyResult, ResponseOf } from './store';
 export { Lessor, MAX_LEASE_TTL, EXPIRED_RETRY_MS } from './lessor';
 export type { WatchOptions, WatchListener, WatchHandle, WatchFilter } from './watch';

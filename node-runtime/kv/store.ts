@@ -17,7 +17,9 @@ import {
   errLeaseTTLTooLarge,
   errCorrupt,
   errNoSpace,
+  errResponseTooLarge,
 } from './errors';
+import { MAX_RESPONSE_BYTES, keyValueSize, lenField } from './wire-size';
 import { Lease, Lessor, MAX_LEASE_TTL, compareIds } from './lessor';
 import { AuthStore, type AuthState, type RequestAuth } from './auth';
 import { Mvcc, Rec, recCost, spanOf } from './mvcc';
@@ -61,14 +63,21 @@ export interface KvStoreOptions {
   quotaBytes: number;
   /** Lease TTLs below this are raised to it (etcd derives 2 s from its default election timeout). */
   minLeaseTTL: number;
+  /**
+   * Largest txn response built (gRPC's send limit). The same on every member: a write txn over it
+   * is refused at apply. Only tests change it.
+   */
+  maxResponseBytes?: number;
 }
 
-export const DEFAULT_OPTIONS: KvStoreOptions = { quotaBytes: 2 * 1024 ** 3, minLeaseTTL: 2 };
+export const DEFAULT_OPTIONS: KvStoreOptions = { quotaBytes: 2 * 1024 ** 3, minLeaseTTL: 2, maxResponseBytes: MAX_RESPONSE_BYTES };
 
 /** Bookkeeping bytes a lease counts against the quota. */
 const LEASE_COST = 64;
 const NO_LEASE = '0';
 const EMPTY = Buffer.alloc(0);
+/** A bound on a txn response's or response op's bytes besides its key-values (header, wrappers, count). */
+const TXN_RESPONSE_OVERHEAD = 96;
 /** Bytes an event costs beyond its key and values, for catch-up batch budgets. */
 const EVENT_OVERHEAD = 64;
 
@@ -88,6 +97,16 @@ export type KvApplyResult<R> =
   | { kind: 'error'; error: KvError }
   /** The index was applied before (replay after restore): nothing changed. */
   | { kind: 'skipped' };
+
+/**
+ * The key-values one txn response has built, by record: ranges of a txn that read the same
+ * records share one copy of each (the encoder writes it out once per range; only the copies made
+ * before encoding are saved, up to 128 of them for 128 ranges over the same keys).
+ */
+interface SharedKvs {
+  full: Map<Rec, KeyValue>;
+  keysOnly: Map<Rec, KeyValue>;
+}
 
 /** One write transaction in progress: all its writes share revision begin + 1. */
 class WriteTxn {
@@ -315,6 +334,7 @@ export class KvStore {
         this.checkRangeRev(op.request_range.revision ?? 0, begin);
       }
     });
+    this.checkTxnResponseSize(t, path, begin);
     cursor = 0;
     const txn = new WriteTxn(begin);
     const writeHeaders: ResponseHeader[] = [];
@@ -323,6 +343,22 @@ export class KvStore {
     for (const h of writeHeaders) h.revision = this.rev;
     resp.header.revision = this.rev;
     return resp;
+  }
+
+  /**
+   * A txn of range ops only, read locally at the current revision without going through the log
+   * (etcd serves such a txn like a range: isTxnReadonly). The caller decides on a read barrier.
+   */
+  readTxn(t: TxnRequest, auth?: RequestAuth): TxnResponse {
+    if (!isReadOnlyTxn(t)) throw new Error('readTxn: the txn writes');
+    if (this.auth.enabled) this.checkTxnPermission(auth, t);
+    const begin = this.rev;
+    const path: boolean[] = [];
+    this.comparePath(t, begin, path);
+    for (const op of (path[0] ? t.success : t.failure) ?? []) this.checkRangeRev(op.request_range!.revision ?? 0, begin);
+    this.checkTxnResponseSize(t, path, begin);
+    let cursor = 0;
+    return this.execTxn(new WriteTxn(begin), t, path, () => cursor++, []);
   }
 
   private comparePath(t: TxnRequest, rev: number, path: boolean[]): void {
@@ -339,12 +375,13 @@ export class KvStore {
     path: readonly boolean[],
     next: () => number,
     writeHeaders: ResponseHeader[],
+    shared: SharedKvs = { full: new Map(), keysOnly: new Map() },
   ): TxnResponse {
     const ok = path[next()];
     const responses: ResponseOp[] = [];
     for (const op of (ok ? t.success : t.failure) ?? []) {
       if (op.request_range) {
-        responses.push({ response: 'response_range', response_range: this.rangeAt(op.request_range, txn.readRev) });
+        responses.push({ response: 'response_range', response_range: this.rangeAt(op.request_range, txn.readRev, shared) });
       } else if (op.request_put) {
         const r = this.put(txn, op.request_put);
         writeHeaders.push(r.header);
@@ -354,7 +391,7 @@ export class KvStore {
         writeHeaders.push(r.header);
         responses.push({ response: 'response_delete_range', response_delete_range: r });
       } else if (op.request_txn) {
-        const r = this.execTxn(txn, op.request_txn, path, next, writeHeaders);
+        const r = this.execTxn(txn, op.request_txn, path, next, writeHeaders, shared);
         writeHeaders.push(r.header);
         responses.push({ response: 'response_txn', response_txn: r });
       }
@@ -513,7 +550,21 @@ export class KvStore {
   }
 
   /** etcd's applierV3backend.Range, including its order of filtering, sorting and limiting. */
-  private rangeAt(req: RangeRequest, cur: number): RangeResponse {
+  private rangeAt(req: RangeRequest, cur: number, shared?: SharedKvs): RangeResponse {
+    const { recs, more, count } = this.selectRange(req, cur);
+    const keysOnly = req.keys_only ?? false;
+    if (!shared) return { header: header(cur), kvs: recs.map((r) => toKv(r, keysOnly)), more, count };
+    const memo = keysOnly ? shared.keysOnly : shared.full;
+    const kvs = recs.map((r) => {
+      let kv = memo.get(r);
+      if (!kv) memo.set(r, (kv = toKv(r, keysOnly)));
+      return kv;
+    });
+    return { header: header(cur), kvs, more, count };
+  }
+
+  /** The records a range answers with (references into the store, nothing copied yet). */
+  private selectRange(req: RangeRequest, cur: number): { recs: Rec[]; more: boolean; count: number } {
     const asked = req.revision ?? 0;
     this.checkRangeRev(asked, cur);
     const rev = asked <= 0 ? cur : asked;
@@ -553,8 +604,45 @@ export class KvStore {
       recs.length = limit;
       more = true;
     }
-    const keysOnly = req.keys_only ?? false;
-    return { header: header(cur), kvs: recs.map((r) => toKv(r, keysOnly)), more, count };
+    return { recs, more, count };
+  }
+
+  /**
+   * Refuses a txn whose response could not be sent (larger than gRPC's send limit, as etcd's
+   * answer says) before any of it is built: 128 ranges over a large keyspace would otherwise be
+   * copied into memory whole first. Sizes come from the records alone (reads at `rev`, the state
+   * before the txn's own writes; a bound, and the same on every member, so a write txn refused at
+   * apply is refused everywhere without effect). Stops counting at the limit.
+   */
+  private checkTxnResponseSize(t: TxnRequest, path: readonly boolean[], rev: number): void {
+    const max = this.opts.maxResponseBytes ?? MAX_RESPONSE_BYTES;
+    let total = TXN_RESPONSE_OVERHEAD;
+    let cursor = 0;
+    const add = (n: number) => {
+      total += n;
+      if (total > max) throw errResponseTooLarge(total, max);
+    };
+    const recsSize = (recs: readonly Rec[], keysOnly: boolean) => {
+      for (const r of recs) add(lenField(keyValueSize(r.ki.key.length, r.create, r.mod, r.ver, keysOnly || r.val === null ? 0 : r.val.length, r.lease)));
+    };
+    const walk = (txn: TxnRequest): void => {
+      const ok = path[cursor++];
+      for (const op of (ok ? txn.success : txn.failure) ?? []) {
+        add(TXN_RESPONSE_OVERHEAD);
+        if (op.request_range) recsSize(this.selectRange(op.request_range, rev).recs, op.request_range.keys_only ?? false);
+        else if (op.request_delete_range?.prev_kv) {
+          const victims: Rec[] = [];
+          this.mvcc.scan(spanOf(op.request_delete_range.key, op.request_delete_range.range_end), rev, (r) => {
+            victims.push(r);
+          });
+          recsSize(victims, false);
+        } else if (op.request_put?.prev_kv) {
+          const prev = this.mvcc.byKey.get(op.request_put.key.toString('latin1'))?.at(rev);
+          if (prev) recsSize([prev], false);
+        } else if (op.request_txn) walk(op.request_txn);
+      }
+    };
+    walk(t);
   }
 
   // ---------------------------------------------------------------- leases
@@ -806,6 +894,16 @@ function txnCost(t: TxnRequest): number {
     else if (op.request_txn) cost += txnCost(op.request_txn);
   }
   return cost;
+}
+
+/** etcd's isTxnReadonly: every op of both branches is a range (a nested txn counts as a write). */
+export function isReadOnlyTxn(t: TxnRequest): boolean {
+  return [...(t.success ?? []), ...(t.failure ?? [])].every((op) => op.request_range !== undefined && op.request_range !== null);
+}
+
+/** etcd's isTxnSerializable: every op of both branches is a serializable range. */
+export function isSerializableTxn(t: TxnRequest): boolean {
+  return [...(t.success ?? []), ...(t.failure ?? [])].every((op) => op.request_range?.serializable === true);
 }
 
 function toKv(r: Rec, keysOnly: boolean): KeyValue {

@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as http from "node:http";
 import { CommanderError } from "commander";
 import { loadEtcdGrpc } from "./proto";
+import { MAX_RESPONSE_BYTES } from "../kv/wire-size";
 import { ConfigError, parseConfig, type ListenUrl, type ServerConfig } from "./config";
 import { createLogger, Metrics, type Logger } from "./obs";
 import { ReloadingTls, TlsConfigError } from "./tls";
@@ -63,7 +64,7 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
   // Listen for clients first: a port conflict should be reported before any data is touched.
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": cfg.maxRequestBytes + 512 * 1024,
-    "grpc.max_send_message_length": 2 ** 31 - 1,
+    "grpc.max_send_message_length": MAX_RESPONSE_BYTES,
     // Session limits: streams per connection, connections idle (no call) for 10 min are
     // closed with GOAWAY (clients reconnect on their next call), and etcd's keepalive
     // (--grpc-keepalive-interval 2h, --grpc-keepalive-timeout 20s) finds dead peers.

@@ -191,6 +191,20 @@ async function main(): Promise<number> {
     return { answer: `${r.status} ${r.body.slice(0, 80)}`, problems: r.status === 400 ? [] : ["expected 400"] };
   });
 
+  await attack("a Txn of 128 Range ops over the whole keyspace", async (leader) => {
+    // Over 2 GiB of response: etcd 3.4.23 builds it (5.5 GiB peak with 20 MiB stored) and refuses
+    // to send it; raftkv must refuse it with the same answer without building it.
+    const { clients } = loadEtcdGrpc();
+    const client = new clients.KV(clientAddress(c, leader), adminCredentials(c), { "grpc.max_receive_message_length": -1 });
+    const all = { request_range: { key: Buffer.from([0]), range_end: Buffer.from([0]) } };
+    const txn = (client as unknown as { Txn: (r: object, cb: (e: grpc.ServiceError | null, r?: { responses: unknown[] }) => void) => void }).Txn.bind(client);
+    const answer = await new Promise<string>((resolve) =>
+      txn({ compare: [], success: Array.from({ length: 128 }, () => all), failure: [] }, (e, r) => resolve(e ? `code ${e.code}: ${e.details}` : `OK, ${r?.responses.length ?? 0} responses`)),
+    );
+    client.close();
+    return { answer, problems: /^code 8: grpc: trying to send message larger than max/.test(answer) ? [] : ["expected RESOURCE_EXHAUSTED, as etcd answers"] };
+  });
+
   // Connections the member holds on a port, counted on the member's side (`ss`): a client whose
   // final ACK the kernel dropped (accept queue full) believes it is connected, but the member
   // never had it, as with any server.

@@ -7,7 +7,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
-import { validateRange, type KvCommand } from "../../kv";
+import { isReadOnlyTxn, isSerializableTxn, validateRange, validateTxn, type KvCommand } from "../../kv";
 import type { RequestAuth } from "../../kv/auth";
 import { etcdSnapshotChunksAsync } from "../../kv/etcd-backend/export";
 import type * as kvt from "../../kv/types";
@@ -156,6 +156,18 @@ export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementatio
     Txn: unary(ctx, "etcdserverpb.KV", "Txn", async (req: wire.TxnRequest, caller) => {
       const r = txnReq(req);
       const ai = await gate.identify(caller);
+      if (isReadOnlyTxn(r)) {
+        // As etcd: a txn that only reads is served like a range, without a log entry (so no
+        // member but this one reads for it), after a read barrier unless every range is
+        // serializable.
+        const invalid = validateTxn(r, ctx.maxTxnOps);
+        if (invalid) throw invalid;
+        if (!isSerializableTxn(r)) await m.readBarrier();
+        else m.checkReadable();
+        const res = m.kv.readTxn(r, ai);
+        gate.checkNotStale(ai);
+        return withHeader(m, res);
+      }
       return withHeader(m, (await replicate(ctx, { type: "txn", req: r, ...as(ai) })) as kvt.TxnResponse);
     }),
     Compact: unary(ctx, "etcdserverpb.KV", "Compact", async (req: wire.CompactionRequest, caller) => {

@@ -4,55 +4,27 @@
  * A watch response carries every event of one revision (or one catch-up batch) for a watcher; a
  * txn or a range delete can make that far larger than --max-request-bytes. A client that asked
  * for `fragment` gets such a response in pieces: each piece holds events while its encoded size
- * stays below the limit (etcd's: --max-request-bytes plus its 512 KiB gRPC overhead allowance) (at least one event, so a single large event still goes out whole), every
- * piece but the last has `fragment: true`, and all share the header and watch_id. Clients join the
+ * stays below the limit (etcd's: --max-request-bytes plus its 512 KiB gRPC overhead allowance),
+ * and at least one event, so a single large event still goes out whole; every piece but the last has `fragment: true`, and all share the header and watch_id. Clients join the
  * pieces until one arrives without the flag. A response that is already below the limit, or has
  * fewer than two events, is sent as it is. Without `fragment` the response goes out whole, as etcd
  * sends it (the gRPC send limit is 2 GiB; a client with a smaller receive limit fails the stream).
  *
- * Sizes are exact byte counts of the encoding we send, computed without encoding. Our encoder
- * (protobufjs through proto-loader) writes every field present on the object, zeros included,
- * where etcd's omits zeros: a few bytes more per event, so our pieces hold at most as many events
- * as etcd's (the same for events of any real size) and each stays below the limit on the wire.
+ * Sizes are exact byte counts of the encoding we send (kv/wire-size.ts): a few bytes more per event
+ * than etcd's, so our pieces hold at most as many events as etcd's (the same for events of any
+ * real size) and each stays below the limit on the wire.
  */
 import type { Event, KeyValue } from "../../kv/types";
 import type * as wire from "../etcd-types";
+import { intField, keyValueSize as kvSize, lenField } from "../../kv/wire-size";
+
+export { varintSize } from "../../kv/wire-size";
 
 /** etcd's grpcOverheadBytes: its watch server fragments at --max-request-bytes plus this. */
 export const FRAGMENT_OVERHEAD_BYTES = 512 * 1024;
 
-/** Bytes of a varint holding `v` (int64/uint64; negative int64 take ten bytes). */
-export function varintSize(v: number | bigint | string): number {
-  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v < 2 ** 28) return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : 4;
-  let n = typeof v === "bigint" ? v : BigInt(v);
-  if (n < 0n) return 10;
-  let size = 1;
-  while (n >= 0x80n) {
-    n >>= 7n;
-    size++;
-  }
-  return size;
-}
-
-/** A varint field with a one-byte tag (every field here has a number below 16). */
-function intField(v: number | string): number {
-  return 1 + varintSize(v === "" ? 0 : v);
-}
-
-/** A length-delimited field (bytes, string, message) of `len` bytes with a one-byte tag. */
-function lenField(len: number): number {
-  return 1 + varintSize(len) + len;
-}
-
 export function keyValueSize(kv: KeyValue): number {
-  return (
-    lenField(kv.key.length) +
-    intField(kv.create_revision) +
-    intField(kv.mod_revision) +
-    intField(kv.version) +
-    lenField(kv.value.length) +
-    intField(kv.lease)
-  );
+  return kvSize(kv.key.length, kv.create_revision, kv.mod_revision, kv.version, kv.value.length, kv.lease);
 }
 
 /** An Event message's own size (without its tag and length inside a WatchResponse). */

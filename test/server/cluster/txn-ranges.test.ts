@@ -1,0 +1,96 @@
+/**
+ * A Txn of 128 Range ops each reading the whole keyspace (issue 15) against a real 3-member
+ * cluster: with ~17 MiB stored its response would be over 2 GiB. etcd 3.4.23 builds it
+ * (5.5 GiB peak at 20 MiB, bench/txn-ranges.ts) and answers RESOURCE_EXHAUSTED "grpc: trying to
+ * send message larger than max (N vs. 2147483647)". raftkv answers the same without building it,
+ * whether the txn only reads (served locally, as etcd does) or also writes (refused at apply on
+ * every member, without effect), and every member stays healthy with its memory near where it was.
+ */
+import { strict as assert } from "node:assert";
+import * as grpc from "@grpc/grpc-js";
+import { loadEtcdGrpc } from "../../../node-runtime/server/proto";
+import { rssMiB } from "../../abuse/support";
+import { TestCluster } from "../harness/cluster";
+import { adminCredentials, clientAddress, RawMember } from "./clients";
+
+const VALUE = Buffer.alloc(100 * 1024, "r");
+const KEYS = 170;
+const all = { request_range: { key: Buffer.from([0]), range_end: Buffer.from([0]) } };
+const TOO_LARGE = /^grpc: trying to send message larger than max \(\d+ vs\. 2147483647\)$/;
+
+/** A Txn through a client that takes any response size, so what fails is the server's answer. */
+function txn(address: string, creds: grpc.ChannelCredentials, req: object): Promise<{ responses: unknown[] }> {
+  const { clients } = loadEtcdGrpc();
+  const client = new clients.KV(address, creds, { "grpc.max_receive_message_length": -1 });
+  const call = (client as unknown as Record<string, (r: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => void>)["Txn"]!;
+  return new Promise<{ responses: unknown[] }>((resolve, reject) => {
+    call.call(client, req, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err, res) => (err ? reject(err) : resolve(res as { responses: unknown[] })));
+  }).finally(() => client.close());
+}
+
+describe("txn of 128 full-range reads", function () {
+  this.timeout(180_000);
+  let c: TestCluster | undefined;
+  const kvs: RawMember[] = [];
+
+  after(async () => {
+    for (const k of kvs) k.close();
+    await c?.destroy();
+  });
+
+  it("is refused with etcd's answer before it is built; the members stay healthy and bounded", async () => {
+    c = await TestCluster.start({ size: 3 });
+    const leader = await c.leader();
+    const creds = adminCredentials(c);
+    const address = clientAddress(c, leader);
+    const kv = new RawMember(address, creds);
+    kvs.push(kv);
+    for (let i = 0; i < KEYS; i += 10) {
+      const puts = Array.from({ length: Math.min(10, KEYS - i) }, (_, j) => ({ request_put: { key: Buffer.from(`big/${String(i + j).padStart(4, "0")}`), value: VALUE } }));
+      await kv.call("KV", "Txn", { compare: [], success: puts, failure: [] }, 30_000);
+    }
+    const pids = c.members.map((m) => c!.procs.get(m.name)!.pid!);
+    const before = pids.map(rssMiB);
+
+    // Reads only: served by the member asked, like a range.
+    const ranges = Array.from({ length: 128 }, () => all);
+    const readErr = (await txn(address, creds, { compare: [], success: ranges, failure: [] }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    ))!;
+    assert.ok(readErr, "the read-only txn was refused");
+    assert.equal(readErr.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(readErr.details, TOO_LARGE);
+
+    // With a write it goes through the log: refused at apply on every member, nothing written.
+    const writeErr = (await txn(address, creds, { compare: [], success: [{ request_put: { key: Buffer.from("written"), value: Buffer.from("x") } }, ...ranges.slice(1)], failure: [] }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    ))!;
+    assert.ok(writeErr, "the write txn was refused");
+    assert.equal(writeErr.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(writeErr.details, TOO_LARGE);
+
+    const after = pids.map(rssMiB);
+    after.forEach((a, i) => assert.ok(a - before[i]! < 400, `member ${i} RSS grew from ${before[i]!.toFixed(0)} to ${a.toFixed(0)} MiB`));
+
+    // The same 128 ranges without values are small and answered; a follower answers a
+    // serializable txn itself.
+    const keysOnly = { request_range: { ...all.request_range, keys_only: true } };
+    const small = await txn(address, creds, { compare: [], success: Array.from({ length: 128 }, () => keysOnly), failure: [] });
+    assert.equal(small.responses.length, 128);
+    assert.equal((small.responses[127] as { response_range: { kvs: unknown[] } }).response_range.kvs.length, KEYS);
+    const follower = c.members.map((m) => m.name).find((n) => n !== leader)!;
+    const local = await txn(clientAddress(c, follower), creds, { compare: [], success: [{ request_range: { ...all.request_range, serializable: true, count_only: true } }], failure: [] });
+    assert.equal((local.responses[0] as { response_range: { count: string } }).response_range.count, String(KEYS));
+
+    await c.waitHealthy();
+    for (const m of c.members) {
+      const member: RawMember = new RawMember(clientAddress(c, m.name), creds);
+      kvs.push(member);
+      assert.equal((await member.get("written", { serializable: true })).kvs.length, 0, `${m.name} did not apply the refused write`);
+    }
+    await kv.put("after", "ok");
+    assert.equal(await kv.value("after"), "ok");
+  });
+});
