@@ -121,6 +121,32 @@ describe("e2e applier: scheduling a plan like the Pulumi engine", () => {
     }
   });
 
+  it("a deleted resource is gone from what the providers see when its delete runs (a target group attachment's delete deregisters its target)", async () => {
+    const seen: Record<string, string[]> = {};
+    const p: Provider = {
+      create: async (r) => r.outputs,
+      update: async (_o, n) => n.outputs,
+      async delete(o, ctx) {
+        seen[o.name] = ctx.live().map((r) => `${r.name} ${r.id}`).sort();
+      },
+    };
+    const gone = res("gone"), kept = res("kept");
+    const oldRep = res("rep"), newRep = res("rep", { id: "rep-id2" });
+    const plan: Plan = {
+      steps: [step("delete", gone), step("replace", newRep, [], oldRep), step("delete", oldRep, [1])],
+      next: { resources: [kept, newRep], outputs: {} },
+    };
+    const applier = new Applier({ lab: noLab, providers: { [TYPE]: p } });
+    try {
+      await applier.apply(plan, { resources: [gone, kept, oldRep], outputs: {} });
+      assert.ok(!seen["gone"]!.includes("gone gone-id"), `live at its delete: ${seen["gone"]!.join(", ")}`);
+      // The old half of a create-before-delete replacement: the replacement stays visible.
+      assert.ok(seen["rep"]!.includes("rep rep-id2") && !seen["rep"]!.includes("rep rep-id"), `live at the old half's delete: ${seen["rep"]!.join(", ")}`);
+    } finally {
+      await applier.close();
+    }
+  });
+
   it("records types it does not reproduce and refuses plans whose steps can never start", async () => {
     const vpc = res("vpc", { type: "aws:ec2/vpc:Vpc" });
     const applier = new Applier({ lab: noLab });

@@ -7,4 +7,5 @@ import type { Lab } from "../lab";
 export type { Plan, RecordedResource, StackState, Step, StepOp } from "../engine";
 export type { ExecResult, Host as LabHost, HostSpec, NetNs as LabNetNs } from "../lab";
 
-export type LabLike = Pick<Lab, "addHost" | "host" | "hostByIp" | "addNamespace" | "runnerCanReach">;
+export type LabLike = Pick<Lab, "addHost" | "host" | "hostByIp" | "addNamespace" | "runnerCanReach"> &
+  Partial<Pick<Lab, "createVolume" | "resizeVolume" | "deleteVolume" | "attachVolume" | "detachVolume">>;

@@ -18,6 +18,7 @@ import { ProviderError, recordedOnly, type ApplyContext, type Provider } from ".
 import { copyToRemoteProvider, remoteCommand } from "./providers/command";
 import { hostName, instance } from "./providers/instance";
 import { LoadBalancers } from "./providers/loadBalancer";
+import { volume, volumeAttachment } from "./providers/volume";
 
 export { ProviderError, type Provider, type ApplyContext } from "./provider";
 
@@ -66,6 +67,8 @@ export class Applier {
     this.workDir = mkdtempSync(path.join(os.tmpdir(), "raftkv-apply-"));
     this.providers = {
       "aws:ec2/instance:Instance": instance,
+      "aws:ebs/volume:Volume": volume,
+      "aws:ec2/volumeAttachment:VolumeAttachment": volumeAttachment,
       "aws:lb/loadBalancer:LoadBalancer": this.lbs.loadBalancer,
       "aws:lb/targetGroup:TargetGroup": this.lbs.configuration,
       "aws:lb/listener:Listener": this.lbs.configuration,
@@ -111,8 +114,17 @@ export class Applier {
       for (const urn of this.booted) {
         const r = this.live.get(urn);
         const h = r === undefined ? undefined : this.lab.host(hostName(r));
-        if (h === undefined) this.booted.delete(urn);
-        else await h.setHostsEntries(entries);
+        if (h === undefined) {
+          this.booted.delete(urn);
+          continue;
+        }
+        try {
+          await h.setHostsEntries(entries);
+        } catch (e) {
+          // Terminated meanwhile (its delete step started after this sync did): nothing to write.
+          if (this.live.get(urn) === r) throw e;
+          this.booted.delete(urn);
+        }
       }
     };
     this.dnsQueue = this.dnsQueue.then(run, run);
@@ -160,9 +172,19 @@ export class Applier {
       }
       case "delete": {
         const old = need(step.old, step);
-        if (old.options.retainOnDelete !== true) await this.providerFor(old.type).delete(old, ctx);
-        // The old half of a create-before-delete replacement: the URN now names the replacement.
-        if (this.live.get(old.urn)?.id === old.id) this.live.delete(old.urn);
+        // Gone from what the providers see before its provider runs, as in the cloud: e.g. a
+        // TargetGroupAttachment's delete reconfigures the load balancer from the live resources,
+        // and the target must be deregistered by it, not by the next reconfiguration. (The old
+        // half of a create-before-delete replacement: the URN already names the replacement.)
+        const current = this.live.get(old.urn);
+        const itself = current?.id === old.id;
+        if (itself) this.live.delete(old.urn);
+        try {
+          if (old.options.retainOnDelete !== true) await this.providerFor(old.type).delete(old, ctx);
+        } catch (e) {
+          if (itself && !this.live.has(old.urn)) this.live.set(old.urn, current);
+          throw e;
+        }
         return;
       }
     }

@@ -63,6 +63,12 @@ export const FORCE_NEW: Record<string, readonly string[]> = {
   "aws:lb/loadBalancer:LoadBalancer": ["name", "namePrefix", "internal", "loadBalancerType", "subnetMappings", "customerOwnedIpv4Pool", "securityGroups"],
   "aws:lb/targetGroup:TargetGroup": ["name", "namePrefix", "port", "protocol", "protocolVersion", "vpcId", "targetType", "ipAddressType", "lambdaMultiValueHeadersEnabled"],
   "aws:lb/listener:Listener": ["loadBalancerArn"],
+  // aws_ebs_volume (ebs_volume.go): size, type, iops and throughput are modified in place
+  // (ModifyVolume); a smaller size is refused by EBS (not modelled: the program only grows it).
+  "aws:ebs/volume:Volume": ["availabilityZone", "encrypted", "kmsKeyId", "snapshotId", "outpostArn", "multiAttachEnabled"],
+  // aws_volume_attachment (volume_attachment.go): the three identifying arguments force a new
+  // attachment; forceDetach, skipDestroy and stopInstanceBeforeDetaching do not.
+  "aws:ec2/volumeAttachment:VolumeAttachment": ["deviceName", "instanceId", "volumeId"],
   // aws_lb_target_group_attachment has no Update: every argument forces a new attachment.
   "aws:lb/targetGroupAttachment:TargetGroupAttachment": ["targetGroupArn", "targetId", "port", "availabilityZone"],
   "tls:index/privateKey:PrivateKey": ["algorithm", "rsaBits", "ecdsaCurve"],

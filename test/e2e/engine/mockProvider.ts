@@ -54,6 +54,7 @@ const ID_PREFIX: Record<string, string> = {
   "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr-",
   "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr-",
   "aws:ec2/instance:Instance": "i-",
+  "aws:ebs/volume:Volume": "vol-",
 };
 
 const ACCOUNT = "123456789012";
@@ -139,6 +140,9 @@ export class MockProviders {
         // The provider trims the trailing newline of stdout and stderr.
         return { id: `${reg.name}${hex(8)}`, computed: { stdout: r.stdout.replace(/\n$/, ""), stderr: r.stderr.replace(/\n$/, "") }, secretOutputs };
       }
+      case "aws:ec2/volumeAttachment:VolumeAttachment":
+        // The provider's id: "vai-" + a hash of device name, instance and volume.
+        return { id: `vai-${createHash("sha1").update(`${String(i["deviceName"])}-${String(i["instanceId"])}-${String(i["volumeId"])}`).digest("hex").slice(0, 10)}`, computed: {}, secretOutputs };
       case "command:remote:CopyToRemote":
         return { id: hex(16), computed: {}, secretOutputs };
       case "aws:ec2/keyPair:KeyPair": {

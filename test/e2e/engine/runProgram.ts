@@ -54,7 +54,8 @@ export async function runProgram(config: Record<string, string>, prior: StackSta
     let log = "";
     child.stdout.on("data", (d: Buffer) => (log += d.toString()));
     child.stderr.on("data", (d: Buffer) => (log += d.toString()));
-    const timeoutMs = opts.timeoutMs ?? 180_000;
+    // Generous: a 7-master program took over 180 s at a load average of 40 on 2 cores.
+    const timeoutMs = opts.timeoutMs ?? 420_000;
     const code = await new Promise<number | null>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill("SIGKILL");

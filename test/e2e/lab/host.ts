@@ -48,6 +48,29 @@ export interface Host {
   setHostsEntries(entries: Record<string, string>): Promise<void>;
 }
 
+/**
+ * Online ext4 growth (resize2fs on a mounted filesystem) needs CAP_SYS_RESOURCE, which root has on
+ * EC2 but this machine's runner, and so every lab host, does not have. The shim (first in root's
+ * PATH) runs the real resize2fs and turns exactly that refusal into a line on stderr and success;
+ * every other failure stays a failure. The volume's growth itself (the block device's size) is
+ * reproduced; the filesystem's is not (README.md).
+ */
+const RESIZE2FS_SHIM = `#!/bin/sh
+# raftkv e2e lab: see RESIZE2FS_SHIM in test/e2e/lab/host.ts.
+out="$(/usr/sbin/resize2fs "$@" 2>&1)" && { printf '%s\\n' "$out"; exit 0; }
+case "$out" in
+  *"Permission denied to resize filesystem"*) echo "lab: online resize needs CAP_SYS_RESOURCE, which this lab cannot grant: filesystem not grown" >&2; exit 0 ;;
+esac
+printf '%s\\n' "$out" >&2
+exit 1
+`;
+
+/** The NVMe name EC2 gives an EBS volume on Nitro instances: udev's by-id link of its serial. */
+export function ebsByIdPath(volumeId: string): string {
+  if (!/^vol-[0-9a-z]+$/.test(volumeId)) throw new Error(`invalid EBS volume id ${JSON.stringify(volumeId)}`);
+  return `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volumeId.replace("-", "")}`;
+}
+
 /** What a host needs from its lab. */
 export interface HostContext {
   lab: string;
@@ -56,7 +79,8 @@ export interface HostContext {
   netns: string;
   veth: string;
   vpcPrefix: number;
-  onDestroyed(host: LabHost): void;
+  /** Called once a host is gone (frees its address and releases the volumes attached to it). */
+  onDestroyed(host: LabHost): void | Promise<void>;
 }
 
 /** The device name the data disk gets inside: the second NVMe disk of a Nitro instance. */
@@ -102,6 +126,8 @@ export class LabHost implements Host {
   private state: "new" | "running" | "stopped" | "destroyed" = "new";
   private prepared = false;
   private hostsLines: string[] = [];
+  /** Attached EBS-like volumes (Lab.attachVolume): loop device and the names it has inside. */
+  private readonly volumes = new Map<string, { loop: string; device: string; byId: string }>();
 
   constructor(
     private readonly ctx: HostContext,
@@ -139,6 +165,8 @@ export class LabHost implements Host {
       path.join(r, "etc/hosts"),
       `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${this.privateIp}\t${this.name}\n${HOSTS_BEGIN}\n${HOSTS_END}\n`,
     );
+    fs.mkdirSync(path.join(r, "usr/local/sbin"), { recursive: true });
+    fs.writeFileSync(path.join(r, "usr/local/sbin/resize2fs"), RESIZE2FS_SHIM, { mode: 0o755 });
     this.prepared = true;
     this.writeHostsBlock();
     const seed = path.join(r, "var/lib/cloud/seed/nocloud");
@@ -185,6 +213,8 @@ export class LabHost implements Host {
       // kernel's partition list (/proc/partitions names it loopN).
       args.push(`--bind=${this.loopDevice}:${DATA_DISK_DEVICE}`, `--bind=${this.loopDevice}`);
     }
+    // Attached volumes keep their attachment across stop/start, as EBS volumes do.
+    for (const v of this.volumes.values()) args.push(`--bind=${v.loop}:${v.device}`, `--bind=${v.loop}:${v.byId}`);
     const log = fs.openSync(path.join(this.ctx.hostDir, "console.log"), "a");
     const child = spawn("systemd-nspawn", args, { detached: true, stdio: ["ignore", log, log] });
     fs.closeSync(log);
@@ -236,6 +266,53 @@ export class LabHost implements Host {
         `host ${this.name} cannot open its data disk ${DATA_DISK_DEVICE} (${loop}): ${r.stderr.trim()}; the runner's device cgroup must allow block devices`,
       );
     }
+  }
+
+  /**
+   * Attaches a volume's loop device, as EC2 attaches an EBS volume to a running instance: the
+   * next NVMe name, and (what udev makes from the volume's serial on a Nitro instance)
+   * /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id>. A running host gets the device
+   * nodes at once; every later boot binds them.
+   */
+  async attachVolume(volumeId: string, loop: string): Promise<void> {
+    if (this.state === "destroyed") throw new Error(`host ${this.name} was destroyed`);
+    if (this.volumes.has(volumeId)) throw new Error(`volume ${volumeId} is already attached to ${this.name}`);
+    const used = new Set([...(this.loopDevice ? [DATA_DISK_DEVICE] : []), ...[...this.volumes.values()].map((v) => v.device)]);
+    let n = 1;
+    while (used.has(`/dev/nvme${n}n1`)) n++;
+    const v = { loop, device: `/dev/nvme${n}n1`, byId: ebsByIdPath(volumeId) };
+    this.volumes.set(volumeId, v);
+    if (this.state !== "running") return;
+    const { rdev } = fs.statSync(loop);
+    const major = Math.floor(rdev / 256) & 0xfff;
+    const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    const r = await this.exec([
+      "sh",
+      "-c",
+      `mknod -m 0660 ${v.device} b ${major} ${minor} && mkdir -p /dev/disk/by-id && ln -sf ../../${v.device.slice(5)} ${v.byId} && blockdev --getsize64 ${v.byId}`,
+    ]);
+    if (r.code !== 0) {
+      this.volumes.delete(volumeId);
+      throw new Error(`attaching ${volumeId} to ${this.name} failed: ${r.stderr.trim()}`);
+    }
+  }
+
+  /** Detaches a volume (after a clean stop, or from a running host: its nodes disappear). Returns its loop device. */
+  async detachVolume(volumeId: string): Promise<string> {
+    const v = this.volumes.get(volumeId);
+    if (v === undefined) throw new Error(`volume ${volumeId} is not attached to ${this.name}`);
+    if (this.state === "running") {
+      const busy = await this.exec(["sh", "-c", `findmnt -n -S ${v.device} || findmnt -n -S ${v.byId} || true`]);
+      if (busy.stdout.trim() !== "") throw new Error(`volume ${volumeId} is busy: mounted on ${this.name} (${busy.stdout.trim()}); stop the instance first`);
+      await this.exec(["rm", "-f", v.device, v.byId]);
+    }
+    this.volumes.delete(volumeId);
+    return v.loop;
+  }
+
+  /** Volumes still attached (a terminated host releases them). */
+  attachedVolumes(): Array<{ volumeId: string; loop: string }> {
+    return [...this.volumes.entries()].map(([volumeId, v]) => ({ volumeId, loop: v.loop }));
   }
 
   /** sshd answers on the private address, and cloud-init has installed the admin keys. */
@@ -359,7 +436,7 @@ export class LabHost implements Host {
     this.loopDevice = undefined;
     fs.rmSync(this.ctx.hostDir, { recursive: true, force: true });
     await deleteNetns(this.ctx.netns, this.ctx.veth);
-    this.ctx.onDestroyed(this);
+    await this.ctx.onDestroyed(this);
   }
 
   async setHostsEntries(entries: Record<string, string>): Promise<void> {

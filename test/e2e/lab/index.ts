@@ -7,13 +7,13 @@ import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process"
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ensureBaseImage } from "./image";
-import { LabHost, type Host, type HostSpec } from "./host";
+import { LabHost, ebsByIdPath, type Host, type HostSpec } from "./host";
 import { assertRangeFree, cidrContains, createAttachedNetns, createVpc, deleteNetns, parseCidr, parseIp, vethName } from "./net";
 import { labDir, sweepAbandonedLabs, sweepLab, type LabState } from "./sweep";
-import { runCommand } from "./run";
+import { mustRun, runCommand } from "./run";
 
 export type { Host, HostSpec, ExecResult } from "./host";
-export { DATA_DISK_DEVICE } from "./host";
+export { DATA_DISK_DEVICE, ebsByIdPath } from "./host";
 export { sweepLab } from "./sweep";
 
 export interface LabOptions {
@@ -45,6 +45,17 @@ export interface Lab {
   addNamespace(name: string, ips: string[]): Promise<NetNs>;
   /** Whether the runner (this process) can reach `ip`: only inside the public subnet. */
   runnerCanReach(ip: string): boolean;
+  /**
+   * EBS-like volumes: a sparse file per volume under the lab's directory, independent of any
+   * host. Attached to a host as a loop device with the names EC2 gives it (host.ts
+   * attachVolume); a terminated host releases its volumes, which keep their data.
+   */
+  createVolume(volumeId: string, sizeMiB: number): Promise<void>;
+  /** Grows a volume in place (EBS ModifyVolume): an attached host sees the new size at once. */
+  resizeVolume(volumeId: string, sizeMiB: number): Promise<void>;
+  deleteVolume(volumeId: string): Promise<void>;
+  attachVolume(volumeId: string, hostName: string): Promise<void>;
+  detachVolume(volumeId: string, hostName: string): Promise<void>;
   /** Everything gone: containers, namespaces, veths, bridge, route, loop devices, mounts, files. */
   close(): Promise<void>;
 }
@@ -91,6 +102,7 @@ class LabImpl implements Lab {
   private readonly usedIps = new Map<string, string>();
   private vethCounter = 0;
   private closed = false;
+  private readonly volumes = new Map<string, { file: string; sizeMiB: number; attachedTo?: string; loop?: string }>();
 
   constructor(
     readonly name: string,
@@ -134,9 +146,18 @@ class LabImpl implements Lab {
         netns,
         veth,
         vpcPrefix: parseCidr(this.opts.vpcCidr).prefix,
-        onDestroyed: (h) => {
+        onDestroyed: async (h) => {
           this.hosts.delete(h.name);
           this.releaseIps(`host ${h.name}`);
+          // Terminating an instance detaches its volumes; they keep their data.
+          for (const { volumeId, loop } of h.attachedVolumes()) {
+            await runCommand(["losetup", "-d", loop]);
+            const v = this.volumes.get(volumeId);
+            if (v !== undefined) {
+              delete v.attachedTo;
+              delete v.loop;
+            }
+          }
         },
       },
       spec,
@@ -203,6 +224,67 @@ class LabImpl implements Lab {
 
   runnerCanReach(ip: string): boolean {
     return cidrContains(parseCidr(this.opts.publicCidr), parseIp(ip)) && ip !== this.runnerIp;
+  }
+
+  private volume(volumeId: string) {
+    const v = this.volumes.get(volumeId);
+    if (v === undefined) throw new Error(`lab ${this.name} has no volume ${volumeId}`);
+    return v;
+  }
+
+  async createVolume(volumeId: string, sizeMiB: number): Promise<void> {
+    this.checkOpen();
+    ebsByIdPath(volumeId);
+    if (this.volumes.has(volumeId)) throw new Error(`volume ${volumeId} exists`);
+    if (!(Number.isInteger(sizeMiB) && sizeMiB >= 16)) throw new Error(`volume ${volumeId}: sizeMiB must be an integer >= 16`);
+    const dir = path.join(labDir(this.name), "volumes");
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${volumeId}.img`);
+    const fd = fs.openSync(file, "w");
+    fs.ftruncateSync(fd, sizeMiB * 1024 * 1024);
+    fs.closeSync(fd);
+    this.volumes.set(volumeId, { file, sizeMiB });
+  }
+
+  async resizeVolume(volumeId: string, sizeMiB: number): Promise<void> {
+    const v = this.volume(volumeId);
+    if (sizeMiB < v.sizeMiB) throw new Error(`volume ${volumeId}: EBS volumes only grow (${v.sizeMiB} -> ${sizeMiB} MiB)`);
+    fs.truncateSync(v.file, sizeMiB * 1024 * 1024);
+    v.sizeMiB = sizeMiB;
+    if (v.loop !== undefined) await mustRun(["losetup", "-c", v.loop]);
+  }
+
+  async deleteVolume(volumeId: string): Promise<void> {
+    const v = this.volume(volumeId);
+    if (v.attachedTo !== undefined) throw new Error(`volume ${volumeId} is attached to ${v.attachedTo} (VolumeInUse)`);
+    fs.rmSync(v.file, { force: true });
+    this.volumes.delete(volumeId);
+  }
+
+  async attachVolume(volumeId: string, hostName: string): Promise<void> {
+    const v = this.volume(volumeId);
+    const h = this.hosts.get(hostName);
+    if (h === undefined) throw new Error(`lab ${this.name} has no host ${hostName}`);
+    if (v.attachedTo !== undefined) throw new Error(`volume ${volumeId} is attached to ${v.attachedTo} (VolumeInUse)`);
+    const loop = (await mustRun(["losetup", "--find", "--show", v.file])).trim();
+    try {
+      await h.attachVolume(volumeId, loop);
+    } catch (err) {
+      await runCommand(["losetup", "-d", loop]);
+      throw err;
+    }
+    v.attachedTo = hostName;
+    v.loop = loop;
+  }
+
+  async detachVolume(volumeId: string, hostName: string): Promise<void> {
+    const v = this.volume(volumeId);
+    if (v.attachedTo !== hostName) throw new Error(`volume ${volumeId} is not attached to ${hostName}`);
+    const h = this.hosts.get(hostName);
+    const loop = h !== undefined ? await h.detachVolume(volumeId) : v.loop;
+    if (loop !== undefined) await runCommand(["losetup", "-d", loop]);
+    delete v.attachedTo;
+    delete v.loop;
   }
 
   async close(): Promise<void> {

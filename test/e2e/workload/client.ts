@@ -70,7 +70,8 @@ async function main(): Promise<void> {
   const counts: WorkloadCounts = { writes: { ok: 0, failed: 0 }, reads: { ok: 0, failed: 0, stale: 0 }, errors: [], lastAcked: 0 };
   const acked: number[] = [];
   const note = (what: string, e: unknown) => {
-    const msg = `${what}: ${(e as Error).message ?? String(e)}`.slice(0, 300);
+    // The wall-clock time lets a report line up a failure with the plan's steps and the load balancer's log.
+    const msg = `${new Date().toISOString().slice(11, 23)} ${what}: ${(e as Error).message ?? String(e)}`.slice(0, 300);
     if (counts.errors.length < 10 && !counts.errors.includes(msg)) counts.errors.push(msg);
   };
   let stopping = false;

@@ -135,6 +135,10 @@ export class LoadBalancers {
       const proc = ns.spawn(tsxNodeArgv(this.forwarderScript, configPath, String(process.pid)));
       const logFile = createWriteStream(path.join(ctx.workDir, `${r.name}.forwarder.log`), { flags: "a" });
       proc.stdout?.pipe(logFile);
+      // Target state changes also go to the applier's log (shown with RAFTKV_E2E_VERBOSE).
+      proc.stdout?.on("data", (d: Buffer) => {
+        for (const line of d.toString().split("\n")) if (line !== "") ctx.log(`${r.name}: ${line}`);
+      });
       proc.stderr?.pipe(logFile);
       this.nlbs.set(r.urn, { urn: r.urn, arn, dnsName, ips, ns, proc, configPath });
       this.reconfigure(ctx);
