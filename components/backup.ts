@@ -124,7 +124,7 @@ export interface InstallBackup {
   declare(
     ctx: { parent: pulumi.Resource; connection(host: string): command.types.input.remote.ConnectionArgs; uploadDir: string },
     join: JoinPlan,
-    host: { name: string; privateIp: string; instance: pulumi.Resource },
+    host: { name: string; privateIp: string; instance: pulumi.CustomResource & { id: pulumi.Output<string> } },
   ): pulumi.Resource[];
   /** Member scripts take a backup before they change the cluster. */
   beforeChange: boolean;
@@ -175,6 +175,8 @@ export function clusterBackup(args: ClusterBackupArgs): InstallBackup {
               update: sshInvocation(script, label),
               delete: sshInvocation(renderBackupRemoveScript(), label),
               stdin: env,
+              // A replaced host gets its agent again.
+              triggers: [host.instance.id],
               addPreviousOutputInEnv: false,
             },
             { parent: ctx.parent, dependsOn: after },
@@ -185,7 +187,7 @@ export function clusterBackup(args: ClusterBackupArgs): InstallBackup {
         deps.push(
           new command.remote.CopyToRemote(
             `${join.member.name}-restore-upload`,
-            { connection: ctx.connection(host.privateIp), source: new pulumi.asset.FileAsset(s.restoreFrom.path), remotePath: `${ctx.uploadDir}/${restoreFileName}` },
+            { connection: ctx.connection(host.privateIp), source: new pulumi.asset.FileAsset(s.restoreFrom.path), remotePath: `${ctx.uploadDir}/${restoreFileName}`, triggers: [host.instance.id] },
             { parent: ctx.parent, dependsOn: [host.instance] },
           ),
         );

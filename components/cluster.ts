@@ -10,11 +10,10 @@ import { ClientLoadBalancer } from "./loadBalancer";
 import { Pki } from "./pki";
 import { Masters } from "./masters";
 import { Workers } from "./workers";
-import { ClusterInstall } from "./clusterInstall";
+import { ClusterInstall, type MasterHost } from "./clusterInstall";
 import { PinnedImages } from "./image";
 import { BackupStorage, clusterBackup } from "./backup";
 import type { BackupSettings } from "./backupSettings";
-
 
 export interface RaftkvClusterArgs {
   settings: ClusterSettings;
@@ -143,43 +142,16 @@ export class RaftkvCluster extends pulumi.ComponentResource {
 
     const backupStorage = args.backup !== undefined ? new BackupStorage(`${name}-backup`, { settings: args.backup.settings, tags }, parent) : undefined;
     this.backupBucket = backupStorage?.bucketName;
-    const masters = new Masters(
-      `${name}-masters`,
-      {
-        placements: masterPlacements,
-        subnetIds: network.subnetIds,
-        securityGroupId: network.mastersSecurityGroupId,
-        amiId: images.image(s.arch.master),
-        networkReady: network.egressReady,
-        instanceType: s.masterInstanceType,
-        keyName: keyPair.keyName,
-        dataVolumeGiB: s.dataVolumeGiB,
-        targetGroupArn: lb.targetGroupArn,
-        tags,
-        ...(backupStorage?.instanceProfileName !== undefined ? { iamInstanceProfile: backupStorage.instanceProfileName } : {}),
-        retainDataVolumes: args.backup?.settings.retainDataVolumes === true,
-      },
-      parent,
-    );
-    const workers = new Workers(
-      `${name}-workers`,
-      { placements: workerPlacements, subnetIds: network.subnetIds, securityGroupId: network.workersSecurityGroupId, amiId: images.image(s.arch.worker), networkReady: network.egressReady, instanceType: s.workerInstanceType, keyName: keyPair.keyName, tags },
-      parent,
-    );
-
     this.clientEndpoint = pulumi.interpolate`https://${lb.dnsName}:${DEFAULT_CLIENT_PORT}`;
     const install = new ClusterInstall(
       `${name}-install`,
       {
-        joins,
-        masters: Object.fromEntries(masterPlacements.map((p) => [p.name, { name: p.name, privateIp: p.privateIp, instance: masters.instances[p.name]! }])),
-        workers: workerPlacements.map((w) => ({ name: w.name, privateIp: w.privateIp, instance: workers.instances[w.name]!, cert: pki.workers[w.name]! })),
         memberCerts: pki.members,
         caBundlePem: pki.caBundlePem,
         peerCaBundlePem: pki.peerCaBundlePem,
         clientEndpoint: this.clientEndpoint,
-        clusterToken: s.clusterToken,
-        memberRuntime: {
+        runtime: {
+          clusterToken: s.clusterToken,
           heapMiB: s.memberBudget.heapMiB,
           quotaBackendBytes: s.memberBudget.quotaBackendBytes,
           ...(s.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: s.heartbeatIntervalMs } : {}),
@@ -208,6 +180,49 @@ export class RaftkvCluster extends pulumi.ComponentResource {
       },
       parent,
     );
+    const masters = new Masters(
+      `${name}-masters`,
+      {
+        subnetIds: network.subnetIds,
+        securityGroupId: network.mastersSecurityGroupId,
+        amiId: images.image(s.arch.master),
+        instanceType: s.masterInstanceType,
+        keyName: keyPair.keyName,
+        dataVolumeGiB: s.dataVolumeGiB,
+        targetGroupArn: lb.targetGroupArn,
+        networkReady: network.egressReady,
+        tags,
+        ...(backupStorage?.instanceProfileName !== undefined ? { iamInstanceProfile: backupStorage.instanceProfileName } : {}),
+        retainDataVolumes: args.backup?.settings.retainDataVolumes === true,
+      },
+      parent,
+    );
+    // One master at a time: each master's instance and volume depend on the previous master's
+    // gate, which (when that master changed) waits until it is a healthy voter again.
+    let gate: pulumi.Resource | undefined;
+    let first: MasterHost | undefined;
+    for (const [i, p] of masterPlacements.entries()) {
+      const host = masters.add(p, gate);
+      first ??= host;
+      gate = install.addMaster(joins[i]!, host, first);
+    }
+    masters.done();
+    const workers = new Workers(
+      `${name}-workers`,
+      {
+        placements: workerPlacements,
+        subnetIds: network.subnetIds,
+        securityGroupId: network.workersSecurityGroupId,
+        amiId: images.image(s.arch.worker),
+        instanceType: s.workerInstanceType,
+        keyName: keyPair.keyName,
+        networkReady: network.egressReady,
+        tags,
+      },
+      parent,
+    );
+    for (const w of workerPlacements) install.addWorker({ name: w.name, privateIp: w.privateIp, instance: workers.instances[w.name]!, cert: pki.workers[w.name]! });
+    install.finish();
 
     this.members = masterPlacements.map((p) => ({ name: p.name, privateIp: p.privateIp, availabilityZone: p.availabilityZone }));
     this.caCertPem = pki.caBundlePem;

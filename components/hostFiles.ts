@@ -22,6 +22,8 @@ export const HOST = {
   stateDir: "/var/lib/raftkv",
   dataDir: "/var/lib/raftkv/data",
   nodePath: "/usr/bin/node",
+  /** Written by the data volume step on the volume itself: the member starts only where it exists. */
+  volumeMarker: "/var/lib/raftkv/.raftkv-volume",
 } as const;
 
 /**
@@ -107,8 +109,10 @@ export function memberFlags(join: JoinPlan, opts: MemberRuntimeOptions): string[
 /**
  * The member's unit. Flags live on the ExecStart line (they are the contract with the runtime);
  * ExecReload sends SIGHUP, on which the member re-reads its certificates without a restart.
- * The state directory is the data volume's mount: systemd orders the unit after that mount
- * (RequiresMountsFor).
+ * The state directory must be the data volume's mount: systemd orders the unit after that mount
+ * (RequiresMountsFor), and the member refuses to start unless the volume's marker file is there
+ * (written on the volume by the volume step), so it can never run (and bootstrap an empty
+ * cluster) on the root disk after a failed mount.
  */
 export function renderMemberUnit(join: JoinPlan, opts: MemberRuntimeOptions): string {
   const nodePath = opts.nodePath ?? HOST.nodePath;
@@ -125,6 +129,8 @@ export function renderMemberUnit(join: JoinPlan, opts: MemberRuntimeOptions): st
     "Type=simple",
     `User=${HOST.user}`,
     `Group=${HOST.user}`,
+    // Not `mountpoint`: ReadWritePaths makes the directory a bind mount inside the unit anyway.
+    `ExecStartPre=/usr/bin/test -f ${HOST.volumeMarker}`,
     `ExecStart=${args.join(" \\\n    ")}`,
     "ExecReload=/bin/kill -HUP $MAINPID",
     "Restart=on-failure",

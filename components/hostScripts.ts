@@ -52,10 +52,18 @@ fail() { log "ERROR: $*"; exit 1; }`;
 
 const PREPARE_FUNCTIONS = `SERVICE_USER=${HOST.user}
 
+# A failed user-data run is an error, not a warning: the host would otherwise be installed
+# without what its user data prepares. Exit 2 is cloud-init's "degraded" (warnings only).
 wait_for_cloud_init() {
   if command -v cloud-init >/dev/null 2>&1; then
     log "waiting for cloud-init to finish"
-    cloud-init status --wait >/dev/null || log "cloud-init reported a problem; continuing"
+    local rc=0
+    cloud-init status --wait >/dev/null || rc=$?
+    case "$rc" in
+      0) ;;
+      2) log "cloud-init finished with warnings (cloud-init status --long)" ;;
+      *) fail "cloud-init failed (exit $rc): see cloud-init status --long and /var/log/cloud-init-output.log" ;;
+    esac
   fi
 }
 
@@ -129,6 +137,16 @@ is_healthy() {
   ' "$1"
 }
 
+# wait_until SECONDS CMD...: runs CMD every 2 s until it succeeds (0) or time runs out (1).
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 2
+  done
+}
+
 wait_local_health() {
   local deadline=$((SECONDS + HEALTH_TIMEOUT))
   log "waiting for $HEALTH_URL"
@@ -159,22 +177,23 @@ member_hex_id() {
   ' "$1"
 }
 
-# member_is_learner PEER_URL < member-list-json: exit 0 if that member is listed as a learner.
-member_is_learner() {
+# member_field PEER_URL FIELD < member-list-json: a field of that member (lists joined by ","), or nothing.
+# isLearner prints true or false (etcd leaves a false one out of its JSON).
+member_field() {
   node -e '
-    const raw = require("fs").readFileSync(0, "utf8").replace(/"ID"\\s*:\\s*(\\d+)/g, (_, d) => "\\"ID\\":\\"" + d + "\\"");
-    const m = (JSON.parse(raw).members || []).find((x) => (x.peerURLs || []).includes(process.argv[1]));
-    process.exit(m !== undefined && m.isLearner === true ? 0 : 1);
-  ' "$1"
+    const m = (JSON.parse(require("fs").readFileSync(0, "utf8")).members || []).find((x) => (x.peerURLs || []).includes(process.argv[1]));
+    if (m) {
+      const v = process.argv[2] === "isLearner" ? m.isLearner === true : m[process.argv[2]];
+      process.stdout.write(Array.isArray(v) ? v.join(",") : String(v ?? ""));
+    }
+  ' "$1" "$2"
 }
 
+cluster_healthy() { ctl "$LOCAL_ENDPOINT" endpoint health --cluster >/dev/null 2>&1; }
+
 wait_cluster_health() {
-  local deadline=$((SECONDS + HEALTH_TIMEOUT))
   log "waiting for every member of the cluster to be healthy"
-  until ctl "$LOCAL_ENDPOINT" endpoint health --cluster >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "cluster not healthy after $HEALTH_TIMEOUT s"
-    sleep 3
-  done
+  wait_until "$HEALTH_TIMEOUT" cluster_healthy || fail "cluster not healthy after $HEALTH_TIMEOUT s"
   log "cluster is healthy"
 }`;
 }
@@ -242,20 +261,47 @@ export interface MemberScriptOptions extends MemberRuntimeOptions {
   revision: string;
   /** Take a backup before adding this member to a running cluster (components/backup.ts). */
   backupBeforeChange?: boolean;
-  /** Shell run before the member's first start (a restore from a snapshot, components/backupHost.ts). */
+  /** Shell run before a bootstrap member's first start (a restore from a snapshot, components/backupHost.ts). */
   beforeFirstStart?: string;
 }
 
-function installFiles(opts: MemberScriptOptions): string {
+const CERT_FILES = (): string => {
   const n = memberCertFileNames();
+  return `${n.serverCert} ${n.serverKey} ${n.peerCert} ${n.peerKey} ${CLIENT_CERT_FILE} ${CLIENT_KEY_FILE}`;
+};
+/** Certificates written by an install update and activated by the roll (one member at a time). */
+const STAGED_DIR = `${HOST.certDir}/staged`;
+/** The certificates a roll replaced, kept until the member is healthy with the new ones. */
+const PREVIOUS_DIR = `${HOST.certDir}/previous`;
+
+/**
+ * Writes certificates and bundles. Created: certificates go straight into place (nothing runs
+ * yet). Updated: new certificates are only staged; the roll activates them one member at a
+ * time, because the runtime takes certificate files as soon as they change, and a bad leaf
+ * written on every member at once would break every member at once.
+ */
+function installFiles(phase: Phase, opts: MemberScriptOptions): string {
   const unit = renderMemberUnit(opts.join, opts);
-  const certs = `${n.serverCert} ${n.serverKey} ${n.peerCert} ${n.peerKey} ${CLIENT_CERT_FILE} ${CLIENT_KEY_FILE}`;
+  const certs = CERT_FILES();
+  const certStep =
+    phase === "create"
+      ? `for f in ${certs}; do
+  if put_file "$STAGE/$f" "$ROOT${HOST.certDir}/$f" 0600 "$SERVICE_USER"; then certs_changed=1; fi
+done`
+      : `install -d -m 0700 "$ROOT${STAGED_DIR}"
+chown "$SERVICE_USER:$SERVICE_USER" "$ROOT${STAGED_DIR}"
+for f in ${certs}; do
+  if [ -f "$ROOT${HOST.certDir}/$f" ] && cmp -s "$STAGE/$f" "$ROOT${HOST.certDir}/$f"; then
+    rm -f "$ROOT${STAGED_DIR}/$f"
+  elif put_file "$STAGE/$f" "$ROOT${STAGED_DIR}/$f" 0600 "$SERVICE_USER"; then
+    certs_changed=1
+  fi
+done
+[ -n "$(ls -A "$ROOT${STAGED_DIR}")" ] && certs_changed=1`;
   return `unpack_stdin ${certs}
 certs_changed=0
 restart_needed=0
-for f in ${certs}; do
-  if put_file "$STAGE/$f" "$ROOT${HOST.certDir}/$f" 0600 "$SERVICE_USER"; then certs_changed=1; fi
-done
+${certStep}
 for f in raftkv.cjs raftkvctl.cjs; do
   [ -s "$ROOT$UPLOAD_DIR/$f" ] || fail "runtime bundle $UPLOAD_DIR/$f was not uploaded"
   if put_file "$ROOT$UPLOAD_DIR/$f" "$ROOT${HOST.optDir}/$f" 0644 root; then restart_needed=1; fi
@@ -265,55 +311,96 @@ if put_file "$STAGE/unit" "$ROOT${HOST.unitPath}" 0644 root; then restart_needed
 cat > "$STAGE/env" ${heredoc("RAFTKV_ENV", renderMemberEnv(opts.join.member))}
 put_file "$STAGE/env" "$ROOT${HOST.envFile}" 0644 root || true
 cat > "$STAGE/ctl" ${heredoc("RAFTKV_CTL", renderCtlWrapper(opts.nodePath))}
-put_file "$STAGE/ctl" "$ROOT${HOST.ctlWrapper}" 0755 root || true`;
+put_file "$STAGE/ctl" "$ROOT${HOST.ctlWrapper}" 0755 root || true${phase === "create" ? `
+log "files in place (certificates changed: $certs_changed, unit or bundle changed: $restart_needed)"` : ""}`;
+}
+
+/** The member's state lives on the data volume; never start it on the root disk. */
+const REQUIRE_VOLUME = `[ -f "$ROOT${HOST.volumeMarker}" ] || fail "${HOST.stateDir} is not the mounted data volume (no ${HOST.volumeMarker}: the volume step did not run or failed); refusing to put the member on the root disk"`;
+
+/**
+ * A bootstrap member (one of the first three) with an empty data directory: either the cluster
+ * is being created (start together with the others, no waiting: they need each other for
+ * quorum; the roll checks health), or the member ran before and lost its data. A member that
+ * ran before is listed with its client URLs; starting it empty under the same ID would count
+ * its lost log as acknowledged, so that is refused.
+ */
+function bootstrapGuard(join: JoinPlan): string {
+  const others = join.initialCluster.filter((m) => m.name !== join.member.name).map(clientUrl);
+  return `if [ -z "$(ls -A "$ROOT${HOST.dataDir}")" ]; then
+  for ep in ${others.join(" ")}; do
+    if listed="$(ctl "$ep" --dial-timeout=2s --command-timeout=4s member list -w json 2>/dev/null)"; then
+      if [ "$(printf '%s' "$listed" | member_field ${peerUrl(join.member)} clientURLs)" != "" ]; then
+        fail "${join.member.name} has run before (the cluster lists its client URLs) but its data directory is empty: starting it would count a lost log as acknowledged. Restore its data volume, or remove it with 'raftkvctl member remove' and rebuild it"
+      fi
+      break
+    fi
+  done
+fi`;
 }
 
 /**
- * A member's install. Creating: write certificates, bundles, unit and env file; a joining
- * member is first added through the members already running (unless a previous attempt did);
- * then start and wait for /health. Bootstrap members run this in parallel, each waiting for
- * the others to reach quorum. Updating: write what changed and leave a marker saying whether
- * a restart (unit or bundle changed) or a reload (certificates only) is due; the roll script
- * acts on it, one member at a time.
+ * A joining member with an empty data directory joins learner-first: it is added as a learner
+ * through the running members (unless an earlier attempt did), started, promoted once it has
+ * caught up, and only then counted as a voter. If it does not become healthy or cannot be
+ * promoted, it is removed again: a failed join never leaves an extra voter behind.
+ */
+function learnerJoin(join: JoinPlan, backupBeforeChange: boolean): string {
+  const via = join.joinVia.map(clientUrl).join(",");
+  const url = peerUrl(join.member);
+  return `rollback() {
+  log "ERROR: $1; removing the learner ${join.member.name} ($id) again"
+  systemctl disable --now ${HOST.unitName} || true
+  ctl ${via} member remove "$id" >/dev/null || log "could not remove $id: remove it with raftkvctl member remove $id"
+  find "$ROOT${HOST.dataDir}" -mindepth 1 -delete
+  fail "joining ${join.member.name} failed and was rolled back: $1"
+}
+joining=0
+if [ -z "$(ls -A "$ROOT${HOST.dataDir}")" ]; then
+  joining=1
+  existing="$(ctl ${via} member list -w json)" || fail "cannot list members through ${via}"
+  id="$(printf '%s' "$existing" | member_hex_id ${url})"
+  if [ -n "$id" ]; then
+    log "${join.member.name} is already listed ($id): an earlier attempt added it"
+  else
+${backupBeforeChange ? `    backup_before_change ${via}\n` : ""}    log "adding ${join.member.name} as a learner through ${via}"
+    ctl ${via} member add ${join.member.name} --learner --peer-urls=${url} >/dev/null || fail "member add failed"
+    id="$(ctl ${via} member list -w json | member_hex_id ${url})"
+    [ -n "$id" ] || fail "${join.member.name} is not listed after member add"
+  fi
+fi
+systemctl enable ${HOST.unitName}
+systemctl restart ${HOST.unitName}
+if [ "$joining" = 1 ]; then
+  wait_until "$HEALTH_TIMEOUT" is_healthy "$HEALTH_URL" || rollback "not healthy after $HEALTH_TIMEOUT s (journalctl -u ${HOST.unitName})"
+  log "promoting ${join.member.name} once it has caught up"
+  promoted() { [ "$(ctl ${via} member list -w json | member_field ${url} isLearner)" = "false" ]; }
+  try_promote() { promoted || { ctl ${via} member promote "$id" >/dev/null 2>&1 || true; promoted; }; }
+  wait_until "$HEALTH_TIMEOUT" try_promote || rollback "not promoted after $HEALTH_TIMEOUT s"
+  log "${join.member.name} is a voter"
+fi
+wait_local_health`;
+}
+
+/**
+ * A member's install. Created: write certificates, bundles, unit and env file on the data
+ * volume's host, then start (a bootstrap member without waiting, see bootstrapGuard; a joining
+ * member learner-first, see learnerJoin). The command is replaced (triggers) whenever its
+ * instance is, so a new host is installed again and its member restarts from the data volume.
+ * Updated: write what changed, stage new certificates, and leave a marker saying whether a
+ * restart (unit or bundle changed) or a reload (certificates only) is due; the roll acts on it,
+ * one member at a time.
  */
 export function renderMemberInstallScript(phase: Phase, opts: MemberScriptOptions): string {
   const { join } = opts;
-  const joinEndpoints = join.joinVia.map(clientUrl).join(",");
-  const joinStep =
-    join.clusterState === "existing"
-      ? `
-if [ -z "$(ls -A "$ROOT${HOST.dataDir}")" ]; then
-  existing="$(ctl ${joinEndpoints} member list -w json)" || fail "cannot list members through ${joinEndpoints}"
-  if [ -n "$(printf '%s' "$existing" | member_hex_id ${peerUrl(join.member)})" ]; then
-    log "${join.member.name} is already a member (an earlier attempt added it)"
-  else
-    ${opts.backupBeforeChange === true ? `backup_before_change ${joinEndpoints}
-    ` : ""}log "adding ${join.member.name} through ${joinEndpoints}"
-    ctl ${joinEndpoints} member add ${join.member.name} --peer-urls=${peerUrl(join.member)} --learner >/dev/null
-  fi
-fi
-
-# A member joins as a learner: it cannot count toward a quorum before its log has caught up. The
-# leader promotes it once it has (see the README); the next member joins only after that, since a
-# cluster takes one learner at a time.
-wait_promoted() {
-  local deadline=$((SECONDS + HEALTH_TIMEOUT)) list
-  log "waiting for the leader to promote ${join.member.name} to voter"
-  for (( ; ; )); do
-    list="$(ctl ${joinEndpoints} member list -w json 2>/dev/null)" && ! printf '%s' "$list" | member_is_learner ${peerUrl(join.member)} && break
-    [ "$SECONDS" -lt "$deadline" ] || fail "${join.member.name} still a learner after $HEALTH_TIMEOUT s"
-    sleep 2
-  done
-  log "${join.member.name} is a voter"
-}`
-      : "";
   const tail =
     phase === "create"
-      ? `${joinStep}${opts.beforeFirstStart !== undefined ? `\n${opts.beforeFirstStart}` : ""}
+      ? join.clusterState === "existing"
+        ? learnerJoin(join, opts.backupBeforeChange === true)
+        : `${bootstrapGuard(join)}${opts.beforeFirstStart !== undefined ? `\n${opts.beforeFirstStart}` : ""}
 systemctl enable ${HOST.unitName}
 systemctl restart ${HOST.unitName}
-log "started (certificates changed: $certs_changed, unit or bundle changed: $restart_needed)"
-wait_local_health${join.clusterState === "existing" ? "\nwait_promoted" : ""}`
+log "started; the roll waits for the cluster to be healthy"`
       : `
 if [ "$restart_needed" = 1 ]; then
   touch "$ROOT${HOST.stateDir}/restart-pending"
@@ -328,57 +415,118 @@ ${PREPARE_FUNCTIONS}
 ${FILE_FUNCTIONS}
 ${HEALTH_FUNCTIONS}
 ${ctlFunctions()}
-${opts.backupBeforeChange === true ? `${renderBeforeChangeFunction()}\n` : ""}ensure_dirs
-${installFiles(opts)}
+${opts.backupBeforeChange === true ? `${renderBeforeChangeFunction()}\n` : ""}${REQUIRE_VOLUME}
+ensure_dirs
+${phase === "create" ? `# A new host may have given the service user another UID than the one that wrote the volume.
+chown -R "$SERVICE_USER:$SERVICE_USER" "$ROOT${HOST.dataDir}"
+` : ""}${installFiles(phase, opts)}
 ${tail}
 `;
 }
 
 /**
  * The rolling step of one member, chained after the previous member's: wait until the whole
- * cluster is healthy, apply what the install left pending (restart or SIGHUP), wait for this
- * member and then the cluster to be healthy again. Created: only the health checks.
+ * cluster is healthy, activate staged certificates, apply what the install left pending
+ * (restart or SIGHUP), wait for this member and then the cluster to be healthy again. If new
+ * certificates leave the member or the cluster unhealthy, the previous ones are put back and the
+ * roll stops here, with the cluster healthy. Created: only the health checks.
  */
 export function renderMemberRollScript(phase: Phase, opts: { join: JoinPlan; revision: string; backupBeforeChange?: boolean }): string {
   const { join } = opts;
-  const backup = opts.backupBeforeChange === true;
+  const backup = opts.backupBeforeChange === true && phase === "update";
+  const certs = CERT_FILES();
   const apply =
     phase === "update"
-      ? `${backup ? `if [ -e "$ROOT${HOST.stateDir}/restart-pending" ] || [ -e "$ROOT${HOST.stateDir}/reload-pending" ]; then backup_before_change "$LOCAL_ENDPOINT"; fi\n` : ""}if [ -e "$ROOT${HOST.stateDir}/restart-pending" ]; then
+      ? `wait_cluster_health
+${backup ? `if [ -e "$ROOT${HOST.stateDir}/restart-pending" ] || [ -e "$ROOT${HOST.stateDir}/reload-pending" ] || { [ -d "$ROOT${STAGED_DIR}" ] && [ -n "$(ls -A "$ROOT${STAGED_DIR}")" ]; }; then backup_before_change "$LOCAL_ENDPOINT"; fi\n` : ""}activated=0
+if [ -d "$ROOT${STAGED_DIR}" ] && [ -n "$(ls -A "$ROOT${STAGED_DIR}")" ]; then
+  install -d -m 0700 "$ROOT${PREVIOUS_DIR}"
+  for f in ${certs}; do
+    [ -f "$ROOT${STAGED_DIR}/$f" ] || continue
+    cp -p "$ROOT${HOST.certDir}/$f" "$ROOT${PREVIOUS_DIR}/$f"
+    mv -f "$ROOT${STAGED_DIR}/$f" "$ROOT${HOST.certDir}/$f"
+    log "activated $f"
+  done
+  activated=1
+fi
+if [ -e "$ROOT${HOST.stateDir}/restart-pending" ]; then
   log "restarting ${join.member.name}"
   systemctl restart ${HOST.unitName}
-  rm -f "$ROOT${HOST.stateDir}/restart-pending" "$ROOT${HOST.stateDir}/reload-pending"
-elif [ -e "$ROOT${HOST.stateDir}/reload-pending" ]; then
+elif [ -e "$ROOT${HOST.stateDir}/reload-pending" ] || [ "$activated" = 1 ]; then
   log "reloading certificates of ${join.member.name} (SIGHUP)"
   systemctl reload ${HOST.unitName}
-  rm -f "$ROOT${HOST.stateDir}/reload-pending"
 else
   log "nothing pending on ${join.member.name}"
 fi
-wait_local_health
-wait_cluster_health`
+rm -f "$ROOT${HOST.stateDir}/restart-pending" "$ROOT${HOST.stateDir}/reload-pending"
+healthy_everywhere() { is_healthy "$HEALTH_URL" && cluster_healthy; }
+if ! wait_until "$HEALTH_TIMEOUT" healthy_everywhere; then
+  if [ "$activated" = 1 ]; then
+    for f in ${certs}; do
+      [ -f "$ROOT${PREVIOUS_DIR}/$f" ] && mv -f "$ROOT${PREVIOUS_DIR}/$f" "$ROOT${HOST.certDir}/$f"
+    done
+    systemctl reload ${HOST.unitName} || systemctl restart ${HOST.unitName}
+    wait_local_health
+    wait_cluster_health
+    fail "${join.member.name} was not healthy with its new certificates; the previous ones are back and the roll stops here"
+  fi
+  fail "${join.member.name} or the cluster not healthy after $HEALTH_TIMEOUT s (journalctl -u ${HOST.unitName})"
+fi
+rm -rf "$ROOT${PREVIOUS_DIR}"
+log "${join.member.name} and the cluster are healthy"`
       : "wait_local_health\nwait_cluster_health";
   return `${header(`raftkv member ${join.member.name} roll (${phase})`, opts.revision)}
 ${PRELUDE}
 ${memberVars(join.member)}
 ${HEALTH_FUNCTIONS}
 ${ctlFunctions()}
-${backup && phase === "update" ? `${renderBeforeChangeFunction()}\n` : ""}${phase === "update" ? "wait_cluster_health\n" : ""}${apply}
+${backup ? `${renderBeforeChangeFunction()}\n` : ""}${apply}
 `;
 }
 
 /**
- * Runs on a member's host before its instance is deleted. A member that joined is removed from
- * the cluster through the members that stay (one removal at a time: the Pulumi chain deletes
- * the highest member first); a bootstrap member is only ever deleted with the whole cluster,
- * so it is just stopped.
+ * The gate after a member's host: the next master's instance, volume and host changes wait for
+ * it. Created (a new host): nothing to wait for (the roll checks health; waiting here would
+ * deadlock the bootstrap members, which need each other). Updated (this host was replaced,
+ * stopped and started, or its volume grown): wait until the member is healthy, a voter, and the
+ * whole cluster healthy, so the next master is touched only then.
+ */
+export function renderMemberGateScript(phase: Phase, opts: { join: JoinPlan; host: string }): string {
+  const { join } = opts;
+  if (!/^[A-Za-z0-9._:/ -]+$/.test(opts.host)) throw new Error(`invalid host fingerprint ${JSON.stringify(opts.host)}`);
+  const url = peerUrl(join.member);
+  const body =
+    phase === "create"
+      ? `log "${join.member.name}: new host; the roll checks its health"`
+      : `wait_local_health
+is_voter() { [ "$(ctl "$LOCAL_ENDPOINT" member list -w json | member_field ${url} isLearner)" = "false" ]; }
+wait_until "$HEALTH_TIMEOUT" is_voter || fail "${join.member.name} is not a voter after $HEALTH_TIMEOUT s"
+wait_cluster_health`;
+  return `${header(`raftkv member ${join.member.name} gate (${phase})`, undefined)}
+# host: ${opts.host}
+${PRELUDE}
+${memberVars(join.member)}
+${HEALTH_FUNCTIONS}
+${ctlFunctions()}
+${body}
+`;
+}
+
+/**
+ * Removes a joined member from the cluster before its instance is deleted. It runs on a member
+ * that stays (never on the host being removed, which may already be dead: the usual reason to
+ * shrink), through the members that stay; one removal at a time, highest member first (the
+ * Pulumi chain). Bootstrap members are never removed (they go only with the whole cluster).
  */
 export function renderMemberLeaveScript(opts: { join: JoinPlan; backupBeforeChange?: boolean }): string {
   const { join } = opts;
   const backup = opts.backupBeforeChange === true;
-  const remove =
-    join.clusterState === "existing"
-      ? `STAYING=${join.joinVia.map(clientUrl).join(",")}
+  if (join.clusterState !== "existing") throw new Error(`${join.member.name} is a bootstrap member: it never leaves on its own`);
+  return `${header(`raftkv member ${join.member.name} leave (runs on a member that stays)`, undefined)}
+${PRELUDE}
+${HEALTH_FUNCTIONS}
+${ctlFunctions()}
+${backup ? `${renderBeforeChangeFunction()}\n` : ""}STAYING=${join.joinVia.map(clientUrl).join(",")}
 ${backup ? 'backup_before_change "$STAYING"\n' : ""}members="$(ctl "$STAYING" member list -w json)" || fail "cannot list members through $STAYING"
 id="$(printf '%s' "$members" | member_hex_id ${peerUrl(join.member)})"
 if [ -n "$id" ]; then
@@ -387,15 +535,80 @@ if [ -n "$id" ]; then
 else
   log "${join.member.name} is not a member any more"
 fi
-`
-      : "";
-  return `${header(`raftkv member ${join.member.name} leave`, undefined)}
+`;
+}
+
+/**
+ * The backup before a member's host goes (replaced, or the whole stack destroyed): #13's "one
+ * snapshot before every replacement". It runs on another member (\`runner\`), which stays, never
+ * on the host that goes (it may be dead: the usual reason to replace it). A backup that fails
+ * while the cluster answers stops the change, as every pre-change backup does; a cluster that
+ * no longer answers has nothing left to back up, so the change goes on. Nothing to do when the
+ * host has no backup settings (raftkv:backup false).
+ */
+export function renderBackupBeforeReplaceScript(opts: { leaving: MemberEndpoint; runner: MemberEndpoint }): string {
+  return `${header(`raftkv backup before ${opts.leaving.name}'s host goes (runs on ${opts.runner.name})`, undefined)}
 ${PRELUDE}
-${memberVars(join.member)}
+${memberVars(opts.runner)}
 ${HEALTH_FUNCTIONS}
 ${ctlFunctions()}
-${backup ? `${renderBeforeChangeFunction()}\n` : ""}${remove}${backup && join.clusterState === "new" ? `# The cluster itself goes (destroy): a last backup if it can be had, never a reason to keep the hosts.
-if systemctl is-active --quiet ${HOST.unitName}; then ( backup_before_change "$LOCAL_ENDPOINT" ) || log "no last backup of ${join.member.name}; going on"; fi\n` : ""}systemctl disable --now ${HOST.unitName} || true
+${renderBeforeChangeFunction()}
+if ctl "$LOCAL_ENDPOINT" --dial-timeout=3s --command-timeout=5s endpoint status >/dev/null 2>&1; then
+  backup_before_change "$LOCAL_ENDPOINT"
+else
+  log "${opts.runner.name} does not answer: no backup before ${opts.leaving.name}'s host goes"
+fi
+`;
+}
+
+/**
+ * The data volume of a master, found by its EBS volume ID (NVMe device names do not follow
+ * the attachment order, and instance-store disks must never be taken for it): wait for the
+ * attachment, make a filesystem only if the volume has none (a volume carried over from a
+ * replaced instance keeps its data), mount it where the member keeps its state (fstab by the
+ * same ID), and grow the filesystem to the volume's size (volumes grow in place). Runs before
+ * anything is written to the state directory.
+ */
+export function renderDataVolumeScript(phase: Phase, opts: { volumeId: string; sizeGiB: number }): string {
+  if (!/^vol-[0-9a-f]+$/.test(opts.volumeId)) throw new Error(`invalid EBS volume id ${JSON.stringify(opts.volumeId)}`);
+  const dev = `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${opts.volumeId.replace("-", "")}`;
+  return `${header(`raftkv data volume ${opts.volumeId} (${phase})`, undefined)}
+# size: ${opts.sizeGiB} GiB
+${PRELUDE}
+${PREPARE_FUNCTIONS}
+DEV=${dev}
+MNT=${HOST.stateDir}
+wait_for_cloud_init
+deadline=$((SECONDS + \${RAFTKV_VOLUME_TIMEOUT:-300}))
+until [ -b "$ROOT$DEV" ]; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "volume ${opts.volumeId} is not attached as $DEV (Nitro instance types expose EBS volumes by ID)"
+  sleep 2
+done
+mounted="$(findmnt -n -o MAJ:MIN --mountpoint "$ROOT$MNT" | tr -d ' ' || true)"
+volume="$(printf '%d:%d' "0x$(stat -L -c %t "$ROOT$DEV")" "0x$(stat -L -c %T "$ROOT$DEV")")"
+if [ -n "$mounted" ]; then
+  [ "$mounted" = "$volume" ] || fail "$MNT is mounted from device $mounted, not from volume ${opts.volumeId} ($volume)"
+else
+  rc=0
+  blkid -p "$ROOT$DEV" >/dev/null 2>&1 || rc=$?
+  case "$rc" in
+    0) log "volume ${opts.volumeId} has a filesystem; keeping its data" ;;
+    2) log "formatting volume ${opts.volumeId}"; mkfs.ext4 -q -L raftkv-data "$ROOT$DEV" ;;
+    *) fail "cannot probe $DEV (blkid exit $rc)" ;;
+  esac
+  install -d -m 0700 "$ROOT$MNT"
+  grep -v "[[:space:]]\${MNT}[[:space:]]" "$ROOT/etc/fstab" > "$ROOT/etc/fstab.raftkv" || true
+  echo "$DEV $MNT ext4 defaults,nofail,noatime 0 2" >> "$ROOT/etc/fstab.raftkv"
+  mv -f "$ROOT/etc/fstab.raftkv" "$ROOT/etc/fstab"
+  chmod 0644 "$ROOT/etc/fstab"
+  mount "$ROOT$MNT"
+  mountpoint -q "$ROOT$MNT" || fail "mounting $DEV on $MNT failed"
+fi
+grown="$(resize2fs "$ROOT$DEV" 2>&1)" || fail "growing the filesystem of ${opts.volumeId} failed: $grown"
+# The member's unit starts only where this marker is: on the volume, never on the root disk.
+printf '%s\n' "${opts.volumeId}" > "$ROOT${HOST.volumeMarker}"
+chmod 0644 "$ROOT${HOST.volumeMarker}"
+log "volume ${opts.volumeId} mounted on $MNT ($(df -h --output=size "$ROOT$MNT" | tail -1 | tr -d ' '))"
 `;
 }
 
@@ -431,24 +644,3 @@ put_file "$STAGE/ctl" "$ROOT${HOST.ctlWrapper}" 0755 root || true
 `;
 }
 
-/**
- * EC2 user data: format the data volume on first boot (only if it has no filesystem yet, so a
- * re-attached volume keeps its data) and mount it where the member keeps its state. EBS names
- * the second disk /dev/sdb in the API, /dev/xvdb on Xen and /dev/nvme1n1 on Nitro instances.
- */
-export function renderDataVolumeUserData(): string {
-  return `#!/bin/bash
-# raftkv data volume; generated by components/hostScripts.ts.
-set -euo pipefail
-ROOT="\${RAFTKV_ROOT:-}"
-dev=""
-for candidate in /dev/nvme1n1 /dev/xvdb /dev/sdb; do
-  if [ -b "$candidate" ]; then dev="$candidate"; break; fi
-done
-[ -n "$dev" ] || { echo "raftkv: no data volume found" >&2; exit 1; }
-blkid "$dev" >/dev/null 2>&1 || mkfs.ext4 -q -L raftkv-data "$dev"
-install -d -m 0700 "$ROOT${HOST.stateDir}"
-grep -q 'LABEL=raftkv-data' "$ROOT/etc/fstab" || echo 'LABEL=raftkv-data ${HOST.stateDir} ext4 defaults,nofail,noatime 0 2' >> "$ROOT/etc/fstab"
-mountpoint -q "$ROOT${HOST.stateDir}" || mount "$ROOT${HOST.stateDir}"
-`;
-}

@@ -14,7 +14,7 @@ import { backupPolicyDocument } from "../../components/backup";
 import { BACKUP, renderBackupEnv, renderBackupInstallScript, renderBackupRemoveScript, renderBackupService, renderBackupTimer, renderBeforeChangeFunction, renderRestoreStep } from "../../components/backupHost";
 import { resolveBackupSettings } from "../../components/backupSettings";
 import { HOST } from "../../components/hostFiles";
-import { renderMemberInstallScript, renderMemberLeaveScript, renderMemberRollScript } from "../../components/hostScripts";
+import { renderBackupBeforeReplaceScript, renderMemberInstallScript, renderMemberLeaveScript, renderMemberRollScript } from "../../components/hostScripts";
 import { joinPlan } from "../../components/membership";
 import { planHostMembers } from "../../components/topology";
 import { encodeCommand, KvStore, type KvCommand } from "../../node-runtime/kv";
@@ -73,7 +73,8 @@ describe("backup scripts and units (static checks)", function () {
         const restore = j.clusterState === "new" ? { beforeFirstStart: renderRestoreStep(j, "s3://old-bucket/raftkv-prod/", "raftkv-dev") } : {};
         scripts[`${j.member.name}-install.sh`] = renderMemberInstallScript("create", { ...base, ...restore });
         scripts[`${j.member.name}-roll.sh`] = renderMemberRollScript("update", base);
-        scripts[`${j.member.name}-leave.sh`] = renderMemberLeaveScript(base);
+        if (j.clusterState === "existing") scripts[`${j.member.name}-leave.sh`] = renderMemberLeaveScript(base);
+        scripts[`${j.member.name}-backup-before-replace.sh`] = renderBackupBeforeReplaceScript({ leaving: j.member, runner: plans[j === plans[0] ? 1 : 0]!.member });
       }
       const files = Object.entries(scripts).map(([n, t]) => {
         const f = path.join(dir, n);
@@ -164,7 +165,7 @@ echo changed >> "$ROOT/calls.log"
     assert.equal(calls().split("\n").filter((l) => l === "changed").length, 2, "the change did not run after the failed backup");
   });
 
-  it("leave scripts: a resize down backs up through the staying members before the removal and stops on a failed backup; destroy's last backup is best effort", () => {
+  it("leave scripts: a resize down backs up through the staying members before the removal and stops on a failed backup; the backup before a host goes runs on a member that stays", () => {
     // The installed raftkvctl: records its arguments; `backup run` fails when FAIL_BACKUP is set.
     mkdirSync(path.join(root, "opt/raftkv"), { recursive: true });
     writeFileSync(
@@ -173,6 +174,7 @@ echo changed >> "$ROOT/calls.log"
 fs.appendFileSync(${JSON.stringify(path.join(root, "ctl.log"))}, process.argv.slice(2).filter((a) => !/^--(cacert|cert|key)=/.test(a)).join(" ") + "\\n");
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 if (args[0] === "backup") process.exit(process.env.FAIL_BACKUP ? 1 : 0);
+if (args[0] === "endpoint") process.exit(process.env.NO_MEMBER ? 1 : 0);
 if (args[0] === "member" && args[1] === "list") process.stdout.write('{"members":[{"ID":1,"name":"raftkv-1","peerURLs":["https://10.42.0.10:2380"]},{"ID":77,"name":"raftkv-5","peerURLs":["https://10.42.1.11:2380"]}]}');
 `,
     );
@@ -197,15 +199,25 @@ if (args[0] === "member" && args[1] === "list") process.stdout.write('{"members"
     assert.match(failed.stderr, /the backup before the change failed/);
     assert.doesNotMatch(ctlLog(), /member remove/, "no removal without its backup");
 
-    rmSync(path.join(root, "ctl.log"));
-    const destroy = spawnSync("bash", ["-c", renderMemberLeaveScript({ join: plans[0]!, backupBeforeChange: true }), "test"], {
-      encoding: "utf8",
-      env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root, FAIL_BACKUP: "1" },
-    });
-    assert.equal(destroy.status, 0, destroy.stderr);
-    assert.match(destroy.stderr, /no last backup of raftkv-1; going on/);
-    assert.equal(ctlLog(), `--endpoints=https://127.0.0.1:2379 backup run --reason pre-change --skip-if-newer ${BACKUP.preChangeWindowSec}\n`);
-    assert.match(calls(), /systemctl disable --now raftkv\.service/);
+    // Before raftkv-1's host goes (replaced, or destroy): a backup on raftkv-2, through raftkv-2.
+    const before = (env: Record<string, string>) => {
+      rmSync(path.join(root, "ctl.log"), { force: true });
+      return spawnSync("bash", ["-c", renderBackupBeforeReplaceScript({ leaving: plans[0]!.member, runner: plans[1]!.member }), "test"], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${stubs}:${process.env["PATH"]}`, RAFTKV_ROOT: root, ...env },
+      });
+    };
+    const local = "--endpoints=https://127.0.0.1:2379";
+    const taken = before({});
+    assert.equal(taken.status, 0, taken.stderr);
+    assert.equal(ctlLog(), `${local} --dial-timeout=3s --command-timeout=5s endpoint status\n${local} backup run --reason pre-change --skip-if-newer ${BACKUP.preChangeWindowSec}\n`);
+    const refused = before({ FAIL_BACKUP: "1" });
+    assert.equal(refused.status, 1, "a failed backup stops the replacement while the cluster answers");
+    assert.match(refused.stderr, /the backup before the change failed/);
+    const gone = before({ NO_MEMBER: "1", FAIL_BACKUP: "1" });
+    assert.equal(gone.status, 0, gone.stderr);
+    assert.match(gone.stderr, /raftkv-2 does not answer: no backup before raftkv-1's host goes/);
+    assert.doesNotMatch(ctlLog(), /backup run/);
   });
 
   it("restore step: a real snapshot through the real raftkv bundle into the member's data directory, with its flags; a member with data is left alone", function () {

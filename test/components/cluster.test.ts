@@ -7,7 +7,9 @@ import { masterCountProblem, memberCertProfiles, clientCertProfile, quorum, rend
 import { joinPlan } from "../../components/membership";
 import { resolveSettings, type RawSettings } from "../../components/settings";
 import { memberBudget } from "../../components/instanceTypes";
+import { resolveBackupSettings } from "../../components/backupSettings";
 import type { RaftkvCluster as RaftkvClusterT } from "../../components/cluster";
+import type { RawBackupSettings as RawBackup } from "../../components/backupSettings";
 
 /** What the mock engine saw for one resource. */
 interface Rec {
@@ -80,6 +82,8 @@ const mocks: pulumi.runtime.Mocks = {
         // The image pin prints the image the lookup found.
         state["stdout"] = "ami-0debian13";
         break;
+      case "aws:ebs/volume:Volume":
+        return { id: `vol-0${Buffer.from(args.name).toString("hex").slice(0, 16)}`, state };
     }
     return { id: `${args.name}-id`, state };
   },
@@ -95,7 +99,7 @@ const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
 async function settle(): Promise<void> {
   let last = -1;
   let stable = 0;
-  while (stable < 10) {
+  while (stable < 40) {
     await new Promise((r) => setTimeout(r, 5));
     if (records.length === last) stable++;
     else {
@@ -115,7 +119,7 @@ describe("Pulumi components (setMocks)", function () {
     ({ RaftkvCluster } = require("../../components/cluster") as typeof import("../../components/cluster"));
   });
 
-  async function build(raw: RawSettings): Promise<{ recs: Rec[]; cluster: RaftkvClusterT }> {
+  async function build(raw: RawSettings, backup?: RawBackup): Promise<{ recs: Rec[]; cluster: RaftkvClusterT }> {
     records = [];
     deps = new Map();
     const names = new Map<pulumi.Resource, string>();
@@ -129,7 +133,13 @@ describe("Pulumi components (setMocks)", function () {
     const settings = resolveSettings({ ...BASE, ...raw }, { region: "eu-west-1", stack: "test" });
     const cluster = new RaftkvCluster(
       "raftkv",
-      { settings, region: "eu-west-1", sshPrivateKey: pulumi.secret("PRIVATE-SSH-KEY"), runtimeRevision: "rev1" },
+      {
+        settings,
+        region: "eu-west-1",
+        sshPrivateKey: pulumi.secret("PRIVATE-SSH-KEY"),
+        runtimeRevision: "rev1",
+        ...(backup !== undefined ? { backup: { settings: resolveBackupSettings(backup, { clusterToken: settings.clusterToken, hasSecretAccessKey: false }) } } : {}),
+      },
       { transformations: [capture] },
     );
     await settle();
@@ -155,18 +165,19 @@ describe("Pulumi components (setMocks)", function () {
         const count = (t: string) => of(recs, t).length;
         assert.equal(count("aws:ec2/instance:Instance"), n + workers + 1, "masters, workers and the bastion");
         assert.equal(count("aws:lb/targetGroupAttachment:TargetGroupAttachment"), n);
-        // The image lookup's answer is pinned by one local command (every type here is x86_64) and used by every host.
+        // Each master's data volume is its own EBS volume, attached to it.
+        assert.equal(count("aws:ebs/volume:Volume"), n);
+        assert.equal(count("aws:ec2/volumeAttachment:VolumeAttachment"), n);
+        // One image pin (every instance type here is x86_64).
         assert.equal(count("command:local:Command"), 1);
-        assert.match(str(of(recs, "command:local:Command")[0]!.inputs["create"]), /^printf '%s' ami-0debian13$/);
-        for (const i of of(recs, "aws:ec2/instance:Instance")) assert.equal(i.inputs["ami"], "ami-0debian13", i.name);
         assert.equal(count("aws:ec2/subnet:Subnet"), 3 + 1);
         assert.equal(count("aws:lb/loadBalancer:LoadBalancer"), 1);
         // a client CA and a peer CA; server + peer + ops client per member, admin, workers
         assert.equal(count("tls:index/selfSignedCert:SelfSignedCert"), 2);
         assert.equal(count("tls:index/locallySignedCert:LocallySignedCert"), 3 * n + 1 + workers);
         assert.equal(count("tls:index/privateKey:PrivateKey"), 3 * n + 1 + workers + 2);
-        // trust per host; install + roll per member; client install per worker
-        assert.equal(count("command:remote:Command"), n + workers + 2 * n + workers);
+        // trust per host; volume + install + gate + roll per member; leave per joined member; client install per worker
+        assert.equal(count("command:remote:Command"), n + workers + 4 * n + (n - 3) + workers);
         assert.equal(count("command:remote:CopyToRemote"), 2 * n + workers);
         for (const t of ["raftkv:index:Cluster", "raftkv:compute:Bastion", "raftkv:network:Network", "raftkv:pki:Pki", "raftkv:compute:Masters", "raftkv:compute:Workers", "raftkv:loadbalancer:ClientLoadBalancer", "raftkv:install:ClusterInstall"]) {
           assert.equal(count(t), 1, t);
@@ -183,9 +194,11 @@ describe("Pulumi components (setMocks)", function () {
           assert.equal(inst.inputs["privateIp"], masters[i]!.privateIp);
           assert.equal((inst.inputs["metadataOptions"] as Record<string, unknown>)["httpTokens"], "required");
           assert.equal((inst.inputs["rootBlockDevice"] as Record<string, unknown>)["encrypted"], true);
-          const data = inst.inputs["ebsBlockDevices"] as Array<Record<string, unknown>>;
-          assert.equal(data.length, 1);
-          assert.equal(data[0]!["encrypted"], true);
+          assert.equal(inst.inputs["ebsBlockDevices"], undefined, "the data volume is separate");
+          assert.equal(inst.inputs["ami"], "ami-0debian13", "the pinned image");
+          const volume = byName(recs, `${masters[i]!.name}-data`);
+          assert.equal(volume.inputs["encrypted"], true);
+          assert.equal(volume.inputs["availabilityZone"], inst.inputs["availabilityZone"]);
           assert.equal(inst.inputs["associatePublicIpAddress"], false);
         }
       });
@@ -293,14 +306,16 @@ describe("Pulumi components (setMocks)", function () {
             const execStart = /^ExecStart=([\s\S]*?)\nExecReload/m.exec(script);
             assert.ok(execStart, `${j.member.name} ${phase} has a unit`);
             const words = execStart[1]!.split(/\s+\\\n\s+|\s+/);
-            // node, its heap limit for the instance type, the bundle, then exactly the plan's flags.
             assert.deepEqual(words.slice(0, 3), ["/usr/bin/node", `--max-old-space-size=${budget.heapMiB}`, "/opt/raftkv/raftkv.cjs"]);
             assert.deepEqual(words.slice(3), expected, `${j.member.name} ${phase}`);
           }
-          // A joiner adds itself through everyone before it; removal runs on delete.
-          const leave = scriptOf(str(install.inputs["delete"]));
-          if (j.clusterState === "existing") assert.match(leave, /member remove/);
-          else assert.doesNotMatch(leave, /member remove/);
+          assert.equal(install.inputs["delete"], undefined, "an install never removes its member");
+          // A joined member is removed on delete by a leave that runs on the first master.
+          const leave = recs.find((r) => r.name === `${j.member.name}-leave`);
+          if (j.clusterState === "existing") {
+            assert.match(scriptOf(str(leave!.inputs["delete"])), /member remove/);
+            assert.equal((reveal(reveal(leave!.inputs["connection"]) as Record<string, unknown>) as Record<string, unknown>)["host"], cluster.members[0]!.privateIp);
+          } else assert.equal(leave, undefined);
         }
       });
 
@@ -323,7 +338,7 @@ describe("Pulumi components (setMocks)", function () {
         assert.equal(await pulumi.isSecret(cluster.adminCertPem), false);
       });
 
-      it("bootstrap members install in parallel; joiners and rolls are chained one member at a time", () => {
+      it("one master at a time: each master's instance and volume wait for the previous master's gate; joiners, rolls and leaves are chained", () => {
         const names = cluster.members.map((m) => m.name);
         const hosts = [...names, "raftkv-worker-1", "raftkv-worker-2"];
         const trusts = hosts.map((h) => `${h}-trust`);
@@ -331,24 +346,29 @@ describe("Pulumi components (setMocks)", function () {
           const install = deps.get(`${name}-install`)!;
           const roll = deps.get(`${name}-roll`)!;
           assert.ok(install && roll, name);
-          const rollsBefore = install.filter((d) => d.endsWith("-roll"));
-          // Pulumi deletes in reverse dependency order, so this chain also makes removals
-          // run highest member first, one at a time.
-          assert.deepEqual(rollsBefore, i < 3 ? [] : [`${names[i - 1]}-roll`], `${name} install`);
+          const previousGate = i > 0 ? [`${names[i - 1]}-gate`] : [];
+          assert.deepEqual(deps.get(name)!.filter((d) => d.endsWith("-gate")), previousGate, `${name} instance`);
+          assert.deepEqual(deps.get(`${name}-data`)!.filter((d) => d.endsWith("-gate")), previousGate, `${name} volume`);
+          assert.deepEqual(install.filter((d) => d.endsWith("-gate")), i < 3 ? [] : previousGate, `${name} install: joiners one at a time`);
+          // A gate follows its host's volume step, not the install: the first up boots the next master while this one installs.
+          assert.deepEqual(deps.get(`${name}-gate`), [`${name}-volume`], `${name} gate follows its volume step`);
+          if (i >= 3) assert.ok(install.includes(`${names[i - 1]}-install`), `${name} joins after ${names[i - 1]} joined`);
           assert.ok(roll.includes(`${name}-install`), `${name} roll follows its install`);
           if (i > 0) assert.ok(roll.includes(`${names[i - 1]}-roll`), `${name} roll follows the previous roll`);
           // A new CA is trusted on every host before any member presents a leaf it signed.
           for (const t of trusts) assert.ok(roll.includes(t), `${name} roll after ${t}`);
+          // Pulumi deletes in reverse dependency order: leaves run highest member first.
+          if (i >= 4) assert.ok(deps.get(`${name}-leave`)!.includes(`${names[i - 1]}-leave`), `${name} leaves before ${names[i - 1]}`);
         });
         for (const w of ["raftkv-worker-1", "raftkv-worker-2"]) {
-          for (const t of trusts) assert.ok(deps.get(`${w}-client`)!.includes(t), `${w} client after ${t}`);
+          assert.ok(deps.get(`${w}-client`)!.includes(`${names[names.length - 1]}-roll`), `${w} client after the last roll (after every trust)`);
         }
       });
     });
   }
 
   it("bumping certGeneration replaces the leaf certificates and keys, and nothing else", async function () {
-    this.timeout(120_000); // two or three 5-master programs under the mocks; slow on a busy machine
+    this.timeout(120_000); // two or three 5-master programs, each chained one master at a time
     const g1 = (await build({ masters: 5, certGeneration: 1 })).recs;
     const g2 = (await build({ masters: 5, certGeneration: 2 })).recs;
     const names = (rs: Rec[]) => new Set(rs.map((r) => `${r.type} ${r.name}`));
@@ -376,7 +396,7 @@ describe("Pulumi components (setMocks)", function () {
   });
 
   it("client CA rotation: step 1 trusts old + new and signs with the new CA; step 2 drops the old CA", async function () {
-    this.timeout(120_000); // two or three 5-master programs under the mocks; slow on a busy machine
+    this.timeout(120_000); // two or three 5-master programs, each chained one master at a time
     const step1 = (await build({ caGeneration: 2, retiredCaGenerations: [1] }));
     const cas = of(step1.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort();
     assert.deepEqual(cas, ["raftkv-pki-ca-g1", "raftkv-pki-ca-g2", "raftkv-pki-peer-ca-g1"]);
@@ -402,7 +422,7 @@ describe("Pulumi components (setMocks)", function () {
   });
 
   it("peer CA rotation is independent: step 1 trusts both peer CAs on masters and re-signs only peer certificates", async function () {
-    this.timeout(120_000); // two or three 5-master programs under the mocks; slow on a busy machine
+    this.timeout(120_000); // two or three 5-master programs, each chained one master at a time
     const before = (await build({})).recs;
     const step1 = await build({ peerCaGeneration: 2, retiredPeerCaGenerations: [1] });
     const cas = of(step1.recs, "tls:index/selfSignedCert:SelfSignedCert").map((r) => r.name).sort();
@@ -496,7 +516,26 @@ describe("Pulumi components (setMocks)", function () {
     await settle();
   });
 
-  it("index.ts reads the stack config and exports the cluster's outputs", async () => {
+  it("backups on: before any master's host goes (replaced or destroyed) a backup runs on a master that stays; a replaced host gets its agent again; volumes kept on request", async function () {
+    this.timeout(120_000); // a 3-master program with backups under the mocks; slow on a busy machine
+    const { recs, cluster } = await build({}, { retainDataVolumes: true });
+    const names = cluster.members.map((m) => m.name);
+    names.forEach((name, i) => {
+      const c = byName(recs, `${name}-backup-before-replace`);
+      const runner = cluster.members[i === 0 ? 1 : 0]!;
+      assert.equal((reveal(reveal(c.inputs["connection"]) as Record<string, unknown>) as Record<string, unknown>)["host"], runner.privateIp, `${name}'s backup runs on ${runner.name}`);
+      assert.deepEqual(c.inputs["triggers"], [`${name}-id`], "replaced with the instance, so deleted before it");
+      assert.match(scriptOf(str(c.inputs["delete"])), /backup_before_change "\$LOCAL_ENDPOINT"/);
+      assert.ok(deps.get(`${name}-backup-before-replace`)!.includes(`${runner.name}-backup`), "after the runner's agent is in place, and deleted before it");
+      assert.deepEqual(byName(recs, `${name}-backup`).inputs["triggers"], [`${name}-id`]);
+      assert.equal(byName(recs, `${name}-install`).inputs["delete"], undefined);
+    });
+    // The install of a joined member runs after its backup agent; its roll takes a backup before a change.
+    assert.match(scriptOf(str(byName(recs, "raftkv-1-roll").inputs["update"])), /backup_before_change/);
+  });
+
+  it("index.ts reads the stack config and exports the cluster's outputs", async function () {
+    this.timeout(120_000); // the whole program, bundles included; slow on a busy machine
     const dir = mkdtempSync(path.join(tmpdir(), "raftkv-dist-"));
     try {
       writeFileSync(path.join(dir, "raftkv.cjs"), "// member\n");

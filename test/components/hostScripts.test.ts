@@ -7,7 +7,8 @@ import { joinPlan, type JoinPlan } from "../../components/membership";
 import { planHostMembers, type MemberEndpoint } from "../../components/topology";
 import { HOST, renderFileBundle, renderMemberUnit } from "../../components/hostFiles";
 import {
-  renderDataVolumeUserData,
+  renderDataVolumeScript,
+  renderMemberGateScript,
   renderMemberInstallScript,
   renderMemberLeaveScript,
   renderMemberRollScript,
@@ -34,7 +35,9 @@ function allScripts(n: number): Array<{ name: string; text: string }> {
       out.push({ name: `${j.member.name}-install-${phase}.sh`, text: renderMemberInstallScript(phase, opts) });
       out.push({ name: `${j.member.name}-roll-${phase}.sh`, text: renderMemberRollScript(phase, opts) });
     }
-    out.push({ name: `${j.member.name}-leave.sh`, text: renderMemberLeaveScript(opts) });
+    out.push({ name: `${j.member.name}-gate-create.sh`, text: renderMemberGateScript("create", { join: j, host: "i-0abc t3.small 20GiB" }) });
+    out.push({ name: `${j.member.name}-gate-update.sh`, text: renderMemberGateScript("update", { join: j, host: "i-0abc t3.small 20GiB" }) });
+    if (j.clusterState === "existing") out.push({ name: `${j.member.name}-leave.sh`, text: renderMemberLeaveScript(opts) });
   }
   for (const phase of ["create", "update"] as const) {
     out.push({ name: `trust-${phase}.sh`, text: renderTrustScript(phase) });
@@ -43,7 +46,7 @@ function allScripts(n: number): Array<{ name: string; text: string }> {
       text: renderWorkerInstallScript(phase, { endpoints: ["https://internal-raftkv-lb.elb.eu-west-1.amazonaws.com:2379"], uploadDir: "/home/admin", revision: "r1" }),
     });
   }
-  out.push({ name: "user-data.sh", text: renderDataVolumeUserData() });
+  for (const phase of ["create", "update"] as const) out.push({ name: `volume-${phase}.sh`, text: renderDataVolumeScript(phase, { volumeId: "vol-0123456789abcdef0", sizeGiB: 20 }) });
   return out;
 }
 
@@ -54,7 +57,8 @@ describe("generated host scripts and units", () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("every script passes bash -n and shellcheck (7 members: bootstrap and joining members)", () => {
+  it("every script passes bash -n and shellcheck (7 members: bootstrap and joining members)", function () {
+    this.timeout(120_000); // ~40 scripts through shellcheck on a busy machine
     const scripts = allScripts(7);
     const files = scripts.map((s) => {
       const f = path.join(dir, s.name);
@@ -144,6 +148,9 @@ describe("host scripts executed against a temporary root", function () {
     stubs = path.join(root, "stub-bin");
     log = path.join(root, "calls.log");
     mkdirSync(stubs);
+    // The data volume step ran: its marker is on the (here: pretend) volume.
+    mkdirSync(path.join(root, "var/lib/raftkv"), { recursive: true });
+    writeFileSync(path.join(root, "var/lib/raftkv/.raftkv-volume"), "vol-0test\n");
     for (const cmd of ["systemctl", "chown", "useradd", "cloud-init", "apt-get"]) {
       const f = path.join(stubs, cmd);
       // systemctl is-active answers from STUB_ACTIVE, everything else succeeds and is logged.
@@ -163,9 +170,25 @@ describe("host scripts executed against a temporary root", function () {
     return `const fs = require("fs");
 fs.appendFileSync(${JSON.stringify(path.join(r, "ctl.log"))}, process.argv.slice(2).join(" ") + "\\n");
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const file = ${JSON.stringify(path.join(r, "members.json"))};
+// IDs exceed 2^53: kept as strings, as the scripts read them.
+const list = () => (fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8").replace(/"ID":(\\d+)/g, '"ID":"$1"')) : { members: [] });
 if (args[0] === "member" && args[1] === "list") {
-  const listed = fs.existsSync(${JSON.stringify(path.join(r, "members.json"))}) ? fs.readFileSync(${JSON.stringify(path.join(r, "members.json"))}, "utf8") : '{"members":[]}';
-  process.stdout.write(listed);
+  process.stdout.write(fs.existsSync(file) ? fs.readFileSync(file, "utf8") : '{"members":[]}');
+} else if (args[0] === "member" && args[1] === "add") {
+  const l = list();
+  const url = process.argv.find((a) => a.startsWith("--peer-urls=")).slice(12);
+  l.members.push({ ID: 4242, name: "", peerURLs: [url], isLearner: process.argv.includes("--learner") });
+  fs.writeFileSync(file, JSON.stringify(l));
+} else if (args[0] === "member" && args[1] === "promote") {
+  if (fs.existsSync(${JSON.stringify(path.join(r, "no-promote"))})) process.exit(1);
+  const l = list();
+  for (const m of l.members) if (BigInt(m.ID).toString(16) === args[2]) m.isLearner = false;
+  fs.writeFileSync(file, JSON.stringify(l));
+} else if (args[0] === "member" && args[1] === "remove") {
+  const l = list();
+  l.members = l.members.filter((m) => BigInt(m.ID).toString(16) !== args[2]);
+  fs.writeFileSync(file, JSON.stringify(l));
 } else if (args[0] === "endpoint" && args[1] === "health") {
   process.exit(fs.existsSync(${JSON.stringify(path.join(r, "unhealthy"))}) ? 1 : 0);
 }
@@ -263,7 +286,7 @@ if (args[0] === "member" && args[1] === "list") {
     assert.match(r.stderr, /does not start with a file header/);
   });
 
-  it("install (bootstrap member): keys 0600 from stdin, the planned unit, env file, start, wait for /health", () => {
+  it("install (bootstrap member): keys 0600 from stdin, the planned unit, env file, start without waiting for the others", () => {
     installFirst();
     for (const f of ["server.key", "peer.key", "server.crt", "peer.crt", "client.crt", "client.key"]) assert.equal(mode(`etc/raftkv/pki/${f}`), "600", f);
     // Tools on the master reach the member with the host's client certificate, not its peer one.
@@ -276,25 +299,37 @@ if (args[0] === "member" && args[1] === "list") {
     assert.equal(readFileSync(path.join(root, HOST.memberBundle), "utf8"), "// member v1\n");
     assert.equal(mode(HOST.ctlWrapper.slice(1)), "755");
     assert.match(calls(), /systemctl enable raftkv\.service\nsystemctl restart raftkv\.service/);
-    assert.equal(ctlCalls(), "", "a bootstrap member never calls the membership API");
+    assert.doesNotMatch(ctlCalls(), /member (add|remove|promote)/, "a bootstrap member never changes the membership");
+    assert.match(ctlCalls(), /--endpoints=https:\/\/10\.42\.1\.10:2379 .*member list/, "it asks the other bootstrap members whether it ran before");
     // No key material may be left in the staging area or next to the files.
     assert.equal(spawnSync("sh", ["-c", `ls ${root}/etc/raftkv/pki`], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).sort().join(","),
       "ca.crt,client.crt,client.key,peer-ca.crt,peer.crt,peer.key,server.crt,server.key");
   });
 
-  it("install fails after the timeout when /health never turns healthy", () => {
-    setHealthy(false);
-    const t = run(renderTrustScript("create"), masterTrust("ca1"));
-    assert.equal(t.status, 0, t.stderr);
-    const r = run(renderMemberInstallScript("create", opts(plans[0]!)), memberStdin("g1"), { RAFTKV_HEALTH_TIMEOUT: "2" });
+  it("install (bootstrap member) refuses an empty data directory when the cluster lists it as having run", () => {
+    assert.equal(run(renderTrustScript("create"), masterTrust("ca1")).status, 0);
+    writeFileSync(path.join(root, "members.json"), `{"members":[{"ID":1,"name":"raftkv-1","peerURLs":["https://10.42.0.10:2380"],"clientURLs":["https://10.42.0.10:2379"]}]}`);
+    const r = run(renderMemberInstallScript("create", opts(plans[0]!)), memberStdin("g1"));
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /not healthy after 2 s/);
+    assert.match(r.stderr, /has run before .* data directory is empty/);
+    assert.doesNotMatch(calls(), /systemctl restart/);
+  });
+
+  it("install refuses to run when the state directory is not a mounted volume", () => {
+    assert.equal(run(renderTrustScript("create"), masterTrust("ca1")).status, 0);
+    rmSync(path.join(root, "var/lib/raftkv/.raftkv-volume"));
+    const r = run(renderMemberInstallScript("create", opts(plans[0]!)), memberStdin("g1"));
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /not the mounted data volume/);
   });
 
   it("update + roll: new certificates only -> SIGHUP; a new bundle -> restart; nothing pending -> neither", () => {
     installFirst();
     const update = run(renderMemberInstallScript("update", opts(plans[0]!)), memberStdin("g2"));
     assert.equal(update.status, 0, update.stderr);
+    // Staged, not active: the member keeps its current key until its turn in the roll.
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/server.key"), "utf8"), keyPem("server key g1"));
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/staged/server.key"), "utf8"), keyPem("server key g2"));
     assert.ok(existsSync(path.join(root, "var/lib/raftkv/reload-pending")));
     assert.ok(!existsSync(path.join(root, "var/lib/raftkv/restart-pending")));
     assert.doesNotMatch(calls().split("systemctl restart")[1] ?? "", /systemctl (restart|reload)/, "the install never restarts; the roll does");
@@ -302,6 +337,8 @@ if (args[0] === "member" && args[1] === "list") {
     const roll = run(renderMemberRollScript("update", opts(plans[0]!)));
     assert.equal(roll.status, 0, roll.stderr);
     assert.match(calls(), /systemctl reload raftkv\.service/);
+    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/server.key"), "utf8"), keyPem("server key g2"));
+    assert.ok(!existsSync(path.join(root, "etc/raftkv/pki/staged/server.key")));
     assert.ok(!existsSync(path.join(root, "var/lib/raftkv/reload-pending")));
     assert.match(ctlCalls(), /--endpoints=https:\/\/127\.0\.0\.1:2379 .*endpoint health --cluster/);
     assert.match(ctlCalls(), /--cert=\S*\/etc\/raftkv\/pki\/client\.crt --key=\S*\/etc\/raftkv\/pki\/client\.key /);
@@ -329,25 +366,42 @@ if (args[0] === "member" && args[1] === "list") {
     assert.equal((calls().match(/systemctl restart/g) ?? []).length, 1, "only the install's own start");
   });
 
-  it("install (joining member): member add through the running members, once", () => {
+  it("install (joining member): added as a learner through the running members, once; promoted once healthy", function () {
+    this.timeout(90_000); // two joins of a dozen node processes each
     const joiner = plans[3]!;
     assert.equal(run(renderTrustScript("create"), masterTrust("ca1")).status, 0);
     const r = run(renderMemberInstallScript("create", opts(joiner)), memberStdin("g1"));
     assert.equal(r.status, 0, r.stderr);
     const via = "https://10.42.0.10:2379,https://10.42.1.10:2379,https://10.42.2.10:2379";
-    assert.match(ctlCalls(), new RegExp(`--endpoints=${via} .*member add raftkv-4 --peer-urls=https://10.42.0.11:2380 --learner`));
-    // learner-first: after its start it waits for the leader to promote it (the fake lists no learner)
-    assert.match(ctlCalls().split("member add")[1] ?? "", new RegExp(`--endpoints=${via} .*member list -w json`));
+    assert.match(ctlCalls(), new RegExp(`--endpoints=${via} .*member add raftkv-4 --learner --peer-urls=https://10.42.0.11:2380`));
+    assert.match(ctlCalls(), /member promote 1092/);
+    assert.match(readFileSync(path.join(root, "members.json"), "utf8"), /"isLearner":false/);
     assert.ok(readFileSync(path.join(root, HOST.unitPath), "utf8").includes("--initial-cluster-state=existing"));
 
-    // A retry after the add succeeded (member listed, not started: no name yet) must not add twice.
+    // A retry after the add succeeded (member listed, data dir still empty) must not add twice.
     rmSync(path.join(root, "ctl.log"));
-    writeFileSync(path.join(root, "members.json"), `{"header":{"cluster_id":1},"members":[{"ID":${bigId},"peerURLs":["https://10.42.0.11:2380"]}]}`);
+    writeFileSync(path.join(root, "members.json"), `{"header":{"cluster_id":1},"members":[{"ID":${bigId},"peerURLs":["https://10.42.0.11:2380"],"isLearner":true}]}`);
     assert.equal(run(renderMemberInstallScript("create", opts(joiner)), memberStdin("g1")).status, 0);
     assert.doesNotMatch(ctlCalls(), /member add/);
+    assert.match(ctlCalls(), new RegExp(`member promote ${bigId.toString(16)}`));
   });
 
-  it("leave (joining member): removes itself by hex ID through the staying members, then stops", () => {
+  it("install (joining member): a learner that never becomes healthy is removed again, leaving no extra member", function () {
+    this.timeout(60_000);
+    const joiner = plans[3]!;
+    assert.equal(run(renderTrustScript("create"), masterTrust("ca1")).status, 0);
+    setHealthy(false);
+    const r = run(renderMemberInstallScript("create", opts(joiner)), memberStdin("g1"), { RAFTKV_HEALTH_TIMEOUT: "2" });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /rolled back/);
+    assert.match(ctlCalls(), /member add raftkv-4 --learner/);
+    assert.match(ctlCalls(), /member remove 1092/);
+    assert.doesNotMatch(ctlCalls(), /member promote/);
+    assert.equal(readFileSync(path.join(root, "members.json"), "utf8"), '{"members":[]}');
+    assert.match(calls(), /systemctl disable --now raftkv\.service/);
+  });
+
+  it("leave (joining member, run on a member that stays): removes it by hex ID through the staying members", () => {
     writeFileSync(
       path.join(root, "members.json"),
       `{"members":[{"ID":1,"name":"raftkv-1","peerURLs":["https://10.42.0.10:2380"]},{"ID":${bigId},"name":"raftkv-5","peerURLs":["https://10.42.1.11:2380"]}]}`,
@@ -358,7 +412,7 @@ if (args[0] === "member" && args[1] === "list") {
     assert.equal(r.status, 0, r.stderr);
     assert.match(ctlCalls(), new RegExp(`member remove ${bigId.toString(16)}\\n`));
     assert.match(ctlCalls(), /--endpoints=https:\/\/10\.42\.0\.10:2379,https:\/\/10\.42\.1\.10:2379,https:\/\/10\.42\.2\.10:2379,https:\/\/10\.42\.0\.11:2379 /);
-    assert.match(calls(), /systemctl disable --now raftkv\.service/);
+    assert.doesNotMatch(calls(), /systemctl/, "nothing runs on the host being removed (it may be dead)");
 
     // Already gone (an earlier attempt removed it): no second removal.
     rmSync(path.join(root, "ctl.log"));
@@ -367,10 +421,8 @@ if (args[0] === "member" && args[1] === "list") {
     assert.doesNotMatch(ctlCalls(), /member remove/);
   });
 
-  it("leave (bootstrap member): never calls the membership API", () => {
-    const r = run(renderMemberLeaveScript({ join: plans[0]! }));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(ctlCalls(), "");
+  it("leave: a bootstrap member has none (it goes only with the whole cluster)", () => {
+    assert.throws(() => renderMemberLeaveScript({ join: plans[0]! }), /bootstrap member/);
   });
 
   it("worker: client key 0600, env file pointing at the load balancer, raftkvctl wrapper", () => {

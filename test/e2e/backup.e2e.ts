@@ -155,8 +155,10 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     assert.equal(masters.length, 3);
     for (const m of masters) {
       assert.equal(m.inputs["iamInstanceProfile"], profile.outputs["name"], `${m.name} runs with the backup role`);
-      assert.equal((m.inputs["ebsBlockDevices"] as Array<{ deleteOnTermination: boolean }>)[0]!.deleteOnTermination, true, `${m.name}'s data volume goes with it by default`);
     }
+    const volumes = resources("aws:ebs/volume:Volume");
+    assert.equal(volumes.length, 3);
+    for (const v of volumes) assert.notEqual(v.options.retainOnDelete, true, `${v.name} goes with the stack by default`);
 
     // Data, then scheduled backups: every one from the leader, the newest holding the data.
     await onMaster("raftkv-1", `printf '\\n${Array.from({ length: 40 }, (_, i) => `put /bk/key-${i} value-${i}`).join("\\n")}\\n\\n\\n' | raftkvctl txn`);
@@ -179,7 +181,7 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     assert.match(journal, new RegExp(`backup skipped: ${follower} is not the leader \\(${lead} is\\); (newest backup s3://\\S+ is \\d+ s old|no backup under s3://\\S+ yet)`));
     const leaderJournal = await onMaster(lead, "journalctl -u raftkv-backup.service --no-pager -o cat");
     assert.match(leaderJournal, /backup uploaded: s3:\/\/\S+ \(scheduled, \d+ bytes, revision \d+, \d+ keys\) in [\d.]+ s; newest backup is 0 s old/);
-    // Turning on retainDataVolumes later replaces no running master (the provider would: it is an ebsBlockDevices change).
+    // Turning on retainDataVolumes later replaces nothing (retainOnDelete is an option of the volumes, not an input).
     const retained = planUpdate(state, await runProgram(config({ "raftkv:retainDataVolumes": "true" }), state));
     assert.deepEqual(retained.steps.filter((st) => st.op === "replace" || st.op === "delete").map((st) => st.urn), [], "nothing replaced or deleted");
     const metrics = await onMaster(lead, "cat /var/lib/raftkv/backup/raftkv_backup.prom");
@@ -212,9 +214,7 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     }
     const members = JSON.parse((await onMaster("raftkv-1", "raftkvctl member list -w json")).replace(/"ID":\s*(\d+)/g, '"ID":"$1"')) as { members: Array<{ name: string }> };
     assert.deepEqual(members.members.map((m) => m.name).sort(), ["raftkv-1", "raftkv-2", "raftkv-3"]);
-    for (const m of resources("aws:ec2/instance:Instance").filter((r) => /^raftkv-\d$/.test(r.name))) {
-      assert.equal((m.inputs["ebsBlockDevices"] as Array<{ deleteOnTermination: boolean }>)[0]!.deleteOnTermination, false, `raftkv:retainDataVolumes keeps ${m.name}'s volume`);
-    }
+    for (const v of resources("aws:ebs/volume:Volume")) assert.equal(v.options.retainOnDelete, true, `raftkv:retainDataVolumes keeps ${v.name}`);
   });
 
   it("a roll (certGeneration bump) takes one pre-change backup first, holding the newest write", async () => {
