@@ -225,7 +225,7 @@ export function leaseService(ctx: ServiceContext): grpc.UntypedServiceImplementa
       return withHeader(m, res);
     }),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<wire.LeaseKeepAliveRequest, wire.LeaseKeepAliveResponse>) =>
-      serveLeaseKeepAlive(m, call, keepAliveCheck(gate, grpcCaller(call, gate.opts.clientCertAuth))),
+      serveLeaseKeepAlive(m, statusOnDestroy(call), keepAliveCheck(gate, grpcCaller(call, gate.opts.clientCertAuth))),
   };
 }
 
@@ -238,6 +238,23 @@ export function keepAliveCheck(gate: AuthGate, caller: Caller): (m: Member, id: 
     if (gate.store!.isAdmin(ai)) return;
     for (const k of leaseKeys(m, id)) gate.check((s) => s.checkPut(ai, k));
   };
+}
+
+/**
+ * A grpc-js server stream as a MessageStream whose destroy(err) ends the call with err's status
+ * (code, details) in its trailers, as etcd ends a failed stream. grpc-js's own destroy(err)
+ * drops the stream without any status: the client then waits for one, or sees a reset that
+ * clients such as etcd3 take for a failed host (closing every connection to it).
+ */
+function statusOnDestroy<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>): MessageStream<Req, Res> {
+  return {
+    write: (msg) => call.write(msg),
+    end: () => call.end(),
+    destroy: (err) => (err ? call.emit("error", err) : call.destroy()),
+    pause: () => call.pause(),
+    resume: () => call.resume(),
+    on: (event: string, listener: (...a: unknown[]) => void) => call.on(event, listener),
+  } as MessageStream<Req, Res>;
 }
 
 /** One LeaseKeepAlive stream (gRPC or the HTTP gateway's). */
@@ -465,7 +482,7 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
       const ms = m.membership.toState();
       const fail = (e: unknown): void => {
         const msg = `snapshot: ${(e as Error).message}`;
-        call.destroy(Object.assign(new Error(msg), { code: grpc.status.INTERNAL, details: msg }));
+        call.emit("error", Object.assign(new Error(msg), { code: grpc.status.INTERNAL, details: msg }));
       };
       etcdSnapshotChunksAsync({ kv: m.kv.view(), members: ms.members, removedMembers: ms.removed }).then((snap) => {
         let sent = 0;
