@@ -40,6 +40,8 @@ export function hexId(id: number | string): string {
  * clock set back does not reuse the IDs of entries still in the log either.
  */
 export const REQUEST_IDS_PER_MS = 2048;
+/** IDs one incarnation may use beyond its last logged one (see Member.start). */
+export const REQUEST_ID_SPACE = 2 ** 31;
 
 export class RequestIds {
   private last: number;

@@ -32,7 +32,7 @@ import type { ServerConfig } from "./config";
 import { ConfigError } from "./config";
 import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
 import { forwardedEntryProblem } from "./forwarded-proposal";
-import { RequestIds, hexId, memberIdFor } from "./identity";
+import { REQUEST_ID_SPACE, RequestIds, hexId, memberIdFor } from "./identity";
 import { Membership, foundingMemberIds, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { queryMembers } from "./transport/members-query";
 import { EtcdError, Errors } from "./errors";
@@ -226,8 +226,16 @@ export class Member extends EventEmitter {
       // catches up with entries rather than a whole snapshot.
       compactionKeepEntries: this.env.catchUpEntries ?? 5000,
     };
-    // Our own entries still in the log will be applied again; new requests must not share their IDs.
-    for (const e of recovered.entries) this.ids.observe(requestIdOf(e, this.id));
+    // Our own entries still in the log will be applied again; new requests must not share their
+    // IDs, nor those the previous incarnation used after its last logged one (proposals it
+    // forwarded, a torn tail, reads). The clock normally puts us past all of them; when it does
+    // not even pass our logged IDs (set back across the restart), start a whole ID space (2^31,
+    // more than one incarnation uses) above them, plus a random part of another, so that two
+    // restarts from the same log do not land on the same IDs.
+    let ownLogged = 0;
+    for (const e of recovered.entries) ownLogged = Math.max(ownLogged, requestIdOf(e, this.id));
+    const clockBase = this.ids.next();
+    if (clockBase <= ownLogged) this.ids.observe(ownLogged + REQUEST_ID_SPACE + Math.floor((this.env.random ?? Math.random)() * REQUEST_ID_SPACE));
     this.replayedUpTo = recovered.entries.at(-1)?.index ?? 0;
 
     if (hasState) {
