@@ -182,9 +182,12 @@ export class MemberSimulation {
   }
 
   private newDisk(node: Node): SimDisk {
-    return new SimDisk(this.world, { slowSyncRate: this.slowSyncRate, tornRate: 0.5, crashAtCallRate: this.crashAtCallRate, crashAfterSnapshotRate: 0.15 }, (owner) => {
+    const disk = new SimDisk(this.world, { slowSyncRate: this.slowSyncRate, tornRate: 0.5, crashAtCallRate: this.crashAtCallRate, crashAfterSnapshotRate: 0.15 }, (owner) => {
       if (node.owner === owner) this.crash(node, "at a disk call");
     });
+    // A member joining after the heal gets a disk without faults too.
+    disk.faultsOn = this.faultsOn;
+    return disk;
   }
 
   private static peerUrl(i: number): string {
