@@ -56,6 +56,12 @@ export interface ServerConfig {
   authTokenTtlSec?: number;
   /** etcd's --bcrypt-cost for new password hashes (default 10). */
   bcryptCost?: number;
+  /** --client-handshake-timeout: a client connection must finish TLS and show its protocol within this (ms). */
+  clientHandshakeTimeoutMs?: number;
+  /** --gateway-header-timeout: the HTTP gateway's first request headers must arrive within this of the connection (ms). */
+  gatewayHeaderTimeoutMs?: number;
+  /** --gateway-body-timeout: a unary gateway request's body may pause at most this long between chunks (ms). */
+  gatewayBodyTimeoutMs?: number;
 }
 
 interface FlagSpec {
@@ -100,6 +106,10 @@ const FLAGS: FlagSpec[] = [
   { flag: "auth-token-ttl", description: "seconds an unused simple auth token stays valid", default: "300" },
   { flag: "bcrypt-cost", description: "bcrypt cost of password hashes (4..31)", default: "10" },
   { flag: "experimental-corrupt-check-time", description: "interval of the leader's data checks against the followers (Go duration, 0s = off)", default: "0s" },
+  // No etcd equivalents (Go's servers hard-code theirs); production keeps the defaults, tests shorten them.
+  { flag: "client-handshake-timeout", description: "a client connection must finish its TLS handshake and show its protocol within this (Go duration)", default: "10s" },
+  { flag: "gateway-header-timeout", description: "the HTTP/JSON gateway answers 408 and closes a connection whose first request headers take longer (Go duration)", default: "10s" },
+  { flag: "gateway-body-timeout", description: "the HTTP/JSON gateway answers 408 when a unary request body pauses longer than this (Go duration)", default: "30s" },
 ];
 
 export function envName(flag: string): string {
@@ -260,6 +270,9 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     autoPromoteLearners: bool(req("auto-promote-learners"), "--auto-promote-learners"),
     authTokenTtlSec: positiveInt(req("auth-token-ttl"), "--auth-token-ttl"),
     bcryptCost,
+    clientHandshakeTimeoutMs: positiveDuration(req("client-handshake-timeout"), "--client-handshake-timeout"),
+    gatewayHeaderTimeoutMs: positiveDuration(req("gateway-header-timeout"), "--gateway-header-timeout"),
+    gatewayBodyTimeoutMs: positiveDuration(req("gateway-body-timeout"), "--gateway-body-timeout"),
   };
 }
 
@@ -316,6 +329,13 @@ function duration(v: string, flag: string): number {
   }
   if (at === 0 || at !== text.length) throw new ConfigError(`${flag} must be a duration such as 5m or 30s, got ${JSON.stringify(v)}`);
   return Math.round(ms);
+}
+
+/** A deadline: a Go duration of at least 1 ms (0 would close every connection at once). */
+function positiveDuration(v: string, flag: string): number {
+  const ms = duration(v, flag);
+  if (ms < 1) throw new ConfigError(`${flag} must be at least 1ms, got ${JSON.stringify(v)}`);
+  return ms;
 }
 
 function bool(v: string, flag: string): boolean {

@@ -87,7 +87,12 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
   };
   for (const k of Object.keys(impl) as Array<keyof typeof impl>) grpcServer.addService(services[k], impl[k]);
   // gRPC and the HTTP/JSON gateway share each client port, as in etcd.
-  const gateway = createGateway(member, impl, { maxBodyBytes: 2 * (cfg.maxRequestBytes + 512 * 1024), auth });
+  const gateway = createGateway(member, impl, {
+    maxBodyBytes: 2 * (cfg.maxRequestBytes + 512 * 1024),
+    auth,
+    ...(cfg.gatewayHeaderTimeoutMs !== undefined ? { headerTimeoutMs: cfg.gatewayHeaderTimeoutMs } : {}),
+    ...(cfg.gatewayBodyTimeoutMs !== undefined ? { bodyTimeoutMs: cfg.gatewayBodyTimeoutMs } : {}),
+  });
   const clientListeners: ClientListener[] = [];
   const dropClients = () => {
     for (const l of clientListeners) l.destroy();
@@ -96,7 +101,8 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
   for (const u of cfg.listenClient) {
     const tls = u.scheme === "https" ? { tls: { material: clientTls!, clientCertAuth: cfg.clientCertAuth } } : {};
     try {
-      clientListeners.push(await listenForClients({ url: u, grpc: grpcServer, gateway, log: log.child({ component: "client-listener" }), ...tls }));
+      const handshake = cfg.clientHandshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: cfg.clientHandshakeTimeoutMs, sniffTimeoutMs: cfg.clientHandshakeTimeoutMs } : {};
+      clientListeners.push(await listenForClients({ url: u, grpc: grpcServer, gateway, log: log.child({ component: "client-listener" }), ...tls, ...handshake }));
     } catch (e) {
       dropClients();
       throw listenError(u.url, "clients", e);

@@ -52,7 +52,8 @@ describe("abuse: connections on the client port", function () {
 
   before(async function () {
     this.timeout(60_000);
-    c = await TestCluster.start({ size: 3, snapshotCount: 50 });
+    // A short handshake deadline (production: 10 s) so the silent-connection test does not wait it out.
+    c = await TestCluster.start({ size: 3, snapshotCount: 50, extraFlags: ["--client-handshake-timeout=4s"] });
     pool = new RawPool(c);
     admin = c.pki.clients["admin"]!;
   });
@@ -92,7 +93,7 @@ describe("abuse: connections on the client port", function () {
     await c!.kill(name);
     const logFile = path.join(c!.dir, `${name}.log`);
     const fd = fs.openSync(logFile, "a");
-    const child = spawn("prlimit", ["--nofile=600:600", process.execPath, BUNDLE, ...c!.flags(c!.member(name))], { stdio: ["ignore", fd, fd] });
+    const child = spawn("prlimit", ["--nofile=600:600", process.execPath, BUNDLE, ...c!.flags(c!.member(name)), "--client-handshake-timeout=10s"], { stdio: ["ignore", fd, fd] });
     fs.closeSync(fd);
     c!.procs.set(name, child);
     await c!.waitHealthy();

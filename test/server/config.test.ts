@@ -98,6 +98,16 @@ describe("member configuration", () => {
     fails([...base, "--experimental-corrupt-check-time=10"], /must be a duration/);
   });
 
+  it("takes the client-port deadlines as Go durations, defaulting to the production values", () => {
+    const d = parseConfig(base, {});
+    assert.deepEqual([d.clientHandshakeTimeoutMs, d.gatewayHeaderTimeoutMs, d.gatewayBodyTimeoutMs], [10_000, 10_000, 30_000]);
+    const c = parseConfig([...base, "--client-handshake-timeout=2s", "--gateway-header-timeout=1500ms", "--gateway-body-timeout", "1m"], {});
+    assert.deepEqual([c.clientHandshakeTimeoutMs, c.gatewayHeaderTimeoutMs, c.gatewayBodyTimeoutMs], [2_000, 1_500, 60_000]);
+    assert.equal(parseConfig(base, { RAFTKV_GATEWAY_BODY_TIMEOUT: "3s" }).gatewayBodyTimeoutMs, 3_000);
+    fails([...base, "--gateway-body-timeout=0s"], /--gateway-body-timeout must be at least 1ms/);
+    fails([...base, "--client-handshake-timeout=10"], /--client-handshake-timeout must be a duration/);
+  });
+
   it("rejects a name missing from --initial-cluster in one line", () => {
     fails([...base, "--name=raftkv-9"], /no member named "raftkv-9"/);
   });

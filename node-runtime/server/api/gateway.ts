@@ -34,6 +34,10 @@ export interface GatewayOptions {
   maxBodyBytes: number;
   /** Identities for the streams (watch, keep-alive); unary calls get the caller from the request. */
   auth?: AuthGate;
+  /** The first request's headers must arrive within this of the connection (default HEADERS_TIMEOUT_MS). */
+  headerTimeoutMs?: number;
+  /** A unary body may pause at most this long between chunks (default BODY_TIMEOUT_MS). */
+  bodyTimeoutMs?: number;
 }
 
 const UNARY_ROUTES: Record<string, [keyof GatewayServices, string]> = {
@@ -274,11 +278,11 @@ function parseJson(text: string): JsonInput {
 class BodyTooLargeError extends Error {}
 class BodyTimeoutError extends Error {}
 
-/** The first request's headers must arrive within this time of the connection. */
+/** The first request's headers must arrive within this time of the connection (default of --gateway-header-timeout). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 /**
  * A unary request's body may pause at most this long between chunks (slow-body clients hold
- * sockets) and take at most BODY_MAX_MS in all; a large body that keeps flowing is read.
+ * sockets; default of --gateway-body-timeout) and take at most BODY_MAX_MS in all; a large body that keeps flowing is read.
  */
 export const BODY_TIMEOUT_MS = 30_000;
 const BODY_MAX_MS = 300_000;
@@ -299,12 +303,12 @@ function discardRest(req: http.IncomingMessage): void {
 }
 
 /** Reads a unary request body: its first JSON value (trailing text is ignored, as in etcd). */
-function readFirstValue(req: http.IncomingMessage, limit: number): Promise<JsonInput | undefined> {
+function readFirstValue(req: http.IncomingMessage, limit: number, bodyTimeoutMs: number): Promise<JsonInput | undefined> {
   return new Promise((resolve, reject) => {
     const splitter = new JsonValueSplitter();
     let done = false;
-    const stalled = () => fail(new BodyTimeoutError(`request body not received within ${BODY_TIMEOUT_MS / 1000} s`));
-    let timer = setTimeout(stalled, BODY_TIMEOUT_MS);
+    const stalled = () => fail(new BodyTimeoutError(`request body not received within ${bodyTimeoutMs / 1000} s`));
+    let timer = setTimeout(stalled, bodyTimeoutMs);
     const overall = setTimeout(() => fail(new BodyTimeoutError(`request body not received within ${BODY_MAX_MS / 1000} s`)), BODY_MAX_MS);
     const clearTimers = () => {
       clearTimeout(timer);
@@ -321,7 +325,7 @@ function readFirstValue(req: http.IncomingMessage, limit: number): Promise<JsonI
     req.on("data", (chunk: string) => {
       if (done) return;
       clearTimeout(timer);
-      timer = setTimeout(stalled, BODY_TIMEOUT_MS);
+      timer = setTimeout(stalled, bodyTimeoutMs);
       let values: string[];
       try {
         values = splitter.push(chunk);
@@ -495,11 +499,11 @@ function serveStream(req: http.IncomingMessage, res: http.ServerResponse, route:
   });
 }
 
-async function serveUnary(req: http.IncomingMessage, res: http.ServerResponse, codec: JsonMethod, f: UnaryFunction, limit: number): Promise<void> {
+async function serveUnary(req: http.IncomingMessage, res: http.ServerResponse, codec: JsonMethod, f: UnaryFunction, limit: number, bodyTimeoutMs: number): Promise<void> {
   const caller = httpCaller(req);
   let request: unknown;
   try {
-    request = codec.decodeRequest(await readFirstValue(req, limit));
+    request = codec.decodeRequest(await readFirstValue(req, limit, bodyTimeoutMs));
   } catch (e) {
     if (e instanceof BodyTooLargeError) return sendError(res, Status.RESOURCE_EXHAUSTED, e.message);
     if (e instanceof BodyTimeoutError) {
@@ -565,11 +569,11 @@ export function createGateway(member: Member, services: GatewayServices, opts: G
     const s = streams.get(url);
     if (!u && !s) return sendText(res, 404, "Not Found\n");
     if (req.method !== "POST") return sendText(res, 405, "Method Not Allowed\n");
-    if (u) return void serveUnary(req, res, u.codec, u.f, opts.maxBodyBytes);
+    if (u) return void serveUnary(req, res, u.codec, u.f, opts.maxBodyBytes, opts.bodyTimeoutMs ?? BODY_TIMEOUT_MS);
     serveStream(req, res, s!, opts.maxBodyBytes);
   });
   // Watch and keep-alive requests stream their bodies for as long as the client likes; unary
-  // bodies have their own deadline (BODY_TIMEOUT_MS).
+  // bodies have their own deadline (opts.bodyTimeoutMs).
   server.requestTimeout = 0;
   server.keepAliveTimeout = 5_000;
   // Headers must come quickly. Node enforces headersTimeout only on servers that listen
@@ -580,7 +584,7 @@ export function createGateway(member: Member, services: GatewayServices, opts: G
       if (socket.destroyed) return;
       socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       socket.destroySoon();
-    }, HEADERS_TIMEOUT_MS);
+    }, opts.headerTimeoutMs ?? HEADERS_TIMEOUT_MS);
     headerDeadlines.set(socket, timer);
     socket.once("close", () => clearTimeout(timer));
   });
