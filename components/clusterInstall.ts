@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { JoinPlan } from "./membership";
 import type { InstallBackup } from "./backup";
+import { BACKUP } from "./backupHost";
 import type { IssuedCert, MemberCerts } from "./pki";
 import { CLIENT_CERT_FILE, CLIENT_KEY_FILE, memberCertFileNames, renderFileBundle, renderMemberUnit, type MemberRuntimeOptions } from "./hostFiles";
 import {
@@ -196,7 +197,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
     const trust = this.trust(host, "master", [volume]);
     const uploads = [this.upload(host, "raftkv.cjs", args.memberBundlePath, trust), this.upload(host, "raftkvctl.cjs", args.ctlBundlePath, trust)];
 
-    const runtime = { ...args.runtime, join: j, uploadDir: this.uploadDir };
+    const runtime = { ...args.runtime, ...(args.backup !== undefined ? { backupStateDir: BACKUP.stateDir } : {}), join: j, uploadDir: this.uploadDir };
     // The backup agent's files go on first: a restore and a joining member's pre-change backup use them.
     const backupDeps =
       args.backup?.declare({ parent: this, connection: (h) => this.connection(h), uploadDir: this.uploadDir }, j, host) ?? [];

@@ -90,11 +90,14 @@ export interface MemberRuntimeOptions {
   quotaBackendBytes?: number;
   /** node --max-old-space-size, in MiB: the member's heap limit on this instance type. */
   heapMiB?: number;
+  /** --backup-state-dir: the backup agent's state, served on the member's /metrics (when backups are on). */
+  backupStateDir?: string;
 }
 
 /** The flags a member starts with: exactly what the shared plan renders for its join plan. */
 export function memberFlags(join: JoinPlan, opts: MemberRuntimeOptions): string[] {
-  return renderMemberFlags(join.member, join.initialCluster, {
+  const backup = opts.backupStateDir !== undefined ? [`--backup-state-dir=${opts.backupStateDir}`] : [];
+  return [...renderMemberFlags(join.member, join.initialCluster, {
     dataDir: HOST.dataDir,
     certDir: HOST.certDir,
     clusterToken: opts.clusterToken,
@@ -103,7 +106,7 @@ export function memberFlags(join: JoinPlan, opts: MemberRuntimeOptions): string[
     ...(opts.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
     ...(opts.electionTimeoutMs !== undefined ? { electionTimeoutMs: opts.electionTimeoutMs } : {}),
     ...(opts.quotaBackendBytes !== undefined ? { quotaBackendBytes: opts.quotaBackendBytes } : {}),
-  });
+  }), ...backup];
 }
 
 /**

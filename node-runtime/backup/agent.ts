@@ -3,15 +3,17 @@
  * every master): if this member leads the cluster (or the run is not leader-gated), stream a
  * snapshot from it into a local file, check it, upload it, then drop backups older than the
  * retention (never the newest). Every run, uploaded or skipped, reports the age of the newest
- * backup under the prefix: in its log line and in a node-exporter textfile, so an alert on
- * `raftkv_backup_latest_age_seconds` fires on whichever member is the leader when backups stop.
+ * backup under the prefix: in its log line, in a node-exporter textfile and in its state file,
+ * which the member serves on /metrics (--backup-state-dir, node-runtime/server/obs/backup-metrics.ts),
+ * so an alert on `raftkv_backup_latest_age_seconds` fires when backups stop, on any master.
  */
-import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { BoltReader } from "../kv/etcd-backend/bbolt-reader";
 import { snapshotStatus } from "../kv/etcd-backend/status";
 import { backupKey, backupsNewestFirst, BackupError, expiredBackups, isS3Url, normalizePrefix, parseS3Url, type BackupReason } from "./naming";
 import type { BackupStore } from "./s3-store";
+import { COUNTERS_FILE, readCounters, type BackupCounters } from "./state";
 
 /** What the agent needs from the member it talks to. */
 export interface MemberView {
@@ -55,24 +57,17 @@ export interface BackupOutcome {
 }
 
 export const METRICS_FILE = "raftkv_backup.prom";
-const COUNTERS_FILE = "backup-counters.json";
-
-interface Counters {
-  uploaded: number;
-  skipped: number;
-  failed: number;
-  lastSuccessSec?: number;
-  lastSize?: number;
-  lastRevision?: number;
-  lastDurationSec?: number;
-}
 
 export async function runBackup(member: MemberView, store: BackupStore, opts: BackupRunOptions): Promise<BackupOutcome> {
   const now = opts.now ?? (() => new Date());
   const prefix = normalizePrefix(opts.prefix);
   const counters = readCounters(opts.stateDir);
+  counters.location = `s3://${opts.bucket}/${prefix}`;
+  counters.lastRunSec = Math.floor(now().getTime() / 1000);
   try {
     const outcome = await attempt(member, store, opts, prefix, now);
+    if (outcome.latestAgeSec !== undefined) counters.latestTakenSec = counters.lastRunSec - outcome.latestAgeSec;
+    else delete counters.latestTakenSec;
     if (outcome.uploaded) {
       counters.uploaded++;
       counters.lastSuccessSec = Math.floor(now().getTime() / 1000);
@@ -154,18 +149,8 @@ async function attempt(member: MemberView, store: BackupStore, opts: BackupRunOp
   }
 }
 
-function readCounters(stateDir: string | undefined): Counters {
-  if (stateDir === undefined) return { uploaded: 0, skipped: 0, failed: 0 };
-  try {
-    const c = JSON.parse(readFileSync(path.join(stateDir, COUNTERS_FILE), "utf8")) as Counters;
-    return { ...c, uploaded: c.uploaded ?? 0, skipped: c.skipped ?? 0, failed: c.failed ?? 0 };
-  } catch {
-    return { uploaded: 0, skipped: 0, failed: 0 };
-  }
-}
-
 /** The textfile metrics (node_exporter's textfile collector format). */
-export function renderMetrics(c: Counters, latestAgeSec: number | undefined): string {
+export function renderMetrics(c: BackupCounters, latestAgeSec: number | undefined): string {
   const lines: string[] = [];
   const metric = (name: string, type: "gauge" | "counter", help: string, samples: Array<[string, number]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -184,7 +169,7 @@ export function renderMetrics(c: Counters, latestAgeSec: number | undefined): st
   return lines.join("\n") + "\n";
 }
 
-function writeState(stateDir: string | undefined, c: Counters, latestAgeSec: number | undefined): void {
+function writeState(stateDir: string | undefined, c: BackupCounters, latestAgeSec: number | undefined): void {
   if (stateDir === undefined) return;
   mkdirSync(stateDir, { recursive: true, mode: 0o755 });
   const put = (name: string, text: string) => {

@@ -62,6 +62,8 @@ export interface ServerConfig {
   gatewayHeaderTimeoutMs?: number;
   /** --gateway-body-timeout: a unary gateway request's body may pause at most this long between chunks (ms). */
   gatewayBodyTimeoutMs?: number;
+  /** --backup-state-dir: the backup agent's state directory, served on /metrics as raftkv_backup_*. */
+  backupStateDir?: string;
 }
 
 interface FlagSpec {
@@ -109,6 +111,7 @@ const FLAGS: FlagSpec[] = [
   // No etcd equivalents (Go's servers hard-code theirs); production keeps the defaults, tests shorten them.
   { flag: "client-handshake-timeout", description: "a client connection must finish its TLS handshake and show its protocol within this (Go duration)", default: "10s" },
   { flag: "gateway-header-timeout", description: "the HTTP/JSON gateway answers 408 and closes a connection whose first request headers take longer (Go duration)", default: "10s" },
+  { flag: "backup-state-dir", description: "the backup agent's state directory (its RAFTKV_BACKUP_STATE_DIR); its runs and the newest backup's age are served on /metrics" },
   { flag: "gateway-body-timeout", description: "the HTTP/JSON gateway answers 408 when a unary request body pauses longer than this (Go duration)", default: "30s" },
 ];
 
@@ -273,6 +276,7 @@ function validate(get: (f: string) => string | undefined, req: (f: string) => st
     clientHandshakeTimeoutMs: positiveDuration(req("client-handshake-timeout"), "--client-handshake-timeout"),
     gatewayHeaderTimeoutMs: positiveDuration(req("gateway-header-timeout"), "--gateway-header-timeout"),
     gatewayBodyTimeoutMs: positiveDuration(req("gateway-body-timeout"), "--gateway-body-timeout"),
+    ...(get("backup-state-dir") !== undefined ? { backupStateDir: get("backup-state-dir")! } : {}),
   };
 }
 

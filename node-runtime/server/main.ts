@@ -14,6 +14,7 @@ import { ReloadingTls, TlsConfigError } from "./tls";
 import { Member } from "./member";
 import { createSideServer } from "./http";
 import { createGateway } from "./api/gateway";
+import { registerBackupMetrics } from "./obs/backup-metrics";
 import { AuthGate } from "./api/auth";
 import { listenForClients, type ClientListener } from "./api/listener";
 import { authService, clusterService, kvService, leaseService, maintenanceService, watchService } from "./api/services";
@@ -73,6 +74,7 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
     "grpc.keepalive_time_ms": 7_200_000,
     "grpc.keepalive_timeout_ms": 20_000,
   });
+  if (cfg.backupStateDir !== undefined) registerBackupMetrics(metrics.registry, cfg.backupStateDir);
   const member = new Member(cfg, peerTls, log, metrics);
   const auth = new AuthGate(member, { clientCertAuth: cfg.clientCertAuth, bcryptCost: cfg.bcryptCost ?? 10 });
   const ctx = { member, maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, auth };

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { backupPolicyDocument } from "../../components/backup";
 import { BACKUP, renderBackupEnv, renderBackupInstallScript, renderBackupRemoveScript, renderBackupService, renderBackupTimer, renderBeforeChangeFunction, renderRestoreStep } from "../../components/backupHost";
 import { resolveBackupSettings } from "../../components/backupSettings";
-import { HOST } from "../../components/hostFiles";
+import { HOST, renderMemberUnit } from "../../components/hostFiles";
 import { renderBackupBeforeReplaceScript, renderMemberInstallScript, renderMemberLeaveScript, renderMemberRollScript } from "../../components/hostScripts";
 import { joinPlan } from "../../components/membership";
 import { planHostMembers } from "../../components/topology";
@@ -100,6 +100,12 @@ describe("backup scripts and units (static checks)", function () {
     assert.ok(!renderMemberLeaveScript({ join: plans[4]! }).includes("backup_before_change"));
     const join = renderMemberInstallScript("create", { join: plans[3]!, clusterToken: "t", uploadDir: "/home/admin", revision: "r", backupBeforeChange: true });
     assert.ok(join.indexOf("backup_before_change https://") < join.indexOf("member add"), "a joining member backs up before it is added");
+  });
+
+  it("with backups on, the member serves the agent's state on /metrics: its unit passes --backup-state-dir; without, nothing", () => {
+    const on = renderMemberUnit(plans[0]!, { clusterToken: "t", backupStateDir: BACKUP.stateDir });
+    assert.match(on, new RegExp(` --backup-state-dir=${BACKUP.stateDir}( |$)`, "m"));
+    assert.doesNotMatch(renderMemberUnit(plans[0]!, { clusterToken: "t" }), /backup-state-dir/);
   });
 });
 
