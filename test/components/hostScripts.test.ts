@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { joinPlan, type JoinPlan } from "../../components/membership";
 import { planHostMembers, type MemberEndpoint } from "../../components/topology";
 import { HOST, renderFileBundle, renderMemberUnit } from "../../components/hostFiles";
+import { BACKUP } from "../../components/backupHost";
 import {
   renderDataVolumeScript,
   renderMemberGateScript,
@@ -191,6 +192,8 @@ if (args[0] === "member" && args[1] === "list") {
   fs.writeFileSync(file, JSON.stringify(l));
 } else if (args[0] === "endpoint" && args[1] === "health") {
   process.exit(fs.existsSync(${JSON.stringify(path.join(r, "unhealthy"))}) ? 1 : 0);
+} else if (args[0] === "backup") {
+  process.exit(process.env.FAIL_BACKUP ? 1 : 0);
 }
 `;
   }
@@ -399,6 +402,29 @@ if (args[0] === "member" && args[1] === "list") {
     assert.doesNotMatch(ctlCalls(), /member promote/);
     assert.equal(readFileSync(path.join(root, "members.json"), "utf8"), '{"members":[]}');
     assert.match(calls(), /systemctl disable --now raftkv\.service/);
+  });
+
+  it("install (joining member, backups on): one pre-change backup through the running members before member add; no add when it fails", function () {
+    this.timeout(90_000);
+    const joiner = plans[3]!;
+    assert.equal(run(renderTrustScript("create"), masterTrust("ca1")).status, 0);
+    mkdirSync(path.join(root, "etc/raftkv"), { recursive: true });
+    writeFileSync(path.join(root, BACKUP.envFile), "RAFTKV_BACKUP_BUCKET=b\nRAFTKV_BACKUP_PREFIX=p\nAWS_REGION=eu-west-1\n");
+    const script = renderMemberInstallScript("create", { ...opts(joiner), backupBeforeChange: true });
+    const failed = run(script, memberStdin("g1"), { FAIL_BACKUP: "1" });
+    assert.equal(failed.status, 1);
+    assert.match(failed.stderr, /the backup before the change failed/);
+    assert.doesNotMatch(ctlCalls(), /member add/, "no member added without its backup");
+
+    rmSync(path.join(root, "ctl.log"));
+    const r = run(script, memberStdin("g1"));
+    assert.equal(r.status, 0, r.stderr);
+    const via = "https://10.42.0.10:2379,https://10.42.1.10:2379,https://10.42.2.10:2379";
+    const lines = ctlCalls().split("\n");
+    const backup = lines.findIndex((l) => new RegExp(`--endpoints=${via} .*backup run --reason pre-change --skip-if-newer ${BACKUP.preChangeWindowSec}$`).test(l));
+    const add = lines.findIndex((l) => / member add raftkv-4 /.test(l));
+    assert.ok(backup >= 0 && add > backup, `one backup, then member add:\n${ctlCalls()}`);
+    assert.equal(lines.filter((l) => / backup run /.test(l)).length, 1);
   });
 
   it("leave (joining member, run on a member that stays): removes it by hex ID through the staying members", () => {
