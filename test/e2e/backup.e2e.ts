@@ -13,6 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { hostAddress, publicSubnetCidr } from "../../components/addressing";
+import { DEFAULT_METRICS_PORT } from "../../components/topology";
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
 import { Applier } from "./apply";
 import type { LabHost, RecordedResource, StackState } from "./apply/contract";
@@ -187,6 +188,10 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     const metrics = await onMaster(lead, "cat /var/lib/raftkv/backup/raftkv_backup.prom");
     assert.match(metrics, /^raftkv_backup_latest_age_seconds \d+$/m);
     assert.match(metrics, /^raftkv_backup_runs_total\{result="uploaded"\} [1-9]\d*$/m);
+    // The same series on the member's own /metrics, the age computed at scrape time.
+    const scraped = await onMaster(lead, `node -e 'fetch("http://127.0.0.1:${DEFAULT_METRICS_PORT}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))'`);
+    assert.match(scraped, /^raftkv_backup_latest_age_seconds\{location="[^"]+"\} \d+$/m);
+    assert.match(scraped, /^raftkv_backup_runs_total\{location="[^"]+",result="uploaded"\} [1-9]\d*$/m);
   });
 
   it("pulumi destroy: a last backup is taken, the hosts go, the bucket and its backups stay", async () => {

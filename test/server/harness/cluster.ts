@@ -204,7 +204,7 @@ export class TestCluster {
     return p !== undefined && p.exitCode === null && p.signalCode === null;
   }
 
-  async waitHealthy(names = this.members.map((m) => m.name), timeoutMs = 20_000): Promise<void> {
+  async waitHealthy(names = this.members.map((m) => m.name), timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const st = await Promise.all(names.map((n) => this.status(n)));
