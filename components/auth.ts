@@ -15,7 +15,7 @@ import * as command from "@pulumi/command";
 import { createHash } from "node:crypto";
 import { HOST } from "./hostFiles";
 import { shellQuote, sshInvocation } from "./hostScripts";
-import type { SshSettings } from "./clusterInstall";
+import { sshConnection, type SshSettings } from "./clusterInstall";
 import { memberOpsClientName } from "./topology";
 
 export interface AuthTenant {
@@ -105,22 +105,6 @@ export interface ClusterAuthArgs {
   ready: pulumi.Input<string>;
 }
 
-/** The SSH connection, as ClusterInstall opens it (gated on the same requirements, through the bastion). */
-function connectionTo(host: pulumi.Input<string>, ssh: SshSettings): command.types.input.remote.ConnectionArgs {
-  const requires = ssh.requires ?? [];
-  const gated = (h: pulumi.Input<string>): pulumi.Input<string> => (requires.length === 0 ? h : pulumi.all([h, ...requires]).apply(([x]) => x));
-  return {
-    host: gated(host),
-    user: ssh.user,
-    privateKey: pulumi.secret(ssh.privateKey),
-    dialErrorLimit: 40,
-    perDialTimeout: 15,
-    ...(ssh.bastion !== undefined
-      ? { proxy: { host: gated(ssh.bastion.host), user: ssh.bastion.user, privateKey: pulumi.secret(ssh.privateKey), dialErrorLimit: 40, perDialTimeout: 15 } }
-      : {}),
-  };
-}
-
 /** Runs the bootstrap script once the cluster is up, and again when the plan changes. */
 export class ClusterAuth extends pulumi.ComponentResource {
   readonly done: pulumi.Output<string>;
@@ -132,7 +116,7 @@ export class ClusterAuth extends pulumi.ComponentResource {
     const run = new command.remote.Command(
       `${name}-bootstrap`,
       {
-        connection: connectionTo(args.host, args.ssh),
+        connection: sshConnection(args.host, args.ssh),
         create: sshInvocation(script, "raftkv-auth"),
         // Waits for the cluster; re-runs when the plan (the script) changes.
         triggers: [args.ready, digest],

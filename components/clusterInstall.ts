@@ -32,6 +32,31 @@ export interface SshSettings {
   requires?: pulumi.Input<string>[];
 }
 
+/** The SSH connection to a host: gated on `ssh.requires` (e.g. the security-group rules), through the bastion when there is one. */
+export function sshConnection(host: pulumi.Input<string>, ssh: SshSettings): command.types.input.remote.ConnectionArgs {
+  const requires = ssh.requires ?? [];
+  const gated = (h: pulumi.Input<string>): pulumi.Input<string> => (requires.length === 0 ? h : pulumi.all([h, ...requires]).apply(([x]) => x));
+  return {
+    host: gated(host),
+    user: ssh.user,
+    privateKey: pulumi.secret(ssh.privateKey),
+    dialErrorLimit: 40,
+    perDialTimeout: 15,
+    ...(ssh.bastion !== undefined
+      ? {
+          proxy: {
+            host: gated(ssh.bastion.host),
+            user: ssh.bastion.user,
+            privateKey: pulumi.secret(ssh.privateKey),
+            // A bastion created by this `up` may still be booting.
+            dialErrorLimit: 40,
+            perDialTimeout: 15,
+          },
+        }
+      : {}),
+  };
+}
+
 export interface InstallHost {
   name: string;
   privateIp: string;
@@ -117,28 +142,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
   }
 
   private connection(host: string): command.types.input.remote.ConnectionArgs {
-    const { ssh } = this.args;
-    const requires = ssh.requires ?? [];
-    const gated = (h: pulumi.Input<string>): pulumi.Input<string> => (requires.length === 0 ? h : pulumi.all([h, ...requires]).apply(([x]) => x));
-    return {
-      host: gated(host),
-      user: ssh.user,
-      privateKey: pulumi.secret(ssh.privateKey),
-      dialErrorLimit: 40,
-      perDialTimeout: 15,
-      ...(ssh.bastion !== undefined
-        ? {
-            proxy: {
-              host: gated(ssh.bastion.host),
-              user: ssh.bastion.user,
-              privateKey: pulumi.secret(ssh.privateKey),
-              // A bastion created by this `up` may still be booting.
-              dialErrorLimit: 40,
-              perDialTimeout: 15,
-            },
-          }
-        : {}),
-    };
+    return sshConnection(host, this.args.ssh);
   }
 
   private trust(host: InstallHost, role: HostRole, after: pulumi.Resource[]): command.remote.Command {
