@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { mustRun, runCommand, waitFor, type RunResult } from "./run";
 import { deleteNetns } from "./net";
+import { collectBootEvidence } from "./evidence";
 
 export interface HostSpec {
   /** e.g. "raftkv-1"; also the hostname cloud-init sets from local-hostname. */
@@ -236,7 +237,15 @@ export class LabHost implements Host {
       await this.checkDataDisk();
     } catch (err) {
       const tail = fs.readFileSync(path.join(this.ctx.hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
-      throw new Error(`host ${this.name} did not boot: ${(err as Error).message}\n--- console (last lines) ---\n${tail}`);
+      // While the container still runs: its journal and systemd's jobs say why (evidence.ts).
+      const evidence =
+        this.state === "running"
+          ? await collectBootEvidence({ machine: this.machine, hostDir: this.ctx.hostDir, initPid: this.initPid(), exec: (argv, o) => this.exec(argv, o) }).then(
+              (e) => `\n${e.summary}`,
+              (e: Error) => `\n(no evidence: ${e.message})`,
+            )
+          : "";
+      throw new Error(`host ${this.name} did not boot: ${(err as Error).message}\n--- console (last lines) ---\n${tail}${evidence}`);
     }
   }
 
