@@ -57,6 +57,7 @@ import {
 } from './types';
 import { CatchUp, Change, WatchHandle, WatchHub, WatchListener, WatchOptions, Watcher } from './watch';
 import { decodeCommand } from './codec';
+import type { ReadTxnSelection } from './read-encoder';
 
 export interface KvStoreOptions {
   /** etcd's --quota-backend-bytes: approximate bytes of stored records (live and history). */
@@ -350,15 +351,39 @@ export class KvStore {
    * (etcd serves such a txn like a range: isTxnReadonly). The caller decides on a read barrier.
    */
   readTxn(t: TxnRequest, auth?: RequestAuth): TxnResponse {
+    const sel = this.selectReadTxn(t, auth);
+    const shared: SharedKvs = { full: new Map(), keysOnly: new Map() };
+    const responses: ResponseOp[] = sel.ranges.map((s) => {
+      const memo = s.keysOnly ? shared.keysOnly : shared.full;
+      const kvs = s.recs.map((r) => {
+        let kv = memo.get(r);
+        if (!kv) memo.set(r, (kv = toKv(r, s.keysOnly)));
+        return kv;
+      });
+      return { response: 'response_range', response_range: { header: header(s.revision), kvs, more: s.more, count: s.count } };
+    });
+    return { header: header(sel.revision), succeeded: sel.succeeded, responses };
+  }
+
+  /**
+   * readTxn's answer as the records it reads (references, nothing copied), for an encoder that
+   * writes them out while the store moves on (records are immutable; read-encoder.ts). Checks
+   * permissions, revisions and the answer's size (refused over gRPC's send limit) first.
+   */
+  selectReadTxn(t: TxnRequest, auth?: RequestAuth): ReadTxnSelection {
     if (!isReadOnlyTxn(t)) throw new Error('readTxn: the txn writes');
     if (this.auth.enabled) this.checkTxnPermission(auth, t);
     const begin = this.rev;
     const path: boolean[] = [];
     this.comparePath(t, begin, path);
-    for (const op of (path[0] ? t.success : t.failure) ?? []) this.checkRangeRev(op.request_range!.revision ?? 0, begin);
+    const ops = (path[0] ? t.success : t.failure) ?? [];
+    for (const op of ops) this.checkRangeRev(op.request_range!.revision ?? 0, begin);
     this.checkTxnResponseSize(t, path, begin);
-    let cursor = 0;
-    return this.execTxn(new WriteTxn(begin), t, path, () => cursor++, []);
+    const ranges = ops.map((op) => {
+      const { recs, more, count } = this.selectRange(op.request_range!, begin);
+      return { recs, more, count, keysOnly: op.request_range!.keys_only ?? false, revision: begin };
+    });
+    return { revision: begin, succeeded: path[0]!, ranges };
   }
 
   private comparePath(t: TxnRequest, rev: number, path: boolean[]): void {

@@ -18,6 +18,7 @@ import { registerBackupMetrics } from "./obs/backup-metrics";
 import { AuthGate } from "./api/auth";
 import { listenForClients, type ClientListener } from "./api/listener";
 import { authService, clusterService, kvService, leaseService, maintenanceService, watchService } from "./api/services";
+import { acceptPreEncoded } from "./api/pre-encoded";
 
 /** A startup failure whose message is the whole story for the operator. */
 export class StartupError extends Error {}
@@ -87,7 +88,7 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
     Maintenance: maintenanceService(ctx),
     Auth: authService(ctx),
   };
-  for (const k of Object.keys(impl) as Array<keyof typeof impl>) grpcServer.addService(services[k], impl[k]);
+  for (const k of Object.keys(impl) as Array<keyof typeof impl>) grpcServer.addService(acceptPreEncoded(services[k]), impl[k]);
   // gRPC and the HTTP/JSON gateway share each client port, as in etcd.
   const gateway = createGateway(member, impl, {
     maxBodyBytes: 2 * (cfg.maxRequestBytes + 512 * 1024),

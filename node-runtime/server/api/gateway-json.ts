@@ -13,6 +13,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import * as protobuf from "protobufjs";
 import { etcdProtoRoot, loadEtcdGrpc } from "../proto";
+import { PreEncoded } from "./pre-encoded";
 
 /** A request body that is not a valid JSON form of the message (gRPC InvalidArgument). */
 export class JsonInputError extends Error {}
@@ -241,7 +242,7 @@ export function jsonMethod(service: string, method: string): JsonMethod {
       return def.requestDeserialize(Buffer.from(reqType.encode(msg).finish()));
     },
     encodeResponse(res) {
-      const decoded = resType.decode(def.responseSerialize(res));
+      const decoded = resType.decode(res instanceof PreEncoded ? res.bytes : def.responseSerialize(res));
       return messageToJson(resType, resType.toObject(decoded, TO_OBJECT));
     },
   };

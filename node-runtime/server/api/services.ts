@@ -19,6 +19,8 @@ import type { Member } from "../member";
 import type { MemberInfo } from "../membership";
 import { compactReq, deleteReq, putReq, rangeReq, toId, toNumber, txnReq } from "./convert";
 import { serveWatch } from "./watch";
+import { PreEncoded } from "./pre-encoded";
+import { encodeTxnAnswer } from "../../kv/read-encoder";
 import type { MessageStream } from "./stream";
 import { AuthGate, authHandlers, grpcCaller, type Caller } from "./auth";
 
@@ -26,6 +28,9 @@ import { AuthGate, authHandlers, grpcCaller, type Caller } from "./auth";
 export const ETCD_API_VERSION = "3.4.0";
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+
+/** A turn of the event loop, between two steps of a long piece of work. */
+const nextTick = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface ServiceContext {
   member: Member;
@@ -164,9 +169,11 @@ export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementatio
         if (invalid) throw invalid;
         if (!isSerializableTxn(r)) await m.readBarrier();
         else m.checkReadable();
-        const res = m.kv.readTxn(r, ai);
+        // The records are selected now, at one revision, and written out in steps (the answer
+        // may be GiBs: one synchronous encoding stopped the member for seconds).
+        const sel = m.kv.selectReadTxn(r, ai);
         gate.checkNotStale(ai);
-        return withHeader(m, res);
+        return new PreEncoded(await encodeTxnAnswer(sel, header(m, sel.revision), nextTick));
       }
       return withHeader(m, (await replicate(ctx, { type: "txn", req: r, ...as(ai) })) as kvt.TxnResponse);
     }),

@@ -33,23 +33,32 @@ describe("txn of 128 full-range reads", function () {
   let c: TestCluster | undefined;
   const kvs: RawMember[] = [];
 
+  let leader = "";
+  let creds: grpc.ChannelCredentials;
+  let address = "";
+  let kv: RawMember;
+
+  before(async () => {
+    c = await TestCluster.start({ size: 3 });
+    leader = await c.leader();
+    creds = adminCredentials(c);
+    address = clientAddress(c, leader);
+    kv = new RawMember(address, creds);
+    kvs.push(kv);
+    for (let i = 0; i < KEYS; i += 10) {
+      const puts = Array.from({ length: Math.min(10, KEYS - i) }, (_, j) => ({ request_put: { key: Buffer.from(`big/${String(i + j).padStart(4, "0")}`), value: VALUE } }));
+      await kv.call("KV", "Txn", { compare: [], success: puts, failure: [] }, 30_000);
+    }
+  });
+
   after(async () => {
     for (const k of kvs) k.close();
     await c?.destroy();
   });
 
   it("is refused with etcd's answer before it is built; the members stay healthy and bounded", async () => {
-    c = await TestCluster.start({ size: 3 });
-    const leader = await c.leader();
-    const creds = adminCredentials(c);
-    const address = clientAddress(c, leader);
-    const kv = new RawMember(address, creds);
-    kvs.push(kv);
-    for (let i = 0; i < KEYS; i += 10) {
-      const puts = Array.from({ length: Math.min(10, KEYS - i) }, (_, j) => ({ request_put: { key: Buffer.from(`big/${String(i + j).padStart(4, "0")}`), value: VALUE } }));
-      await kv.call("KV", "Txn", { compare: [], success: puts, failure: [] }, 30_000);
-    }
-    const pids = c.members.map((m) => c!.procs.get(m.name)!.pid!);
+    const cl = c!;
+    const pids = cl.members.map((m) => cl.procs.get(m.name)!.pid!);
     const before = pids.map(rssMiB);
 
     // Reads only: served by the member asked, like a range.
@@ -80,17 +89,57 @@ describe("txn of 128 full-range reads", function () {
     const small = await txn(address, creds, { compare: [], success: Array.from({ length: 128 }, () => keysOnly), failure: [] });
     assert.equal(small.responses.length, 128);
     assert.equal((small.responses[127] as { response_range: { kvs: unknown[] } }).response_range.kvs.length, KEYS);
-    const follower = c.members.map((m) => m.name).find((n) => n !== leader)!;
-    const local = await txn(clientAddress(c, follower), creds, { compare: [], success: [{ request_range: { ...all.request_range, serializable: true, count_only: true } }], failure: [] });
+    const follower = cl.members.map((m) => m.name).find((n) => n !== leader)!;
+    const local = await txn(clientAddress(cl, follower), creds, { compare: [], success: [{ request_range: { ...all.request_range, serializable: true, count_only: true } }], failure: [] });
     assert.equal((local.responses[0] as { response_range: { count: string } }).response_range.count, String(KEYS));
 
-    await c.waitHealthy();
-    for (const m of c.members) {
-      const member: RawMember = new RawMember(clientAddress(c, m.name), creds);
+    await cl.waitHealthy();
+    for (const m of cl.members) {
+      const member: RawMember = new RawMember(clientAddress(cl, m.name), creds);
       kvs.push(member);
       assert.equal((await member.get("written", { serializable: true })).kvs.length, 0, `${m.name} did not apply the refused write`);
     }
     await kv.put("after", "ok");
     assert.equal(await kv.value("after"), "ok");
+  });
+
+  it("serves writes while a large read-only answer is written (the answer is built in steps)", async () => {
+    const cl = c!;
+    // 128 ranges of 10 keys each: a 128 MiB answer, below the limit, built by the leader.
+    const tenKeys = { request_range: { ...all.request_range, limit: 10 } };
+    const writer = new RawMember(address, creds);
+    kvs.push(writer);
+    // Puts in flight all along: each records its revision and when its answer came, counted
+    // against the moment the txn's answer began to arrive (its response headers).
+    let seq = 0;
+    let txnHeadersAt = Infinity;
+    let stop = false;
+    const done: { revision: number; at: number }[] = [];
+    const loops = Array.from({ length: 4 }, async (_, n) => {
+      for (let i = 0; !stop; i++) {
+        const res = await writer.put(`probe/${n}`, String(i), 30_000);
+        done.push({ revision: Number(res.header.revision), at: ++seq });
+      }
+    });
+    while (done.length < 8) await new Promise((r) => setTimeout(r, 10));
+    const { clients } = loadEtcdGrpc();
+    const client = new clients.KV(address, creds, { "grpc.max_receive_message_length": -1 });
+    const call = (client as unknown as Record<string, (r: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => grpc.ClientUnaryCall>)["Txn"]!;
+    const res = await new Promise<{ header: { revision: string }; responses: unknown[] }>((resolve, reject) => {
+      const unary = call.call(client, { compare: [], success: Array.from({ length: 128 }, () => tenKeys), failure: [] }, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err, r) =>
+        err ? reject(err) : resolve(r as { header: { revision: string }; responses: unknown[] }),
+      );
+      unary.on("metadata", () => (txnHeadersAt = ++seq));
+    }).finally(() => client.close());
+    stop = true;
+    await Promise.all(loops);
+    assert.equal(res.responses.length, 128);
+    assert.equal((res.responses[127] as { response_range: { kvs: unknown[] } }).response_range.kvs.length, 10);
+    // A put applied after the txn read (a later revision) and answered before the txn's answer
+    // was sent can only have been served while the answer was being built.
+    const txnRev = Number(res.header.revision);
+    const during = done.filter((d) => d.revision > txnRev && d.at < txnHeadersAt);
+    assert.ok(during.length > 0, `no put was served while the answer was built (txn read at ${txnRev}; ${done.filter((d) => d.at < txnHeadersAt).length} puts before its answer, ${done.length} in all)`);
+    await cl.waitHealthy();
   });
 });
