@@ -18,6 +18,7 @@ import * as tls from "node:tls";
 import type { ListenUrl } from "../config";
 import type { Logger } from "../obs";
 import { onFirstBytes, PendingHandshakes, type PendingLimits, type ReloadingTls, type TlsMaterial } from "../tls";
+import { grpcHttp2Servers, serveAfterClientGoaway } from "./client-goaway";
 
 export interface ClientListenerOptions {
   url: ListenUrl;
@@ -138,7 +139,10 @@ function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
 
 export function listenForClients(opts: ClientListenerOptions): Promise<ClientListener> {
   const { url, log } = opts;
+  const before = new Set(grpcHttp2Servers(opts.grpc));
   const injector = opts.grpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  // A client's GOAWAY does not refuse the streams it opens right after (see client-goaway.ts).
+  for (const h2 of grpcHttp2Servers(opts.grpc)) if (!before.has(h2)) h2.on("session", serveAfterClientGoaway);
   const sockets = new Set<net.Socket>();
   const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
   const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
