@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { RaftkvCluster } from "./components/cluster";
 import { resolveSettings } from "./components/settings";
 import { resolveBackupSettings } from "./components/backupSettings";
+import { resolveAuthSettings } from "./components/auth";
 
 const config = new pulumi.Config("raftkv");
 const region = new pulumi.Config("aws").require("region");
@@ -87,6 +88,9 @@ const backup = resolveBackupSettings(
   { clusterToken: settings.clusterToken, hasSecretAccessKey: s3SecretAccessKey !== undefined },
 );
 
+// etcd auth: users and roles for the stack's certificate identities, then auth enable (docs/deployment.md).
+const auth = resolveAuthSettings({ auth: config.getBoolean("auth"), authPrefixes: config.getObject<unknown>("authPrefixes") });
+
 const cluster = new RaftkvCluster(settings.namePrefix, {
   settings,
   region,
@@ -95,6 +99,7 @@ const cluster = new RaftkvCluster(settings.namePrefix, {
   ctlBundlePath: bundles[1]!,
   runtimeRevision: digest.digest("hex").slice(0, 16),
   backup: { settings: backup, ...(s3SecretAccessKey !== undefined ? { s3SecretAccessKey } : {}) },
+  ...(auth !== undefined ? { auth } : {}),
 });
 
 export const clientEndpoint = cluster.clientEndpoint;

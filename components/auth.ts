@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { HOST } from "./hostFiles";
 import { shellQuote, sshInvocation } from "./hostScripts";
 import { sshConnection, type SshSettings } from "./clusterInstall";
-import { memberOpsClientName } from "./topology";
+import { memberName, memberOpsClientName, SUPPORTED_MASTER_COUNTS } from "./topology";
 
 export interface AuthTenant {
   /** The user: the CN of the tenant's client certificate (a worker's name). */
@@ -33,6 +33,43 @@ export interface AuthPlan {
 
 export class AuthPlanError extends Error {
   override readonly name = "AuthPlanError";
+}
+
+/** Auth in a deployment (config `raftkv:auth` true): the tenants' prefixes, worker → prefix. */
+export interface AuthSettings {
+  prefixes: Record<string, string>;
+}
+
+/** The config as read (`raftkv:auth`, `raftkv:authPrefixes`), before checks. */
+export interface RawAuthSettings {
+  auth?: boolean | undefined;
+  authPrefixes?: unknown;
+}
+
+/** Checked settings, or undefined when auth is off (the default). */
+export function resolveAuthSettings(raw: RawAuthSettings): AuthSettings | undefined {
+  const prefixes = raw.authPrefixes ?? {};
+  if (typeof prefixes !== "object" || prefixes === null || Array.isArray(prefixes) || !Object.values(prefixes).every((v) => typeof v === "string")) {
+    throw new AuthPlanError(`raftkv:authPrefixes must map worker names to key prefixes, e.g. {"raftkv-worker-1": "/app/"}; got ${JSON.stringify(raw.authPrefixes)}`);
+  }
+  if (raw.auth !== true) {
+    if (Object.keys(prefixes).length > 0) throw new AuthPlanError("raftkv:authPrefixes is set but raftkv:auth is not true: set raftkv:auth true to create the tenants");
+    return undefined;
+  }
+  return { prefixes: prefixes as Record<string, string> };
+}
+
+/**
+ * Every member name a cluster with this name prefix can ever have (up to the largest supported
+ * size): the plan gives each of their ops identities a root user from the start. A member added
+ * by a scale-up runs `member add` and its health checks with its own ops certificate, against a
+ * cluster whose auth is already on; its user must exist before its join, and the join must not
+ * wait for a re-run of the bootstrap (which itself waits for the whole cluster). Replaced hosts
+ * keep their member's name, so no other identity ever needs a user. A user without a matching
+ * certificate grants nothing: certificates with these CNs are issued only to the members.
+ */
+export function possibleMemberNames(namePrefix: string): string[] {
+  return Array.from({ length: Math.max(...SUPPORTED_MASTER_COUNTS) }, (_, i) => memberName(i, namePrefix));
 }
 
 /** The role holding a tenant's prefix grant. */

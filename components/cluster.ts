@@ -14,6 +14,7 @@ import { ClusterInstall, type MasterHost } from "./clusterInstall";
 import { PinnedImages } from "./image";
 import { BackupStorage, clusterBackup } from "./backup";
 import type { BackupSettings } from "./backupSettings";
+import { ClusterAuth, planClusterAuth, possibleMemberNames, type AuthSettings } from "./auth";
 
 export interface RaftkvClusterArgs {
   settings: ClusterSettings;
@@ -27,6 +28,8 @@ export interface RaftkvClusterArgs {
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** Scheduled backups, restore and volume retention (components/backupSettings.ts); none when undefined. */
   backup?: { settings: BackupSettings; s3SecretAccessKey?: pulumi.Input<string> };
+  /** Users, roles and auth enable once the cluster is up (components/auth.ts); none when undefined. */
+  auth?: AuthSettings;
 }
 
 export interface MemberSummary {
@@ -58,6 +61,10 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     const s = args.settings;
     const parent = { parent: this };
     const tags = pulumi.output(args.tags ?? {}).apply((t) => ({ ...t, "raftkv:cluster": name }));
+    const workerNames = Array.from({ length: s.workers }, (_, i) => `${s.namePrefix}-worker-${i + 1}`);
+    // Planned before any resource exists (a bad raftkv:authPrefixes fails at once), for every
+    // member name the cluster can have, so a scale-up never waits for the bootstrap.
+    const authPlan = args.auth === undefined ? undefined : planClusterAuth({ members: possibleMemberNames(s.namePrefix), workers: workerNames, prefixes: args.auth.prefixes });
 
     const network = new Network(
       `${name}-net`,
@@ -74,10 +81,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     const masterPlacements = placeMasters(masterNames, network.subnets);
     const members = masterEndpoints(masterPlacements, s.namePrefix);
     const joins = joinPlan(members);
-    const workerPlacements: HostPlacement[] = placeWorkers(
-      Array.from({ length: s.workers }, (_, i) => `${s.namePrefix}-worker-${i + 1}`),
-      network.subnets,
-    );
+    const workerPlacements: HostPlacement[] = placeWorkers(workerNames, network.subnets);
 
     const lb = new ClientLoadBalancer(
       `${name}-lb`,
@@ -143,6 +147,12 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     const backupStorage = args.backup !== undefined ? new BackupStorage(`${name}-backup`, { settings: args.backup.settings, tags }, parent) : undefined;
     this.backupBucket = backupStorage?.bucketName;
     this.clientEndpoint = pulumi.interpolate`https://${lb.dnsName}:${DEFAULT_CLIENT_PORT}`;
+    const ssh = {
+      user: s.sshUser,
+      privateKey: args.sshPrivateKey,
+      ...(bastion !== undefined ? { bastion } : {}),
+      requires: network.rules.map((r) => r.urn),
+    };
     const install = new ClusterInstall(
       `${name}-install`,
       {
@@ -157,12 +167,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
           ...(s.heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: s.heartbeatIntervalMs } : {}),
           ...(s.electionTimeoutMs !== undefined ? { electionTimeoutMs: s.electionTimeoutMs } : {}),
         },
-        ssh: {
-          user: s.sshUser,
-          privateKey: args.sshPrivateKey,
-          ...(bastion !== undefined ? { bastion } : {}),
-          requires: network.rules.map((r) => r.urn),
-        },
+        ssh,
         memberBundlePath: args.memberBundlePath ?? "dist/raftkv.cjs",
         ctlBundlePath: args.ctlBundlePath ?? "dist/raftkvctl.cjs",
         runtimeRevision: args.runtimeRevision,
@@ -223,6 +228,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
     );
     for (const w of workerPlacements) install.addWorker({ name: w.name, privateIp: w.privateIp, instance: workers.instances[w.name]!, cert: pki.workers[w.name]! });
     install.finish();
+    if (authPlan !== undefined) new ClusterAuth(`${name}-auth`, { plan: authPlan, host: first!.privateIp, ssh, ready: install.ready }, parent);
 
     this.members = masterPlacements.map((p) => ({ name: p.name, privateIp: p.privateIp, availabilityZone: p.availabilityZone }));
     this.caCertPem = pki.caBundlePem;

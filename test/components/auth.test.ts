@@ -7,7 +7,7 @@
  */
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
-import { AuthPlanError, planClusterAuth, renderAuthBootstrapScript } from "../../components/auth";
+import { AuthPlanError, planClusterAuth, possibleMemberNames, renderAuthBootstrapScript } from "../../components/auth";
 import { ETCDCTL_BIN } from "../helpers/etcd-reference";
 import { writeClientCert } from "../helpers/client-cert";
 import { bundleRaftkvctl, type CtlBundle } from "../helpers/ctl-bundle";
@@ -47,7 +47,8 @@ describe("deployment auth: plan and bootstrap script", function () {
       [cluster, bundle] = await Promise.all([TestCluster.start({ size: 3 }), bundleRaftkvctl()]);
       const base = cluster.ctlEnv();
       envs["admin"] = base;
-      for (const cn of ["raftkv-1-ops", "w1", "w2"]) {
+      // raftkv-5-ops: the ops identity of a member a scale-up to 5 adds after auth is on.
+      for (const cn of ["raftkv-1-ops", "raftkv-5-ops", "w1", "w2"]) {
         const c = await writeClientCert(path.join(cluster.dir, "auth-certs"), cluster.pki.ca, cluster.pki.caCertPath, cn);
         envs[cn] = { ...base, ETCDCTL_CERT: c.cert, ETCDCTL_KEY: c.key };
       }
@@ -58,7 +59,8 @@ describe("deployment auth: plan and bootstrap script", function () {
     });
 
     async function bootstrap(): Promise<CliResult> {
-      const plan = planClusterAuth({ members: cluster!.members.map((m) => m.name), workers: ["w1", "w2"], prefixes: { w2: "/shared/" } });
+      // As RaftkvCluster plans it: every member name the cluster can have (components/cluster.ts).
+      const plan = planClusterAuth({ members: possibleMemberNames("raftkv"), workers: ["w1", "w2"], prefixes: { w2: "/shared/" } });
       const ops = envs["raftkv-1-ops"]!;
       // What the host's raftkvctl wrapper does: the bundle with the member's ops certificate.
       const ctl = [process.execPath, bundle!.file, `--endpoints=127.0.0.1:${cluster!.member("raftkv-1").clientPort}`, `--cacert=${ops["ETCDCTL_CACERT"]!}`, `--cert=${ops["ETCDCTL_CERT"]!}`, `--key=${ops["ETCDCTL_KEY"]!}`].join(" ");
@@ -93,7 +95,11 @@ describe("deployment auth: plan and bootstrap script", function () {
       const opsSnap = await etcdctl("raftkv-1-ops", ["snapshot", "save", path.join(cluster!.dir, "ops.db")], one);
       assert.equal(opsSnap.code, 0, opsSnap.stderr);
       assert.equal((await etcdctl("admin", ["member", "list"])).code, 0);
-      assert.equal((await etcdctl("admin", ["user", "list"])).stdout, "admin\nraftkv-1-ops\nraftkv-2-ops\nraftkv-3-ops\nroot\nw1\nw2\n");
+      // A member a later scale-up adds is root from the start: its join (member add) and health checks work.
+      const joiner = await etcdctl("raftkv-5-ops", ["member", "list"]);
+      assert.equal(joiner.code, 0, joiner.stderr);
+      const ops = [1, 2, 3, 4, 5, 6, 7].map((i) => `raftkv-${i}-ops\n`).join("");
+      assert.equal((await etcdctl("admin", ["user", "list"])).stdout, `admin\n${ops}root\nw1\nw2\n`);
 
       const second = await bootstrap();
       assert.equal(second.code, 0, second.stderr);

@@ -565,3 +565,75 @@ describe("Pulumi components (setMocks)", function () {
     }
   });
 });
+
+describe("Pulumi components (setMocks): auth (raftkv:auth)", function () {
+  this.timeout(120_000); // whole 3- and 5-master programs under the mocks; slow on a busy machine
+  let RaftkvCluster: typeof RaftkvClusterT;
+  let auth: typeof import("../../components/auth");
+
+  before(async () => {
+    await pulumi.runtime.setMocks(mocks, "raftkv", "test");
+    ({ RaftkvCluster } = require("../../components/cluster") as typeof import("../../components/cluster"));
+    auth = require("../../components/auth") as typeof import("../../components/auth");
+  });
+
+  async function build(raw: RawSettings, authRaw?: { auth?: boolean; authPrefixes?: unknown }): Promise<Rec[]> {
+    records = [];
+    const settings = resolveSettings({ ...BASE, ...raw }, { region: "eu-west-1", stack: "test" });
+    const a = authRaw === undefined ? undefined : auth.resolveAuthSettings(authRaw);
+    const cluster = new RaftkvCluster("raftkv", {
+      settings,
+      region: "eu-west-1",
+      sshPrivateKey: pulumi.secret("PRIVATE-SSH-KEY"),
+      runtimeRevision: "rev1",
+      ...(a !== undefined ? { auth: a } : {}),
+    });
+    await settle();
+    assert.ok(cluster.members.length > 0);
+    return records;
+  }
+  const bootstrapOf = (recs: Rec[]) => recs.filter((r) => r.type === "command:remote:Command" && r.name === "raftkv-auth-bootstrap");
+
+  it("off by default and with raftkv:auth false: no users, no auth enable", async () => {
+    for (const raw of [undefined, { auth: false }]) {
+      const recs = await build({}, raw);
+      assert.deepEqual(recs.filter((r) => r.type === "raftkv:auth:ClusterAuth" || r.name.includes("-auth-")).map((r) => r.name), []);
+    }
+  });
+
+  it("on: the bootstrap runs on the first master once the cluster is ready; workers are tenants of their prefixes", async () => {
+    const recs = await build({ masters: 3 }, { auth: true, authPrefixes: { "raftkv-worker-2": "/shared/" } });
+    assert.equal(recs.filter((r) => r.type === "raftkv:auth:ClusterAuth").length, 1);
+    const [cmd] = bootstrapOf(recs);
+    assert.ok(cmd);
+    const conn = reveal(cmd.inputs["connection"]) as Record<string, unknown>;
+    const first = recs.find((r) => r.type === "aws:ec2/instance:Instance" && r.name === "raftkv-1");
+    assert.equal(reveal(conn["host"]), first!.inputs["privateIp"]);
+    assert.equal(reveal((reveal(conn["proxy"]) as Record<string, unknown>)["host"]), BASTION_PUBLIC_IP, "through the stack's bastion");
+    // The first trigger is ClusterInstall.ready (the last master's roll output; "" under the mocks).
+    assert.equal((cmd.inputs["triggers"] as unknown[]).length, 2);
+    const script = scriptOf(str(cmd.inputs["create"]));
+    assert.match(script, /^\$RAFTKVCTL role grant-permission 'tenant-raftkv-worker-1' readwrite '\/raftkv-worker-1\/' --prefix >\/dev\/null$/m);
+    assert.match(script, /^\$RAFTKVCTL role grant-permission 'tenant-raftkv-worker-2' readwrite '\/shared\/' --prefix >\/dev\/null$/m);
+    assert.match(script, /\$RAFTKVCTL auth enable >\/dev\/null\n/);
+    // Every ops identity the cluster can ever have is root, also for members not there yet.
+    for (let i = 1; i <= 7; i++) assert.match(script, new RegExp(`^\\$RAFTKVCTL user grant-role 'raftkv-${i}-ops' root >/dev/null$`, "m"));
+  });
+
+  it("a scale-up (3 → 5 masters) leaves the bootstrap unchanged: the new members' ops users exist before they join", async () => {
+    const three = scriptOf(str(bootstrapOf(await build({ masters: 3 }, { auth: true }))[0]!.inputs["create"]));
+    const five = scriptOf(str(bootstrapOf(await build({ masters: 5 }, { auth: true }))[0]!.inputs["create"]));
+    assert.equal(five, three);
+  });
+
+  it("refuses authPrefixes without auth, for a non-worker, or not a map of strings", () => {
+    assert.throws(() => auth.resolveAuthSettings({ authPrefixes: { "raftkv-worker-1": "/a/" } }), /raftkv:auth is not true/);
+    assert.throws(() => auth.resolveAuthSettings({ auth: true, authPrefixes: ["/a/"] }), /must map worker names/);
+    assert.throws(() => auth.resolveAuthSettings({ auth: true, authPrefixes: { "raftkv-worker-1": 3 } }), /must map worker names/);
+    const settings = resolveSettings(BASE, { region: "eu-west-1", stack: "test" });
+    assert.throws(
+      () => new RaftkvCluster("bad-auth", { settings, region: "eu-west-1", sshPrivateKey: pulumi.secret("k"), runtimeRevision: "r", auth: { prefixes: { "raftkv-worker-9": "/x/" } } }),
+      /raftkv:authPrefixes names "raftkv-worker-9", which is not a worker/,
+    );
+  });
+});
