@@ -26,8 +26,12 @@ export interface GlobalOptions {
   commandTimeoutMs: number;
   writeOut: OutputFormat;
   hex: boolean;
-  /** --user / --password: log in with Authenticate and send its token with every call. */
-  auth?: { username: string; password: string };
+  /**
+   * --user / --password: log in with Authenticate and send its token with every call. The
+   * password is undefined until asked for (`--user name` alone: see context.ts); an empty one
+   * means no login, as in clientv3 (which logs in only with a name and a password).
+   */
+  auth?: { username: string; password: string | undefined };
 }
 
 /** Values of global flags as given on the command line (undefined when not given). */
@@ -100,14 +104,14 @@ export function resolveGlobals(flags: RawGlobalFlags, env: NodeJS.ProcessEnv = p
 
 /**
  * etcdctl 3.4's authCfgFromCmd: `--user name:password`, or `--user name --password pw` (then the
- * user flag is the whole name, colon included). A name without a password would be prompted for
- * on the terminal; raftkvctl asks for it with the flag instead.
+ * user flag is the whole name, colon included), or `--user name` alone, whose password is asked
+ * for when the command first needs the server (undefined here).
  */
-function authFlags(user: string | undefined, password: string | undefined): { username: string; password: string } | undefined {
+function authFlags(user: string | undefined, password: string | undefined): { username: string; password: string | undefined } | undefined {
   if (user === undefined || user === "") return undefined;
   if (password !== undefined && password !== "") return { username: user, password };
   const colon = user.indexOf(":");
-  if (colon === -1) throw new CtlError(ExitCode.BadArgs, `no password for user ${JSON.stringify(user)}: use --user ${user}:<password> or --password`);
+  if (colon === -1) return { username: user, password: undefined };
   return { username: user.slice(0, colon), password: user.slice(colon + 1) };
 }
 
@@ -236,13 +240,14 @@ export class Connection {
    */
   private authenticate(): Promise<void> {
     const auth = this.opts.auth;
-    if (!auth) return Promise.resolve();
+    if (!auth || auth.password === undefined || auth.password === "") return Promise.resolve();
+    const password = auth.password;
     return (this.login ??= (async () => {
       let last: unknown;
       for (const t of this.targets) {
         try {
           await this.dial(t);
-          const r = await this.call<{ name: string; password: string }, { token: string }>("Auth", "Authenticate", { name: auth.username, password: auth.password }, t, this.opts.dialTimeoutMs);
+          const r = await this.call<{ name: string; password: string }, { token: string }>("Auth", "Authenticate", { name: auth.username, password }, t, this.opts.dialTimeoutMs);
           this.token = r.token;
           return;
         } catch (err) {
