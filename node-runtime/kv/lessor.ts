@@ -17,6 +17,11 @@ export class Lease {
   readonly keys = new Set<string>();
   /** Leader-only deadline in ms; undefined = not tracked yet (set at the next check). */
   expiry: number | undefined = undefined;
+  /**
+   * Leader-only: expired() does not name this lease again before this time (its revoke is in
+   * flight). Kept apart from the deadline so that a renewal is never mistaken for a retry mark.
+   */
+  retryAt: number | undefined = undefined;
 
   constructor(
     readonly id: string,
@@ -62,21 +67,37 @@ export class Lessor {
   /** This member became leader: every lease gets a fresh deadline now + TTL. */
   promote(nowMs: number): void {
     this.primary = true;
-    for (const l of this.byId.values()) l.expiry = nowMs + l.ttl * 1000;
+    for (const l of this.byId.values()) {
+      l.expiry = nowMs + l.ttl * 1000;
+      l.retryAt = undefined;
+    }
   }
 
   /** This member stopped being leader: deadlines are forgotten. */
   demote(): void {
     this.primary = false;
-    for (const l of this.byId.values()) l.expiry = undefined;
+    for (const l of this.byId.values()) {
+      l.expiry = undefined;
+      l.retryAt = undefined;
+    }
   }
 
-  /** Keep-alive (leader only). Returns the TTL in seconds; throws if unknown or not leader. */
+  /** Leader: the lease's deadline has passed (it is or will be revoked; it cannot be renewed). */
+  isExpired(l: Lease, nowMs: number): boolean {
+    return this.primary && l.expiry !== undefined && l.expiry <= nowMs;
+  }
+
+  /**
+   * Keep-alive (leader only). Returns the TTL in seconds; throws if unknown or not leader. An
+   * expired lease is not renewed (etcd answers "lease not found" too): its revoke may already be
+   * on its way, and a keep-alive answered now would promise a TTL the revoke cuts short.
+   */
   renew(id: string, nowMs: number): number {
     if (!this.primary) throw errNotLeader();
     const l = this.byId.get(id);
-    if (!l) throw errLeaseNotFound();
+    if (!l || this.isExpired(l, nowMs)) throw errLeaseNotFound();
     l.expiry = nowMs + l.ttl * 1000;
+    l.retryAt = undefined;
     return l.ttl;
   }
 
@@ -97,9 +118,9 @@ export class Lessor {
     for (const l of this.byId.values()) {
       if (l.expiry === undefined) {
         l.expiry = nowMs + l.ttl * 1000;
-      } else if (l.expiry <= nowMs) {
+      } else if (l.expiry <= nowMs && (l.retryAt === undefined || l.retryAt <= nowMs)) {
         out.push(l.id);
-        l.expiry = nowMs + EXPIRED_RETRY_MS;
+        l.retryAt = nowMs + EXPIRED_RETRY_MS;
       }
     }
     return out.sort(compareIds);

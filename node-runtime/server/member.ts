@@ -1163,20 +1163,20 @@ export class Member extends EventEmitter {
     if (!this.isLeader() || this.stopped || this.confirmingLeases) return;
     // Under a CORRUPT alarm every revoke would be refused: do not fill the log with retries.
     if (this.kv.alarms().some((a) => a.alarm === "CORRUPT")) return;
-    // expired() postpones what it returns by EXPIRED_RETRY_MS; remember that deadline: a lease
-    // renewed while leadership is being confirmed has another one and is not revoked.
     const lessor = this.kv.lessor;
-    const candidates = lessor
-      .expired(this.clock.now())
-      .filter((id) => !this.revoking.has(id))
-      .map((id) => ({ id, expiry: lessor.get(id)?.expiry }));
+    const candidates = lessor.expired(this.clock.now()).filter((id) => !this.revoking.has(id));
     if (candidates.length === 0) return;
     this.confirmingLeases = true;
     try {
       const term = await this.confirmLeadership();
       if (term === undefined) return;
-      for (const { id, expiry } of candidates) {
-        if (lessor.get(id)?.expiry !== expiry || this.revoking.has(id)) continue;
+      // Expired still, now: a keep-alive answered while leadership was being confirmed moved the
+      // deadline (compared by time, not by value: a renewal can land on the very deadline a retry
+      // mark would have had, seed 143).
+      const now = this.clock.now();
+      for (const id of candidates) {
+        const l = lessor.get(id);
+        if (l === undefined || !lessor.isExpired(l, now) || this.revoking.has(id)) continue;
         if (this.raft.leaderTerm() !== term) return;
         this.revoking.add(id);
         this.proposeKv({ type: "leaseRevoke", req: { ID: id } }, { leaderOnly: true }).catch(() => this.revoking.delete(id));

@@ -82,6 +82,28 @@ describe('kv leases', () => {
     assert.equal(assertThrows(() => h.store.lessor.renew('77', 0)), MSG.leaseNotFound);
   });
 
+  it('an expired lease is not renewed, and its retry mark is not its deadline (member simulator seed 143)', () => {
+    const h = new Harness();
+    h.ok({ type: 'leaseGrant', req: { ID: '1', TTL: EXPIRED_RETRY_MS / 1000 } });
+    h.store.lessor.promote(0);
+    const lease = h.store.lessor.get('1')!;
+    const deadline = EXPIRED_RETRY_MS;
+    assert.deepEqual(h.store.lessor.expired(deadline), ['1']);
+    // A keep-alive at the same instant would have set the very deadline the retry mark used to
+    // be, so the leader could not tell it happened and revoked a lease it had just renewed.
+    assert.ok(h.store.lessor.isExpired(lease, deadline), 'expired until renewed');
+    assert.equal(assertThrows(() => h.store.lessor.renew('1', deadline)), MSG.leaseNotFound, 'an expired lease is not renewed');
+    assert.equal(h.store.timeToLive('1', false, deadline + 1).TTL, 0, 'and has no time left (not the retry mark)');
+    assert.deepEqual(h.store.lessor.expired(deadline + EXPIRED_RETRY_MS - 1), [], 'not named again before the retry');
+    assert.deepEqual(h.store.lessor.expired(deadline + EXPIRED_RETRY_MS), ['1']);
+    // A new term's leader gives it a fresh deadline; renewed, it is not expired.
+    h.store.lessor.demote();
+    h.store.lessor.promote(10_000);
+    assert.equal(h.store.lessor.renew('1', 10_500), EXPIRED_RETRY_MS / 1000);
+    assert.ok(!h.store.lessor.isExpired(lease, 10_500 + EXPIRED_RETRY_MS - 1));
+    assert.deepEqual(h.store.lessor.expired(10_500 + EXPIRED_RETRY_MS - 1), []);
+  });
+
   it('a lease granted while leading gets its deadline at the next expiry check', () => {
     const h = new Harness();
     h.store.lessor.promote(0);
