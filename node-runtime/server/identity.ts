@@ -31,31 +31,84 @@ export function hexId(id: number | string): string {
 }
 
 /**
- * Request IDs of one member, unique across its restarts: a waiter, a read-index context or a
- * member call is matched to its answer by this ID alone, and an answer can outlive the process
- * that asked (an entry proposed before a crash is applied after the restart; a peer link can
- * deliver an old read response after a reconnect). Like etcd's idutil generator, the sequence
- * starts from the wall clock (milliseconds × 2048, below 2^53 until the year 2109), and never
- * below `floor` (the highest ID this member is known to have used, e.g. found in its WAL), so a
- * clock set back does not reuse the IDs of entries still in the log either.
+ * Request IDs of one member, unique across its restarts whatever its clock does: a waiter, a
+ * read-index context or a member call is matched to its answer by this ID alone, and an answer
+ * can outlive the process that asked (an entry proposed or forwarded before a crash is applied
+ * after the restart; a peer link can deliver an old read response after a reconnect).
+ *
+ * An ID is `incarnation × 2^32 + n`. The incarnation is a counter saved in the data dir
+ * (member.json) and raised, durably, at every start before the first ID is handed out, so no
+ * two processes on one data dir share an incarnation; n counts up within it. A process that
+ * hands out half of its 2^32 IDs saves the next incarnation for itself in the background and
+ * moves on to it when its own is used up. IDs stay below 2^53 (exact as the float64 of an entry
+ * envelope) for 2^21 − 1 incarnations. The clock plays no part (etcd mixes in the time; a clock
+ * set back across a restart repeated IDs here, issue 12).
  */
-export const REQUEST_IDS_PER_MS = 2048;
-/** IDs one incarnation may use beyond its last logged one (see Member.start). */
-export const REQUEST_ID_SPACE = 2 ** 31;
+export const REQUEST_ID_BITS = 32;
+export const MAX_INCARNATION = 2 ** (53 - REQUEST_ID_BITS) - 1;
+
+/** The incarnation an ID belongs to (an ID of another scheme maps to a high one; see Member.start). */
+export function incarnationOfRequestId(id: number, bits = REQUEST_ID_BITS): number {
+  return Math.floor(id / 2 ** bits);
+}
 
 export class RequestIds {
   private last: number;
+  /** next() looks at the incarnation's boundaries only from here on (cheap common path). */
+  private checkAt: number;
+  private end: number;
+  private reserving = false;
+  private reserved: number | undefined;
+  private readonly span: number;
 
-  constructor(nowMs: number = Date.now(), floor = 0) {
-    this.last = Math.max(Math.floor(nowMs) * REQUEST_IDS_PER_MS, floor);
+  /**
+   * `incarnation`: saved durably before the first next(). `reserve(i)` saves incarnation i as
+   * used (member.json) and resolves once it is durable. `bits`: smaller in tests only.
+   */
+  constructor(
+    private incarnation: number,
+    private readonly reserve: (incarnation: number) => Promise<void>,
+    bits = REQUEST_ID_BITS,
+  ) {
+    if (!Number.isSafeInteger(incarnation) || incarnation < 1) throw new RangeError(`request ID incarnation ${incarnation} must be a positive integer`);
+    this.span = 2 ** bits;
+    this.last = incarnation * this.span;
+    this.end = this.last + this.span;
+    this.checkAt = this.last + this.span / 2;
+    if (this.end - 1 > Number.MAX_SAFE_INTEGER) throw new RangeError(`request ID incarnation ${incarnation} is past the last one (${(Number.MAX_SAFE_INTEGER + 1) / this.span - 1})`);
   }
 
   next(): number {
+    if (this.last + 1 >= this.checkAt) this.boundary();
     return ++this.last;
   }
 
-  /** Never hand out `id` or anything below it again. */
-  observe(id: number): void {
-    if (id > this.last) this.last = id;
+  /** Half used: save the next incarnation; all used: move to it (or refuse until it is saved). */
+  private boundary(): void {
+    const want = this.incarnation + 1;
+    if (this.last + 1 >= this.end) {
+      if (this.reserved !== want) throw new Error(`request IDs of incarnation ${this.incarnation} are used up and the next one is not saved yet`);
+      this.incarnation = want;
+      this.reserved = undefined;
+      this.last = want * this.span;
+      this.end = this.last + this.span;
+      this.checkAt = this.last + this.span / 2;
+      return;
+    }
+    this.checkAt = this.end;
+    if (this.reserving || this.reserved === want) return;
+    if ((want + 1) * this.span - 1 > Number.MAX_SAFE_INTEGER) return;
+    this.reserving = true;
+    this.reserve(want).then(
+      () => {
+        this.reserving = false;
+        this.reserved = want;
+      },
+      () => {
+        // Try again at the next ID.
+        this.reserving = false;
+        this.checkAt = Math.min(this.checkAt, this.last + 1);
+      },
+    );
   }
 }

@@ -22,7 +22,7 @@ import {
 } from "../raft";
 import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec";
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types";
-import { SnapshotStore, WriteAheadLog, nodeFs, readMeta, writeMeta, type StorageFs } from "../storage";
+import { SnapshotStore, WriteAheadLog, nodeFs, readMeta, writeMeta, type MemberMeta, type StorageFs } from "../storage";
 import { KvStore, decodeCommand, prepareCommand, type KvCommand } from "../kv";
 import type { AuthApplyResult } from "../kv/auth";
 import { PeerTransport, type PeerRecord } from "./transport";
@@ -32,7 +32,7 @@ import type { ServerConfig } from "./config";
 import { ConfigError } from "./config";
 import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
 import { forwardedEntryProblem } from "./forwarded-proposal";
-import { REQUEST_ID_SPACE, RequestIds, hexId, memberIdFor } from "./identity";
+import { MAX_INCARNATION, RequestIds, hexId, incarnationOfRequestId, memberIdFor } from "./identity";
 import { Membership, foundingMemberIds, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { queryMembers } from "./transport/members-query";
 import { EtcdError, Errors } from "./errors";
@@ -107,7 +107,7 @@ export class Member extends EventEmitter {
   private again = false;
   private stopped = false;
   /** Request IDs (waiters, read contexts, member calls): unique across restarts, see RequestIds. */
-  private readonly ids: RequestIds;
+  private ids!: RequestIds;
   private readonly waiters = new Map<number, Waiter>();
   private currentRead: ReadBatch | undefined;
   private nextRead: ReadBatch | undefined;
@@ -162,7 +162,6 @@ export class Member extends EventEmitter {
     super();
     this.clock = env.clock ?? systemClock;
     this.fs = env.fs ?? nodeFs;
-    this.ids = new RequestIds(this.clock.now());
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
     this.tokens = new SimpleTokens((cfg.authTokenTtlSec ?? DEFAULT_TOKEN_TTL_SEC) * 1000);
   }
@@ -226,16 +225,14 @@ export class Member extends EventEmitter {
       // catches up with entries rather than a whole snapshot.
       compactionKeepEntries: this.env.catchUpEntries ?? 5000,
     };
-    // Our own entries still in the log will be applied again; new requests must not share their
-    // IDs, nor those the previous incarnation used after its last logged one (proposals it
-    // forwarded, a torn tail, reads). The clock normally puts us past all of them; when it does
-    // not even pass our logged IDs (set back across the restart), start a whole ID space (2^31,
-    // more than one incarnation uses) above them, plus a random part of another, so that two
-    // restarts from the same log do not land on the same IDs.
+    // Request IDs (see RequestIds): this process takes the next incarnation, above the saved one
+    // and above that of any own entry still in the log (which will be applied again; also
+    // entries of a data dir from before incarnations were saved: their clock-based IDs map to a
+    // high incarnation).
     let ownLogged = 0;
     for (const e of recovered.entries) ownLogged = Math.max(ownLogged, requestIdOf(e, this.id));
-    const clockBase = this.ids.next();
-    if (clockBase <= ownLogged) this.ids.observe(ownLogged + REQUEST_ID_SPACE + Math.floor((this.env.random ?? Math.random)() * REQUEST_ID_SPACE));
+    const incarnation = Math.max((meta?.incarnation ?? 0) + 1, incarnationOfRequestId(ownLogged) + 1);
+    if (incarnation > MAX_INCARNATION) throw new ConfigError(`data dir ${cfg.dataDir} has used up its request IDs (incarnation ${incarnation}, at most ${MAX_INCARNATION}); restore it from a snapshot into a new data dir`);
     this.replayedUpTo = recovered.entries.at(-1)?.index ?? 0;
 
     if (hasState) {
@@ -279,15 +276,13 @@ export class Member extends EventEmitter {
       this.raft = new RaftNode(raftCfg, { voters: [], learners: [] });
       this.log.info({ id: hexId(this.id), members: view.members.map((m) => hexId(m.id)) }, "joining an existing cluster");
     }
-    if (meta === undefined || meta.memberId !== hexId(this.id)) {
-      await writeMeta(cfg.dataDir, {
-        clusterToken: cfg.initialClusterToken,
-        clusterId: hexId(this.clusterId),
-        memberId: hexId(this.id),
-        name: cfg.name,
-        version: 1,
-      }, this.fs);
-    }
+    // Saved (fsync'd) before this process hands out its first request ID.
+    const metaBase: MemberMeta = meta !== undefined && meta.memberId === hexId(this.id)
+      ? meta
+      : { clusterToken: cfg.initialClusterToken, clusterId: hexId(this.clusterId), memberId: hexId(this.id), name: cfg.name, version: 1 };
+    const saveMeta = (inc: number): Promise<void> => writeMeta(cfg.dataDir, { ...metaBase, incarnation: inc }, this.fs);
+    await saveMeta(incarnation);
+    this.ids = new RequestIds(incarnation, saveMeta);
     this.appliedIndex = this.kv.appliedIndex;
     this.synced = { term: recovered.hardState.term, vote: recovered.hardState.vote };
     this.term = recovered.hardState.term;

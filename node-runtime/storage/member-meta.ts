@@ -16,6 +16,11 @@ export interface MemberMeta {
   name: string;
   /** Data directory format version. */
   version: number;
+  /**
+   * The last request-ID incarnation a process on this data dir took (server/identity.ts
+   * RequestIds); absent in data dirs from before it was kept, read as 0.
+   */
+  incarnation?: number;
 }
 
 export const MEMBER_META_FILE = "member.json";
@@ -44,8 +49,8 @@ export async function readMeta(dataDir: string, fs: StorageFs = nodeFs): Promise
 export async function writeMeta(dataDir: string, meta: MemberMeta, fs: StorageFs = nodeFs): Promise<void> {
   const problem = metaProblem(meta);
   if (problem) throw new TypeError(`invalid member metadata: ${problem}`);
-  const { clusterToken, clusterId, memberId, name, version } = meta;
-  const text = JSON.stringify({ clusterToken, clusterId, memberId, name, version }, null, 2) + "\n";
+  const { clusterToken, clusterId, memberId, name, version, incarnation } = meta;
+  const text = JSON.stringify({ clusterToken, clusterId, memberId, name, version, incarnation }, null, 2) + "\n";
   await writeFileAtomic(join(dataDir, MEMBER_META_FILE), [Buffer.from(text, "utf8")], fs);
 }
 
@@ -56,5 +61,6 @@ function metaProblem(v: unknown): string | undefined {
     if (typeof o[k] !== "string") return `${k} must be a string`;
   }
   if (typeof o.version !== "number" || !Number.isSafeInteger(o.version)) return "version must be an integer";
+  if (o.incarnation !== undefined && (typeof o.incarnation !== "number" || !Number.isSafeInteger(o.incarnation) || o.incarnation < 0)) return "incarnation must be a non-negative integer";
   return undefined;
 }
