@@ -11,8 +11,17 @@ import type { PeerRecord } from "./transport";
 export type TimerHandle = object;
 
 export interface Clock {
-  /** Wall-clock milliseconds (lease deadlines, request-ID seeds). */
+  /**
+   * The wall clock (ms). It may be set off between members and stepped at any time (the
+   * simulator does both), so nothing a member decides may depend on it: request IDs use a saved
+   * incarnation, deadlines the monotonic clock.
+   */
   now(): number;
+  /**
+   * Milliseconds from an arbitrary origin that never jump, whatever the wall clock does (NTP or
+   * an operator stepping it): lease deadlines and timeouts. Only its rate is trusted.
+   */
+  monotonic(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(t: TimerHandle | undefined): void;
   setInterval(fn: () => void, ms: number): TimerHandle;
@@ -23,6 +32,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout | undefined),
   setInterval: (fn, ms) => setInterval(fn, ms),

@@ -393,7 +393,7 @@ export class Member extends EventEmitter {
     if (peers.length === 0) {
       throw new ConfigError(`--initial-cluster-state=existing: --initial-cluster must name at least one running member besides ${cfg.name} to join through`);
     }
-    const deadline = this.clock.now() + JOIN_DISCOVERY_MS;
+    const deadline = this.clock.monotonic() + JOIN_DISCOVERY_MS;
     for (;;) {
       const problems: string[] = [];
       for (const p of peers) {
@@ -419,7 +419,7 @@ export class Member extends EventEmitter {
         }
         return { id: me.id, clusterId: view.clusterId, members: view.members };
       }
-      if (this.clock.now() > deadline) throw new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
+      if (this.clock.monotonic() > deadline) throw new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
       this.log.info({ problems }, "waiting for the cluster to list this member");
       await sleep(this.clock, 500);
     }
@@ -591,7 +591,7 @@ export class Member extends EventEmitter {
     this.metrics.isLeader.set(lead === this.id ? 1 : 0);
     this.log.info({ leader: lead === 0 ? "none" : hexId(lead), term: this.term }, "leader changed");
     if (lead === this.id) {
-      this.kv.lessor.promote(this.clock.now());
+      this.kv.lessor.promote(this.clock.monotonic());
       if (!this.membership.initialized) {
         const state = this.membership.toState();
         this.propose(EntryKind.ClusterInit, Buffer.from(JSON.stringify(state))).catch(() => undefined);
@@ -1159,7 +1159,7 @@ export class Member extends EventEmitter {
     // Under a CORRUPT alarm every revoke would be refused: do not fill the log with retries.
     if (this.kv.alarms().some((a) => a.alarm === "CORRUPT")) return;
     const lessor = this.kv.lessor;
-    const candidates = lessor.expired(this.clock.now()).filter((id) => !this.revoking.has(id));
+    const candidates = lessor.expired(this.clock.monotonic()).filter((id) => !this.revoking.has(id));
     if (candidates.length === 0) return;
     this.confirmingLeases = true;
     try {
@@ -1168,7 +1168,7 @@ export class Member extends EventEmitter {
       // Expired still, now: a keep-alive answered while leadership was being confirmed moved the
       // deadline (compared by time, not by value: a renewal can land on the very deadline a retry
       // mark would have had, seed 143).
-      const now = this.clock.now();
+      const now = this.clock.monotonic();
       for (const id of candidates) {
         const l = lessor.get(id);
         if (l === undefined || !lessor.isExpired(l, now) || this.revoking.has(id)) continue;
@@ -1208,12 +1208,12 @@ export class Member extends EventEmitter {
   private async renewAsLeader(id: string): Promise<number> {
     const term = await this.confirmLeadership();
     if (term === undefined) throw this.leader === 0 ? Errors.noLeader() : Errors.notLeader();
-    return this.kv.lessor.renew(id, this.clock.now());
+    return this.kv.lessor.renew(id, this.clock.monotonic());
   }
 
   /** Remaining TTL (seconds) as the leader sees it; -1 when the lease does not exist. */
   async leaseRemaining(id: string): Promise<number> {
-    if (this.isLeader()) return this.kv.timeToLive(id, false, this.clock.now()).TTL;
+    if (this.isLeader()) return this.kv.timeToLive(id, false, this.clock.monotonic()).TTL;
     return (await this.callLeader("leaseRemaining", id)) as number;
   }
 
@@ -1305,11 +1305,11 @@ export class Member extends EventEmitter {
    * refuse to start on a difference (etcd: "found data inconsistency with peers").
    */
   private async initialCorruptCheck(commitAtStart: number): Promise<void> {
-    const deadline = this.clock.now() + this.requestTimeoutMs;
-    while (this.appliedIndex < commitAtStart && !this.applyHalt && this.clock.now() < deadline) await sleep(this.clock, 20);
+    const deadline = this.clock.monotonic() + this.requestTimeoutMs;
+    while (this.appliedIndex < commitAtStart && !this.applyHalt && this.clock.monotonic() < deadline) await sleep(this.clock, 20);
     // Peers need a moment to connect after a restart.
     let result = await findMismatchedPeers(this.hashPeers());
-    while (result.checked.length < this.membership.list().length - 1 && result.mismatched.length === 0 && this.clock.now() < deadline) {
+    while (result.checked.length < this.membership.list().length - 1 && result.mismatched.length === 0 && this.clock.monotonic() < deadline) {
       await sleep(this.clock, 200);
       result = await findMismatchedPeers(this.hashPeers());
     }
@@ -1356,9 +1356,9 @@ export class Member extends EventEmitter {
     if (!this.membership.has(target) || this.membership.get(target)!.isLearner) throw Errors.badLeaderTransferee();
     this.raft.transferLeadership(target);
     this.schedule();
-    const deadline = this.clock.now() + this.requestTimeoutMs;
+    const deadline = this.clock.monotonic() + this.requestTimeoutMs;
     while (this.leader !== target) {
-      if (this.clock.now() > deadline) throw Errors.timeoutLeaderTransfer();
+      if (this.clock.monotonic() > deadline) throw Errors.timeoutLeaderTransfer();
       await sleep(this.clock, 20);
     }
   }
@@ -1374,10 +1374,10 @@ export class Member extends EventEmitter {
     this.log.info({ to: hexId(to.id) }, "transferring leadership before shutdown");
     this.raft.transferLeadership(to.id);
     this.schedule();
-    const deadline = this.clock.now() + waitMs;
+    const deadline = this.clock.monotonic() + waitMs;
     // Wait for the successor itself, not just for this member to step down: between the two
     // (lead = none) a proposal here has no leader to go to.
-    while ((this.leader === this.id || this.leader === 0) && this.clock.now() < deadline) await sleep(this.clock, 10);
+    while ((this.leader === this.id || this.leader === 0) && this.clock.monotonic() < deadline) await sleep(this.clock, 10);
   }
 
   status(): MemberStatusInfo {

@@ -19,7 +19,7 @@ import { Metrics } from "../../../../node-runtime/server/obs/metrics";
 import type { ReloadingTls } from "../../../../node-runtime/server/tls";
 import type { RaftNode } from "../../../../node-runtime/raft";
 import type { PeerNetwork } from "../../../../node-runtime/server/member-env";
-import type { KvCommand, PutResponse } from "../../../../node-runtime/kv/types";
+import type { KvCommand, LeaseGrantResponse, PutResponse } from "../../../../node-runtime/kv/types";
 import type { Entry } from "../../../../node-runtime/raft";
 import { decodeCommand } from "../../../../node-runtime/kv";
 import { EntryKind, decodeEnvelope } from "../../../../node-runtime/server/envelope";
@@ -28,7 +28,7 @@ import { checkKvHistory, formatKvResult, type KvOperation } from "../../../helpe
 import { SimDisk } from "./disk";
 import { SimNetwork } from "./net";
 import { Owner, World } from "./world";
-import { earlyRevoke, newLeaseEvents, type LeaseEvents } from "./leases";
+import { LeaseLedger, earlyRevoke, newLeaseEvents, type LeaseEvents } from "./leases";
 
 export class SimFailure extends Error {
   override readonly name = "SimFailure";
@@ -134,6 +134,8 @@ export class MemberSimulation {
   readonly stats = { leasesGranted: 0, leasesRevoked: 0, keepAlivesAcked: 0, membersAdded: 0, membersPromoted: 0, membersRemoved: 0, gracefulStops: 0 };
   /** Committed indexes whose lease revoke was checked already (every member applies it). */
   private readonly revokesChecked = new Set<number>();
+  /** The clients' view of each lease, for the cross-leader real-time check (leases.ts). */
+  private readonly leaseLedger = new LeaseLedger();
 
   constructor(
     readonly seed: number,
@@ -367,6 +369,8 @@ export class MemberSimulation {
         const ttl = member.kv.lessor.get(cmd.req.ID)?.ttl;
         const why = ttl === undefined ? undefined : earlyRevoke(ev, owner, cmd.req.ID, ttl, this.world.now);
         if (why !== undefined) this.record(`lease revoked before its TTL: ${why}`);
+        const early = this.leaseLedger.revoke(cmd.req.ID, this.world.now, false, `m${n.index + 1}`);
+        if (early !== undefined) this.record(`lease revoked before its TTL in real time: ${early}`);
         this.note(`m${n.index + 1} proposes to revoke lease ${cmd.req.ID}`);
       }
       return proposeKv.call(member, cmd, opts);
@@ -389,6 +393,8 @@ export class MemberSimulation {
     if (cmd.type !== "leaseRevoke" || this.revokesChecked.has(e.index)) return;
     this.revokesChecked.add(e.index);
     this.stats.leasesRevoked++;
+    const early = this.leaseLedger.revoke(cmd.req.ID, this.world.now, true, `m${n.index + 1}`);
+    if (early !== undefined) this.record(`lease revoked before its TTL in real time: ${early}`);
     // Only expiry revokes exist here (clients never revoke): the proposer must have led the term
     // the entry was appended in, i.e. it was not forwarded to another leader.
     const lead = this.leaderOfTerm.get(e.term);
@@ -618,8 +624,11 @@ export class MemberSimulation {
     const id = String(++this.leaseIds);
     const ttl = rng.pick([2, 3, 5]);
     this.note(`lease ${id} grant TTL ${ttl} via m${n.index + 1}`);
+    const sent = this.world.now;
     n.member!.proposeKv({ type: "leaseGrant", req: { ID: id, TTL: ttl } }).then(
-      () => {
+      (res) => {
+        const late = this.leaseLedger.answered(id, sent, (res as LeaseGrantResponse).TTL, "grant");
+        if (late !== undefined) this.record(`lease revoked before its TTL in real time: ${late}`);
         this.stats.leasesGranted++;
         this.note(`lease ${id} granted`);
         const via = this.up();
@@ -637,8 +646,11 @@ export class MemberSimulation {
       const up = this.up();
       if (up.length > 0) {
         const n = rng.pick(up);
+        const sent = this.world.now;
         n.member!.leaseKeepAlive(id).then(
-          () => {
+          (granted) => {
+            const late = this.leaseLedger.answered(id, sent, granted, "keep-alive");
+            if (late !== undefined) this.record(`lease revoked before its TTL in real time: ${late}`);
             this.stats.keepAlivesAcked++;
             this.note(`lease ${id} kept alive via m${n.index + 1}`);
           },
@@ -793,6 +805,12 @@ export class MemberSimulation {
         n.owner.pausedUntil = this.world.now + rng.int(200, 2 * ELECTION_MS);
         this.note(`pause m${n.index + 1} until ${n.owner.pausedUntil}`);
       } else if (r < 0.85 && this.membershipOn) this.stopGracefully(n, true);
+      else if (r < 0.92 && n.owner !== undefined) {
+        // The wall clock is stepped (NTP, an operator): up to 10 s either way.
+        const step = rng.int(-10_000, 10_000);
+        n.owner.skewMs += step;
+        this.note(`step m${n.index + 1}'s wall clock by ${step} ms`);
+      }
       this.world.schedule(this.world.now + rng.int(300, 3000), undefined, step);
     };
     this.world.schedule(rng.int(0, 1000), undefined, step);

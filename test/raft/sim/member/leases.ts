@@ -1,5 +1,15 @@
 /**
- * Lease properties of the whole-member simulator. Expiry is the leader's alone, from its own
+ * Lease properties of the whole-member simulator.
+ *
+ * What a client may rely on, across members and leader changes (checked in global simulated
+ * time): a lease is not revoked sooner than TTL / MAX_CLOCK_RATE after the client SENT the last
+ * grant or keep-alive that was answered (through any member). That is the design's whole clock
+ * assumption: each leader measures a lease on its own monotonic clock, whose rate is off by at
+ * most 5% (|drift| ≤ ρ = 0.05, so TTL on it lasts at least TTL / 1.05 of real time); offsets
+ * between members' clocks and steps of their wall clocks play no part. The time the answer
+ * reaches the client is not the reference: the network may hold an answer for longer than a
+ * TTL, so a client counts from its request, as it must with any lease.
+ * Per incarnation, besides: Expiry is the leader's alone, from its own
  * clock (node-runtime/kv/lessor.ts), so what is checked is what that design promises:
  * - a revoke is proposed only by a member whose core leads, in a term it leads (not a member
  *   that silently lost leadership, issue 12 bug 3), and every revoke that is applied was
@@ -9,7 +19,41 @@
  * The simulator's clocks run at rate 0.95–1.05 with offsets; elapsed time on a member's clock is
  * simulated time × its rate, which is what the lessor measures too.
  */
-import type { Owner } from "./world";
+import { MAX_CLOCK_RATE, type Owner } from "./world";
+
+/** The shortest a lease of `ttlSec` may live in simulated ms after the client sent its last answered grant or keep-alive. */
+export function leaseFloorMs(ttlSec: number): number {
+  return (ttlSec * 1000) / MAX_CLOCK_RATE - 1;
+}
+
+/**
+ * The client-side record of each lease: when the last answered grant or keep-alive was sent and
+ * when a member first applied its revoke, to check leaseFloorMs from both ends (an answer can
+ * arrive after the revoke is applied).
+ */
+export class LeaseLedger {
+  private readonly sent = new Map<string, { at: number; ttl: number; what: string }>();
+  private readonly revoked = new Map<string, number>();
+
+  /** A grant or keep-alive sent at `sentAt` was answered with `ttlSec`; the violation, if any. */
+  answered(id: string, sentAt: number, ttlSec: number, what: string): string | undefined {
+    const prev = this.sent.get(id);
+    if (prev === undefined || prev.at <= sentAt) this.sent.set(id, { at: sentAt, ttl: ttlSec, what });
+    const rev = this.revoked.get(id);
+    if (rev !== undefined && rev - sentAt < leaseFloorMs(ttlSec)) {
+      return `lease ${id} (TTL ${ttlSec} s): a ${what} sent at ${sentAt} was answered, but the revoke was applied at ${rev}, ${(rev - sentAt).toFixed(0)} ms later (at least ${leaseFloorMs(ttlSec).toFixed(0)})`;
+    }
+    return undefined;
+  }
+
+  /** A revoke is proposed (`applied` false) or first applied now; the violation, if any. */
+  revoke(id: string, now: number, applied: boolean, by: string): string | undefined {
+    if (applied && !this.revoked.has(id)) this.revoked.set(id, now);
+    const last = this.sent.get(id);
+    if (last === undefined || now - last.at >= leaseFloorMs(last.ttl)) return undefined;
+    return `lease ${id} (TTL ${last.ttl} s) revoke ${applied ? "applied" : "proposed"} by ${by} ${(now - last.at).toFixed(0)} ms after the client sent its last answered ${last.what} (at least ${leaseFloorMs(last.ttl).toFixed(0)} ms across leaders: TTL / ${MAX_CLOCK_RATE})`;
+  }
+}
 
 export interface LeaseEvents {
   /** Simulated ms at which this incarnation last became leader (lessor.promote). */

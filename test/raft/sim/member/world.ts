@@ -3,10 +3,16 @@
  * run one callback at a time with every promise settled in between (as node's event loop drains
  * microtasks after each callback), so a seed replays the same interleaving of the real member's
  * async code. Each member incarnation is an Owner: its events die with it (a crash), wait while it
- * is paused (a stopped VM, a long GC) and its clock may run fast or slow and be set off.
+ * is paused (a stopped VM, a long GC) and its clock may run fast or slow (rate 0.95–1.05, see
+ * MAX_CLOCK_RATE) and be set off or stepped; its monotonic clock runs at the same rate but is
+ * never set off or stepped.
  */
 import type { Clock, TimerHandle } from "../../../../node-runtime/server/member-env";
 import { Rng } from "../rng";
+
+/** The fastest a simulated member's clock runs (and MIN_CLOCK_RATE the slowest) relative to simulated time. */
+export const MAX_CLOCK_RATE = 1.05;
+export const MIN_CLOCK_RATE = 0.95;
 
 interface Event {
   at: number;
@@ -20,8 +26,8 @@ export class Owner {
   pausedUntil = 0;
   constructor(
     readonly name: string,
-    /** Wall-clock offset of this member's clock (ms). */
-    readonly skewMs: number,
+    /** Wall-clock offset of this member's clock (ms); a clock step (NTP, an operator) changes it. */
+    public skewMs: number,
     /** How fast this member's clock runs relative to simulated time (1 = exact). */
     readonly rate: number,
   ) {}
@@ -87,6 +93,7 @@ export class World {
     };
     return {
       now: () => 1_800_000_000_000 + owner.skewMs + world.now * owner.rate,
+      monotonic: () => 1_000_000 + world.now * owner.rate,
       setTimeout: (fn, ms) => timer(fn, ms, false),
       clearTimeout: cancel,
       setInterval: (fn, ms) => timer(fn, ms, true),
