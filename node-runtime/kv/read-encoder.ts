@@ -148,15 +148,16 @@ class Out {
 
 /**
  * The answer's bytes, `pause()` awaited after each step of about a MiB written (a small answer is
- * written without any pause). The records must stay as selected meanwhile: they are immutable, so
+ * written without any pause), after `reserve` bytes left for the caller (a frame prefix). The records must stay as selected meanwhile: they are immutable, so
  * the store may move on. Refuses (throws) an answer over gRPC's send limit; the store refuses
  * those earlier, before selecting anything for them, with etcd's message.
  */
-export async function encodeTxnAnswer(sel: ReadTxnSelection, header: WireHeader, pause: () => Promise<void>): Promise<Buffer> {
+export async function encodeTxnAnswer(sel: ReadTxnSelection, header: WireHeader, pause: () => Promise<void>, reserve = 0): Promise<Buffer> {
   const size = txnAnswerSize(sel, header);
   if (size > MAX_RESPONSE_BYTES) throw new Error(`txn answer of ${size} bytes is over the send limit`);
-  const out = new Out(Buffer.allocUnsafeSlow(size));
-  let stepEnd = STEP_BYTES;
+  const out = new Out(Buffer.allocUnsafeSlow(reserve + size));
+  out.pos = reserve;
+  let stepEnd = reserve + STEP_BYTES;
   out.header(header);
   out.bool(2, sel.succeeded);
   for (const s of sel.ranges) {
@@ -178,7 +179,7 @@ export async function encodeTxnAnswer(sel: ReadTxnSelection, header: WireHeader,
     out.bool(3, s.more);
     out.int(4, s.count);
   }
-  if (out.pos !== size) throw new Error(`txn answer: wrote ${out.pos} bytes of ${size}`);
+  if (out.pos !== reserve + size) throw new Error(`txn answer: wrote ${out.pos - reserve} bytes of ${size}`);
   return out.buf;
 }
 

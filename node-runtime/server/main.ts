@@ -18,7 +18,7 @@ import { registerBackupMetrics } from "./obs/backup-metrics";
 import { AuthGate } from "./api/auth";
 import { listenForClients, type ClientListener } from "./api/listener";
 import { authService, clusterService, kvService, leaseService, maintenanceService, watchService } from "./api/services";
-import { acceptPreEncoded } from "./api/pre-encoded";
+import { acceptPreEncoded, sendWithoutCopy } from "./api/pre-encoded";
 
 /** A startup failure whose message is the whole story for the operator. */
 export class StartupError extends Error {}
@@ -80,6 +80,8 @@ export async function startMember(cfg: ServerConfig, log: Logger): Promise<Runni
   const auth = new AuthGate(member, { clientCertAuth: cfg.clientCertAuth, bcryptCost: cfg.bcryptCost ?? 10 });
   const ctx = { member, maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, auth };
   const { services } = loadEtcdGrpc();
+  // Large pre-encoded answers (read-only txns) go out without one more synchronous copy.
+  if (!sendWithoutCopy()) log.warn("this grpc-js cannot send pre-encoded answers without copying them");
   const impl = {
     KV: kvService(ctx),
     Watch: watchService(ctx),

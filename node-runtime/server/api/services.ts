@@ -19,7 +19,7 @@ import type { Member } from "../member";
 import type { MemberInfo } from "../membership";
 import { compactReq, deleteReq, putReq, rangeReq, toId, toNumber, txnReq } from "./convert";
 import { serveWatch } from "./watch";
-import { PreEncoded } from "./pre-encoded";
+import { FRAME_PREFIX_BYTES, PreEncoded } from "./pre-encoded";
 import { encodeTxnAnswer } from "../../kv/read-encoder";
 import type { MessageStream } from "./stream";
 import { AuthGate, authHandlers, grpcCaller, type Caller } from "./auth";
@@ -173,7 +173,7 @@ export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementatio
         // may be GiBs: one synchronous encoding stopped the member for seconds).
         const sel = m.kv.selectReadTxn(r, ai);
         gate.checkNotStale(ai);
-        return new PreEncoded(await encodeTxnAnswer(sel, header(m, sel.revision), nextTick));
+        return new PreEncoded(await encodeTxnAnswer(sel, header(m, sel.revision), nextTick, FRAME_PREFIX_BYTES));
       }
       return withHeader(m, (await replicate(ctx, { type: "txn", req: r, ...as(ai) })) as kvt.TxnResponse);
     }),
