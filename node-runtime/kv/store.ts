@@ -773,11 +773,31 @@ export class KvStore {
 
   /** HashKV: a digest of every record with mod <= rev (0 = current); equal on members that applied the same log. */
   hashKV(rev = 0): HashKVResponse {
+    return runSteps(this.hashKVSteps(rev));
+  }
+
+  /**
+   * hashKV's digest of the state as of this call, computed in steps of HASH_STEP_RECORDS records
+   * or about HASH_STEP_BYTES bytes with `pause()` awaited between two, while the store moves on
+   * (records are immutable; the log array read is only appended to, compaction replaces it).
+   */
+  async hashKVAsync(rev: number, pause: () => Promise<void>): Promise<HashKVResponse> {
+    return runStepsAsync(this.hashKVSteps(rev), pause);
+  }
+
+  private *hashKVSteps(rev: number): Generator<void, HashKVResponse> {
     const at = rev <= 0 ? this.rev : rev;
     this.checkRangeRev(at, this.rev);
+    const current = this.rev;
+    const compactRev = this.compactRev;
+    const log = this.mvcc.log;
+    const end = log.length;
     const h = createHash('sha256');
     const num = Buffer.alloc(8);
-    for (const r of this.mvcc.log) {
+    let records = 0;
+    let bytes = 0;
+    for (let i = 0; i < end; i++) {
+      const r = log[i];
       if (r.mod > at) break;
       h.update(r.ki.key, 'latin1');
       num.writeDoubleLE(r.mod * 65536 + r.sub);
@@ -785,16 +805,38 @@ export class KvStore {
       if (r.val !== null) {
         h.update(r.val, 'latin1');
         h.update(r.lease, 'latin1');
+        bytes += r.val.length;
+      }
+      bytes += r.ki.key.length;
+      if (++records >= HASH_STEP_RECORDS || bytes >= HASH_STEP_BYTES) {
+        records = 0;
+        bytes = 0;
+        yield;
       }
     }
     // etcd reports -1 until the first compaction (`endpoint hashkv -w json` shows it).
-    return { header: header(this.rev), hash: h.digest().readUInt32LE(0), compact_revision: this.compactRev === 0 ? -1 : this.compactRev };
+    return { header: header(current), hash: h.digest().readUInt32LE(0), compact_revision: compactRev === 0 ? -1 : compactRev };
   }
 
   /** Maintenance Hash: a digest of the whole replicated state (not the applied index). */
   hash(): number {
     const snap = encodeSnapshot(this.state(), { withoutIndex: true });
     return createHash('sha256').update(snap).digest().readUInt32LE(0);
+  }
+
+  /**
+   * hash() of the state as of this call, encoded and digested in steps with `pause()` awaited
+   * between two (see snapshotAsync), so a large store does not stop the member meanwhile.
+   */
+  async hashAsync(pause: () => Promise<void>): Promise<number> {
+    const s = this.state();
+    const snap = await encodeSnapshotAsync({ ...s, alarms: s.alarms.map((a) => ({ ...a })), logLength: s.log.length }, pause, { withoutIndex: true });
+    const h = createHash('sha256');
+    for (let at = 0; at < snap.length; at += HASH_STEP_BYTES) {
+      if (at > 0) await pause();
+      h.update(snap.subarray(at, at + HASH_STEP_BYTES));
+    }
+    return h.digest().readUInt32LE(0);
   }
 
   // ---------------------------------------------------------------- snapshots
@@ -897,6 +939,27 @@ export interface StoreView {
   log: readonly Rec[];
   logLength: number;
   auth: AuthState;
+}
+
+/** A step of a hash computed in steps: at most this many records or about this many bytes. */
+const HASH_STEP_RECORDS = 4096;
+const HASH_STEP_BYTES = 1024 * 1024;
+
+/** Runs a computation written as steps (a generator) to its end at once. */
+function runSteps<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const n = steps.next();
+    if (n.done) return n.value;
+  }
+}
+
+/** Runs a computation written as steps, awaiting `pause()` between two. */
+async function runStepsAsync<T>(steps: Generator<void, T>, pause: () => Promise<void>): Promise<T> {
+  for (;;) {
+    const n = steps.next();
+    if (n.done) return n.value;
+    await pause();
+  }
 }
 
 const CANONICAL_ID = /^-?[1-9][0-9]*$/;

@@ -13,7 +13,7 @@ export interface KvHash {
 }
 
 export interface HashPeers {
-  local(): KvHash;
+  local(): KvHash | Promise<KvHash>;
   peers(): number[];
   /** The peer's hash at `revision`; rejects when the peer cannot say. */
   peerHash(id: number, revision: number): Promise<KvHash>;
@@ -21,7 +21,7 @@ export interface HashPeers {
 
 /** IDs of the peers whose data differs from ours at our current revision. */
 export async function findMismatchedPeers(src: HashPeers): Promise<{ local: KvHash; mismatched: number[]; checked: number[] }> {
-  const local = src.local();
+  const local = await src.local();
   const results = await Promise.all(
     src.peers().map(async (id) => {
       try {

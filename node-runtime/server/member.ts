@@ -1287,9 +1287,11 @@ export class Member extends EventEmitter {
   // -------------------------------------------------------------------------------------------
   // corruption checks (etcd's --experimental-initial-corrupt-check / --experimental-corrupt-check-time)
 
-  private localHash(rev = 0): KvHash {
-    const h = this.kv.hashKV(rev);
-    return { hash: h.hash, compactRevision: h.compact_revision, revision: rev > 0 ? rev : this.kv.revision };
+  /** This member's KV hash, computed in steps with the event loop free between them. */
+  private async localHash(rev = 0): Promise<KvHash> {
+    const h = await this.kv.hashKVAsync(rev, this.pause);
+    // The revision the hash covers: the store's when it started (it may have moved on since).
+    return { hash: h.hash, compactRevision: h.compact_revision, revision: rev > 0 ? rev : h.header.revision };
   }
 
   private hashPeers(): HashPeers {

@@ -302,6 +302,43 @@ describe('kv apply is idempotent and deterministic', () => {
     assert.ok(prefixed.subarray(8).equals(expected));
   });
 
+  it('Hash and HashKV computed in steps equal the one-pass digests of the state at their start while writes and a compaction go on', async () => {
+    const h = new Harness();
+    const big = 'v'.repeat(200 * 1024);
+    for (let i = 0; i < 30; i++) h.put(`k${i % 11}`, `${i}${big}`);
+    h.ok({ type: 'leaseGrant', req: { ID: '9223372036854775807', TTL: 100 } });
+    h.put('leased', 'x', '9223372036854775807');
+    h.del('k10');
+    const rev = h.store.revision;
+    const [hash, hashKV, hashKVOld] = [h.store.hash(), h.store.hashKV(), h.store.hashKV(rev - 5)];
+    assert.equal(await h.store.hashAsync(() => new Promise<void>((resolve) => setImmediate(resolve))), hash, 'the same digest in steps');
+    let pauses = 0;
+    const moveOn = async () => {
+      pauses++;
+      h.put(`new${pauses}`, `n${pauses}`);
+      h.put('k1', `over${pauses}`);
+      if (pauses === 2) h.del('k2');
+      if (pauses === 3) h.ok({ type: 'compact', req: { revision: h.store.revision - 1 } });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    };
+    const kvAsync = await h.store.hashKVAsync(0, moveOn);
+    assert.ok(pauses >= 4, `HashKV of the 6 MiB store took ${pauses + 1} steps`);
+    assert.deepEqual(kvAsync, hashKV, 'hash, header revision and compact revision of the state at its start');
+    assert.notEqual(h.store.hashKV().hash, hashKV.hash, 'the store did move on');
+    const before = h.store.hash();
+    const hashAsync = h.store.hashAsync(moveOn);
+    h.put('k3', 'changed before the first step');
+    assert.equal(await hashAsync, before);
+    assert.notEqual(before, hash, 'the store had moved on');
+    // At an older revision (still above the compaction made meanwhile).
+    const h2 = new Harness();
+    for (let i = 0; i < 30; i++) h2.put(`k${i % 11}`, `${i}${big}`);
+    h2.ok({ type: 'leaseGrant', req: { ID: '9223372036854775807', TTL: 100 } });
+    h2.put('leased', 'x', '9223372036854775807');
+    h2.del('k10');
+    assert.deepEqual(await h2.store.hashKVAsync(rev - 5, () => new Promise<void>((resolve) => setImmediate(resolve))), hashKVOld);
+  });
+
   it('hashKV differs when the data differs', () => {
     const a = new Harness();
     const c = new Harness();

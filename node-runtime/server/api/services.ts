@@ -459,12 +459,15 @@ export function maintenanceService(ctx: ServiceContext): grpc.UntypedServiceImpl
     Hash: unary(ctx, "etcdserverpb.Maintenance", "Hash", async (_req: unknown, caller) => {
       m.checkStarted();
       await requireAdminRaw(gate, caller);
-      return { header: header(m), hash: m.kv.hash() };
+      // Digested in steps: a synchronous pass over a large store would stop the member. The
+      // header is the hashed state's.
+      const hdr = header(m);
+      return { header: hdr, hash: await m.kv.hashAsync(nextTick) };
     }),
     HashKV: unary(ctx, "etcdserverpb.Maintenance", "HashKV", async (req: wire.HashKVRequest, caller) => {
       m.checkStarted();
       await requireAdminRaw(gate, caller);
-      return withHeader(m, m.kv.hashKV(toNumber(req.revision)));
+      return withHeader(m, await m.kv.hashKVAsync(toNumber(req.revision), nextTick));
     }),
     Defragment: unary(ctx, "etcdserverpb.Maintenance", "Defragment", async (_req: unknown, caller) => {
       await requireAdminRaw(gate, caller);

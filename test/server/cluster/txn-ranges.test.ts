@@ -104,15 +104,47 @@ describe("txn of 128 full-range reads", function () {
   });
 
   it("serves writes while a large read-only answer is written (the answer is built in steps)", async () => {
-    const cl = c!;
     // 128 ranges of 10 keys each: a 128 MiB answer, below the limit, built by the leader.
     const tenKeys = { request_range: { ...all.request_range, limit: 10 } };
+    const { res, during } = await whilePutting<{ header: { revision: string }; responses: unknown[] }>("KV", "Txn", {
+      compare: [],
+      success: Array.from({ length: 128 }, () => tenKeys),
+      failure: [],
+    });
+    assert.equal(res.responses.length, 128);
+    assert.equal((res.responses[127] as { response_range: { kvs: unknown[] } }).response_range.kvs.length, 10);
+    assert.ok(during.served > 0, `no put was served while the answer was built (${during.text})`);
+    await c!.waitHealthy();
+  });
+
+  it("serves writes while Maintenance Hash and HashKV digest the store (in steps)", async () => {
+    // Each digest of the 17 MiB store is short next to the txn above: several of each, and at
+    // least one put served during one of them.
+    let served = 0;
+    const texts: string[] = [];
+    for (let i = 0; i < 4 && served === 0; i++) {
+      for (const method of ["Hash", "HashKV"] as const) {
+        const { res, during } = await whilePutting<{ header: { revision: string }; hash: number }>("Maintenance", method, method === "HashKV" ? { revision: "0" } : {});
+        assert.equal(typeof res.hash, "number");
+        served += during.served;
+        texts.push(`${method}: ${during.text}`);
+      }
+    }
+    assert.ok(served > 0, `no put was served while the store was digested (${texts.join("; ")})`);
+  });
+
+  /**
+   * Calls `method` on the leader while puts are in flight all along, each recording its revision
+   * and when its answer came, counted against the moment the call's answer began to arrive (its
+   * response headers). A put applied after the call read the store (a revision above the answer's
+   * header revision) and answered before the call's answer was sent can only have been served
+   * while the answer was being computed.
+   */
+  async function whilePutting<Res extends { header: { revision: string } }>(service: "KV" | "Maintenance", method: string, req: object): Promise<{ res: Res; during: { served: number; text: string } }> {
     const writer = new RawMember(address, creds);
     kvs.push(writer);
-    // Puts in flight all along: each records its revision and when its answer came, counted
-    // against the moment the txn's answer began to arrive (its response headers).
     let seq = 0;
-    let txnHeadersAt = Infinity;
+    let headersAt = Infinity;
     let stop = false;
     const done: { revision: number; at: number }[] = [];
     const loops = Array.from({ length: 4 }, async (_, n) => {
@@ -121,25 +153,21 @@ describe("txn of 128 full-range reads", function () {
         done.push({ revision: Number(res.header.revision), at: ++seq });
       }
     });
-    while (done.length < 8) await new Promise((r) => setTimeout(r, 10));
-    const { clients } = loadEtcdGrpc();
-    const client = new clients.KV(address, creds, { "grpc.max_receive_message_length": -1 });
-    const call = (client as unknown as Record<string, (r: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => grpc.ClientUnaryCall>)["Txn"]!;
-    const res = await new Promise<{ header: { revision: string }; responses: unknown[] }>((resolve, reject) => {
-      const unary = call.call(client, { compare: [], success: Array.from({ length: 128 }, () => tenKeys), failure: [] }, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err, r) =>
-        err ? reject(err) : resolve(r as { header: { revision: string }; responses: unknown[] }),
-      );
-      unary.on("metadata", () => (txnHeadersAt = ++seq));
-    }).finally(() => client.close());
-    stop = true;
-    await Promise.all(loops);
-    assert.equal(res.responses.length, 128);
-    assert.equal((res.responses[127] as { response_range: { kvs: unknown[] } }).response_range.kvs.length, 10);
-    // A put applied after the txn read (a later revision) and answered before the txn's answer
-    // was sent can only have been served while the answer was being built.
-    const txnRev = Number(res.header.revision);
-    const during = done.filter((d) => d.revision > txnRev && d.at < txnHeadersAt);
-    assert.ok(during.length > 0, `no put was served while the answer was built (txn read at ${txnRev}; ${done.filter((d) => d.at < txnHeadersAt).length} puts before its answer, ${done.length} in all)`);
-    await cl.waitHealthy();
-  });
+    try {
+      while (done.length < 8) await new Promise((r) => setTimeout(r, 10));
+      const { clients } = loadEtcdGrpc();
+      const client = new clients[service](address, creds, { "grpc.max_receive_message_length": -1 });
+      const call = (client as unknown as Record<string, (r: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => grpc.ClientUnaryCall>)[method]!;
+      const res = await new Promise<Res>((resolve, reject) => {
+        const unary = call.call(client, req, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err, r) => (err ? reject(err) : resolve(r as Res)));
+        unary.on("metadata", () => (headersAt = ++seq));
+      }).finally(() => client.close());
+      const rev = Number(res.header.revision);
+      const served = done.filter((d) => d.revision > rev && d.at < headersAt).length;
+      return { res, during: { served, text: `read at ${rev}; ${done.filter((d) => d.at < headersAt).length} puts before its answer, ${done.length} in all` } };
+    } finally {
+      stop = true;
+      await Promise.all(loops);
+    }
+  }
 });
