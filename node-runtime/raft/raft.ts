@@ -364,6 +364,11 @@ export class RaftNode {
     return this.role === "leader" ? this.term : undefined;
   }
 
+  /** The commit index this core knows now (it can be ahead of the last Ready's). */
+  committed(): number {
+    return this.log.committed;
+  }
+
   /** The term of the entry at `index` in this member's log, if it still holds it (for tests and diagnostics). */
   logTerm(index: number): number | undefined {
     return this.log.termAt(index);
