@@ -177,7 +177,12 @@ async function main(argv: string[]): Promise<number> {
     else fs.rmSync(work, { recursive: true, force: true });
   }
   // The suite's path is this machine's; the page shows the command with DIR in its place.
-  const shown = argv.map((a, i) => (argv[i - 1] === "--suite-dir" ? "DIR" : a.startsWith("--suite-dir=") ? "--suite-dir=DIR" : a));
+  const placeholders: Record<string, string> = { "--suite-dir": "DIR", "--work-dir": "WORKDIR" };
+  const shown = argv.map((a, i) => {
+    const flag = a.split("=")[0]!;
+    if (a.includes("=") && placeholders[flag] !== undefined) return `${flag}=${placeholders[flag]}`;
+    return placeholders[argv[i - 1] ?? ""] ?? a;
+  });
   const command = ["npm run compat:etcd3 --", ...shown].join(" ");
   const report = renderReport(
     { when: new Date().toISOString().replace(/\.\d+Z$/, "Z"), suite: `${suite} (its src/test, compiled by its own tsc)`, command, node: `Node.js ${process.version}`, load, ...(opts.grep !== undefined ? { grep: opts.grep } : {}) },
