@@ -10,12 +10,12 @@
 import { strict as assert } from "node:assert";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { planLocalMembers, type MemberEndpoint } from "../../components/topology";
 import { isRaftkvProcess, livePids, readPids, type PidFile } from "../../node-runtime/cli/local-files";
 import { fetchAll, waitHealthy, type MemberStatus } from "../../node-runtime/cli/local-status";
+import { reservePorts, type PortReservation } from "../helpers/free-port";
 import { REPO, ensureBuilt } from "../server/harness/cluster";
 
 const LAUNCHER = path.join(REPO, "dist", "raftkv-local.cjs");
@@ -38,24 +38,13 @@ function ok(r: SpawnSyncReturns<string>, what: string): string {
   return r.stdout;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
+/** Ports for a cluster of `size` (planLocalMembers: base + 10 * i), held against other test processes. */
+async function reserveBase(size: number): Promise<number> {
+  const r = await reservePorts(size * 10);
+  reservations.push(r);
+  return r.base;
 }
-
-/** A base port whose member ports for a cluster of `size` are all free right now. */
-async function freeBase(size: number, avoid: number[]): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const base = 40000 + Math.floor(Math.random() * 150) * 100;
-    if (avoid.some((a) => Math.abs(a - base) < 100)) continue;
-    const ports = planLocalMembers(size, "127.0.0.1", base).flatMap((m) => [m.clientPort, m.peerPort, m.metricsPort]);
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
-  }
-  throw new Error("no free port range");
-}
+const reservations: PortReservation[] = [];
 
 async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -92,7 +81,7 @@ describe("local cluster launcher (npm start), end to end", function () {
     dir = path.join(root, "cluster");
     env = path.join(dir, "cluster.env");
     dirs.push(dir);
-    base = await freeBase(3, []);
+    base = await reserveBase(3);
     members = planLocalMembers(3, "127.0.0.1", base);
   });
 
@@ -103,6 +92,7 @@ describe("local cluster launcher (npm start), end to end", function () {
       for (const pid of livePids(readPids(d))) process.kill(pid, "SIGKILL");
     }
     fs.rmSync(root, { recursive: true, force: true });
+    for (const r of reservations.splice(0)) r.release();
   });
 
   it("rejects --size 4 with the plan's reason in one line and exit code 1", () => {
@@ -241,7 +231,7 @@ describe("local cluster launcher (npm start), end to end", function () {
   it("--size 5 starts five members with quorum 3", async () => {
     const dir5 = path.join(root, "five");
     dirs.push(dir5);
-    const base5 = await freeBase(5, [base]);
+    const base5 = await reserveBase(5);
     const out = ok(launcher(["start", "--detach", "--size", "5", "--dir", dir5, "--base-port", String(base5)]), "start --size 5");
     assert.match(out, /5 members · quorum 3 · tolerates 2 failed members\n/);
     assert.match(out, /raftkv-5 +https:\/\/127\.0\.0\.1:/);

@@ -4,6 +4,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { reservePorts, type PortReservation } from "../../helpers/free-port";
 import type { ForwarderConfig } from "./forwarder";
 import { tsxNodeArgv } from "./tsxNode";
 
@@ -37,10 +38,20 @@ class FakeTarget {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Polls `cond` until it holds. A dial that fails meanwhile (the forwarder closing a connection
+ * while a slow health check flips a target) counts as "not yet", and is reported on timeout.
+ */
 async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await cond()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last === undefined ? "" : ` (last error: ${String(last)})`}`);
     await sleep(100);
   }
 }
@@ -67,9 +78,9 @@ async function namesSeen(port: number, n: number): Promise<Set<string>> {
 
 describe("e2e load balancer forwarder (like an AWS NLB with default attributes)", function () {
   this.timeout(60_000);
-  // Below the kernel's ephemeral range (32768+), so no outgoing connection holds these ports.
-  const base = 10000 + (process.pid % 2200) * 10;
-  const [listenPort, targetPort, healthPort] = [base, base + 1, base + 2];
+  // Reserved against other test processes (parallel mocha workers), below the ephemeral range.
+  let ports: PortReservation | undefined;
+  let [listenPort, targetPort, healthPort] = [0, 0, 0];
   let dir: string;
   let proc: ChildProcess | undefined;
   const a = new FakeTarget("127.0.0.2");
@@ -92,6 +103,8 @@ describe("e2e load balancer forwarder (like an AWS NLB with default attributes)"
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "raftkv-fwd-"));
+    ports = await reservePorts(3);
+    [listenPort, targetPort, healthPort] = [ports.base, ports.base + 1, ports.base + 2];
     await a.listen(targetPort, healthPort);
     await b.listen(targetPort, healthPort);
     configure([a, b]);
@@ -103,6 +116,7 @@ describe("e2e load balancer forwarder (like an AWS NLB with default attributes)"
     proc?.kill("SIGKILL");
     a.close();
     b.close();
+    ports?.release();
     rmSync(dir, { recursive: true, force: true });
   });
 

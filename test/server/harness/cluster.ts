@@ -5,12 +5,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { planLocalMembers, renderMemberFlags, urlHost, type MemberEndpoint } from "../../../components/topology";
 import { writeClusterPki, type ClusterPki } from "../../../node-runtime/pki";
 import { fetchStatus, type MemberStatus } from "../../../node-runtime/cli/local-status";
+import { reservePorts, type PortReservation } from "../../helpers/free-port";
 
 export const REPO = path.resolve(__dirname, "..", "..", "..");
 export const BUNDLE = path.join(REPO, "dist", "raftkv.cjs");
@@ -18,50 +18,20 @@ export const BUNDLE = path.join(REPO, "dist", "raftkv.cjs");
 let built = false;
 /** Builds dist/ once per test process, so tests run exactly what `npm run build` ships. */
 export function ensureBuilt(): void {
-  if (built) return;
+  // Set by test/helpers/mocha-global.ts once it built dist/ for the whole (parallel) run.
+  if (built || process.env["RAFTKV_TEST_DIST_BUILT"] === "1") return;
   const r = spawnSync(process.execPath, [path.join(REPO, "scripts", "build.mjs")], { cwd: REPO, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
   built = true;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
-
 /**
- * The kernel's ephemeral port range: every outgoing connection (ours, etcdctl's, a gateway's)
- * takes its local port from it, so a port we plan to listen on later must lie outside it or an
- * unrelated connection can take it between the check and the member's bind.
+ * A base port with `count` consecutive free ports (base .. base+count-1) in 26000-32767, reserved
+ * against every other test process until this one exits (see test/helpers/free-port.ts).
+ * TestCluster itself uses reservePorts and releases its ports in destroy().
  */
-function ephemeralRange(): [number, number] {
-  try {
-    const [lo, hi] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
-    if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo!, hi!];
-  } catch {
-    // not Linux: assume the IANA range
-  }
-  return [49152, 65535];
-}
-
-/** A base port with `count` consecutive free ports (base .. base+count-1), below the ephemeral range. */
 export async function freeRange(count: number): Promise<number> {
-  const [ephemeralLo, ephemeralHi] = ephemeralRange();
-  // 26000 up: below it lie fixed ports some suites use (e.g. the backup e2e's S3 server on 25000).
-  const lo = 26000;
-  // Below the ephemeral range when there is room (the default 32768-60999 leaves 26000-32767),
-  // else above it.
-  const [from, to] = ephemeralLo - lo >= 1000 ? [lo, ephemeralLo] : [ephemeralHi + 1, 65536];
-  const slots = Math.floor((to - from - count) / 20);
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = from + Math.floor(Math.random() * slots) * 20;
-    const checks = await Promise.all(Array.from({ length: count }, (_, i) => portFree(base + i)));
-    if (checks.every(Boolean)) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports found in ${from}-${to - 1}`);
+  return (await reservePorts(count)).base;
 }
 
 export interface ClusterOptions {
@@ -79,6 +49,8 @@ export interface ClusterOptions {
 export class TestCluster {
   readonly procs = new Map<string, ChildProcess>();
   readonly logs = new Map<string, string>();
+  /** This cluster's ports, planned members' included; held until destroy() so a restarted member finds its ports. */
+  private readonly ports: PortReservation[] = [];
   private constructor(
     readonly dir: string,
     readonly members: MemberEndpoint[],
@@ -101,20 +73,30 @@ export class TestCluster {
   private static async startOnce(opts: ClusterOptions): Promise<TestCluster> {
     ensureBuilt();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "raftkv-test-"));
-    const base = await freeRange(opts.size * 10);
-    const members = planLocalMembers(opts.size, opts.host ?? "127.0.0.1", base);
-    const pki = await writeClusterPki(path.join(dir, "pki"), members, ["admin"]);
-    const c = new TestCluster(dir, members, pki, `test-${path.basename(dir)}`, opts);
+    let ports: PortReservation | undefined;
+    let c: TestCluster;
+    try {
+      ports = await reservePorts(opts.size * 10);
+      const members = planLocalMembers(opts.size, opts.host ?? "127.0.0.1", ports.base);
+      const pki = await writeClusterPki(path.join(dir, "pki"), members, ["admin"]);
+      c = new TestCluster(dir, members, pki, `test-${path.basename(dir)}`, opts);
+      c.ports.push(ports);
+    } catch (e) {
+      ports?.release();
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
     if (opts.beforeStart) {
       try {
         await opts.beforeStart(c);
       } catch (e) {
+        ports.release();
         fs.rmSync(dir, { recursive: true, force: true });
         throw e;
       }
     }
     try {
-      for (const m of members) c.startMember(m.name);
+      for (const m of c.members) c.startMember(m.name);
       await c.waitHealthy();
     } catch (e) {
       // The caller never gets the cluster to destroy: stop what was started here.
@@ -159,7 +141,9 @@ export class TestCluster {
 
   /** Adds a member to the plan (not to the cluster: use the Cluster API for that). */
   async planExtraMember(name: string): Promise<MemberEndpoint> {
-    const base = await freeRange(3);
+    const ports = await reservePorts(3);
+    this.ports.push(ports);
+    const base = ports.base;
     const m: MemberEndpoint = { name, host: this.opts.host ?? "127.0.0.1", clientPort: base, peerPort: base + 1, metricsPort: base + 2 };
     await writeClusterPki(path.join(this.dir, "pki"), [m], [], { ca: this.pki.ca, peerCa: this.pki.peerCa });
     this.members.push(m);
@@ -233,6 +217,7 @@ export class TestCluster {
 
   async destroy(): Promise<void> {
     await Promise.all([...this.procs.keys()].map((n) => this.kill(n, "SIGKILL")));
+    for (const p of this.ports.splice(0)) p.release();
     // RAFTKV_TEST_KEEP=1 keeps data dirs and member logs for a post-mortem.
     if (process.env["RAFTKV_TEST_KEEP"] === "1") process.stderr.write(`kept test cluster files in ${this.dir}\n`);
     else fs.rmSync(this.dir, { recursive: true, force: true });
