@@ -8,60 +8,15 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fetchSnapshot, METRICS_FILE, runBackup, type MemberView } from "../../node-runtime/backup/agent";
+import { fetchSnapshot, METRICS_FILE, runBackup } from "../../node-runtime/backup/agent";
 import { backupKey, expiredBackups, parseBackupKey, parseS3Url } from "../../node-runtime/backup/naming";
-import { S3BackupStore } from "../../node-runtime/backup/s3-store";
 import { runCtl } from "../../node-runtime/ctl/program";
-import { encodeCommand, KvStore, type KvCommand } from "../../node-runtime/kv";
-import { etcdSnapshotChunks } from "../../node-runtime/kv/etcd-backend/export";
-import { freePort } from "../helpers/free-port";
-import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
-
-function snapshotBytes(keys: number): Buffer {
-  const kv = new KvStore();
-  for (let i = 1; i <= keys; i++) kv.applyEntry(i, encodeCommand({ type: "put", req: { key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) } } as KvCommand));
-  return Buffer.concat([...etcdSnapshotChunks({ kv: kv.view(), members: [], removedMembers: [] }).chunks]);
-}
-
-class FakeMember implements MemberView {
-  constructor(
-    public name: string,
-    public leader: string | undefined,
-    public keys = 3,
-  ) {}
-  snapshots = 0;
-  async identify() {
-    return { name: this.name, leader: this.leader };
-  }
-  async snapshot(file: string) {
-    this.snapshots++;
-    fs.writeFileSync(file, snapshotBytes(this.keys));
-  }
-}
+import { FakeMember, snapshotBytes, useS3Backups } from "./support";
 
 describe("backup agent (s3rver through the AWS SDK)", function () {
   this.timeout(120_000);
-  let s3: S3Server;
-  let store: S3BackupStore;
+  const s3 = useS3Backups();
   let dir: string;
-  const saved: Record<string, string | undefined> = {};
-
-  before(async () => {
-    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]) saved[k] = process.env[k];
-    process.env["AWS_ACCESS_KEY_ID"] = S3RVER_CREDENTIALS.accessKeyId;
-    process.env["AWS_SECRET_ACCESS_KEY"] = S3RVER_CREDENTIALS.secretAccessKey;
-    process.env["AWS_REGION"] = "eu-west-1";
-    s3 = await startS3Server({ address: "127.0.0.1", port: await freePort(), bucket: "raftkv-backups" });
-    store = new S3BackupStore({ endpoint: s3.endpoint });
-  });
-  after(async () => {
-    store?.close();
-    await s3?.stop();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "raftkv-backup-"));
   });
@@ -80,21 +35,21 @@ describe("backup agent (s3rver through the AWS SDK)", function () {
 
   it("a follower's scheduled run uploads nothing and reports the newest backup's age; the leader's uploads a snapshot etcd tools read", async () => {
     const follower = new FakeMember("raftkv-2", "raftkv-1");
-    const skipped = await runBackup(follower, store, opts("c1"));
+    const skipped = await runBackup(follower, s3.store, opts("c1"));
     assert.equal(skipped.uploaded, false);
     assert.equal(follower.snapshots, 0);
     assert.match(skipped.line, /raftkv-2 is not the leader \(raftkv-1 is\); no backup under s3:\/\/raftkv-backups\/c1\/ yet/);
 
     const t0 = new Date("2026-12-06T07:00:00Z");
     const leader = new FakeMember("raftkv-1", "raftkv-1", 5);
-    const up = await runBackup(leader, store, opts("c1", { now: () => t0 }));
+    const up = await runBackup(leader, s3.store, opts("c1", { now: () => t0 }));
     assert.equal(up.uploaded, true);
     assert.equal(up.key, "c1/20261206T070000Z-scheduled-raftkv-1-rev6.db");
     assert.match(up.line, /^backup uploaded: s3:\/\/raftkv-backups\/c1\/20261206T070000Z-scheduled-raftkv-1-rev6\.db \(scheduled, \d+ bytes, revision 6, \d+ keys\) in [\d.]+ s; newest backup is 0 s old, it is the first backup$/);
-    assert.deepEqual((await store.list(s3.bucket, "c1/")).map((o) => o.key), [up.key]);
+    assert.deepEqual((await s3.store.list(s3.bucket, "c1/")).map((o) => o.key), [up.key]);
     assert.deepEqual(fs.readdirSync(path.join(dir, "work")), [], "the staged snapshot is removed");
 
-    const later = await runBackup(follower, store, opts("c1", { now: () => new Date(t0.getTime() + 90_000) }));
+    const later = await runBackup(follower, s3.store, opts("c1", { now: () => new Date(t0.getTime() + 90_000) }));
     assert.match(later.line, /newest backup s3:\/\/raftkv-backups\/c1\/20261206T070000Z-scheduled-raftkv-1-rev6\.db is 90 s old$/);
     const metrics = fs.readFileSync(path.join(dir, "state", METRICS_FILE), "utf8");
     assert.match(metrics, /^raftkv_backup_latest_age_seconds 90$/m);
@@ -104,7 +59,7 @@ describe("backup agent (s3rver through the AWS SDK)", function () {
 
     // Fetch the newest under the prefix and read it with `snapshot status`.
     const file = path.join(dir, "restore.db");
-    const r = await fetchSnapshot(`s3://${s3.bucket}/c1/`, () => store, file);
+    const r = await fetchSnapshot(`s3://${s3.bucket}/c1/`, () => s3.store, file);
     assert.equal(r.from, `s3://${s3.bucket}/${up.key}`);
     let out = "";
     const code = await runCtl(["snapshot", "status", file, "-w", "json"], { out: (t) => void (out += t), err: () => undefined }, {});
@@ -116,20 +71,20 @@ describe("backup agent (s3rver through the AWS SDK)", function () {
     const leader = new FakeMember("raftkv-1", "raftkv-1");
     const day = 86_400_000;
     const t0 = Date.parse("2026-11-01T00:00:00Z");
-    for (const d of [0, 1, 2]) await runBackup(leader, store, opts("c2", { now: () => new Date(t0 + d * day), retentionDays: 30 }));
-    assert.equal((await store.list(s3.bucket, "c2/")).length, 3);
+    for (const d of [0, 1, 2]) await runBackup(leader, s3.store, opts("c2", { now: () => new Date(t0 + d * day), retentionDays: 30 }));
+    assert.equal((await s3.store.list(s3.bucket, "c2/")).length, 3);
     // Ten days later with a 7-day retention: all three are older than 7 days; only the new one stays.
-    const r = await runBackup(leader, store, opts("c2", { now: () => new Date(t0 + 10 * day) }));
+    const r = await runBackup(leader, s3.store, opts("c2", { now: () => new Date(t0 + 10 * day) }));
     assert.equal(r.pruned.length, 3);
-    assert.deepEqual((await store.list(s3.bucket, "c2/")).map((o) => o.key), [r.key]);
+    assert.deepEqual((await s3.store.list(s3.bucket, "c2/")).map((o) => o.key), [r.key]);
     // The newest is kept even when it is itself past the retention.
     assert.deepEqual(expiredBackups([{ key: r.key!, size: 1 }], new Date(t0 + 100 * day), 7), []);
 
     const pre = opts("c2", { reason: "pre-change" as const, ifLeader: false, skipIfNewerSec: 600, now: () => new Date(t0 + 11 * day) });
     const follower = new FakeMember("raftkv-3", "raftkv-1");
-    const first = await runBackup(follower, store, pre);
+    const first = await runBackup(follower, s3.store, pre);
     assert.equal(first.uploaded, true, "a pre-change backup is taken from whichever member the change runs on");
-    const second = await runBackup(leader, store, { ...pre, now: () => new Date(t0 + 11 * day + 300_000) });
+    const second = await runBackup(leader, s3.store, { ...pre, now: () => new Date(t0 + 11 * day + 300_000) });
     assert.equal(second.uploaded, false);
     assert.match(second.line, /a pre-change backup \(s3:\/\/raftkv-backups\/c2\/.*-pre-change-raftkv-3-rev4\.db\) is younger than 600 s/);
   });

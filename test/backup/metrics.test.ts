@@ -10,59 +10,26 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Registry } from "prom-client";
 import { runBackup, type MemberView } from "../../node-runtime/backup/agent";
-import { S3BackupStore } from "../../node-runtime/backup/s3-store";
-import { encodeCommand, KvStore, type KvCommand } from "../../node-runtime/kv";
-import { etcdSnapshotChunks } from "../../node-runtime/kv/etcd-backend/export";
 import { registerBackupMetrics } from "../../node-runtime/server/obs/backup-metrics";
-import { freePort } from "../helpers/free-port";
-import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
 import { TestCluster } from "../server/harness/cluster";
-
-class OneKeyMember implements MemberView {
-  constructor(
-    public name: string,
-    public leader: string,
-  ) {}
-  async identify() {
-    return { name: this.name, leader: this.leader };
-  }
-  async snapshot(file: string) {
-    const kv = new KvStore();
-    kv.applyEntry(1, encodeCommand({ type: "put", req: { key: Buffer.from("k"), value: Buffer.from("v") } } as KvCommand));
-    fs.writeFileSync(file, Buffer.concat([...etcdSnapshotChunks({ kv: kv.view(), members: [], removedMembers: [] }).chunks]));
-  }
-}
+import { FakeMember, useS3Backups } from "./support";
 
 describe("backup metrics on the member's /metrics (--backup-state-dir)", function () {
   this.timeout(120_000);
-  let s3: S3Server;
-  let store: S3BackupStore;
+  const s3 = useS3Backups();
   let dir: string;
-  const saved: Record<string, string | undefined> = {};
 
-  before(async () => {
-    for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]) saved[k] = process.env[k];
-    process.env["AWS_ACCESS_KEY_ID"] = S3RVER_CREDENTIALS.accessKeyId;
-    process.env["AWS_SECRET_ACCESS_KEY"] = S3RVER_CREDENTIALS.secretAccessKey;
-    process.env["AWS_REGION"] = "eu-west-1";
-    s3 = await startS3Server({ address: "127.0.0.1", port: await freePort(), bucket: "raftkv-backups" });
-    store = new S3BackupStore({ endpoint: s3.endpoint });
+  before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "raftkv-backup-metrics-"));
   });
-  after(async () => {
-    store?.close();
-    await s3?.stop();
+  after(() => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
   });
 
   // The runs happen "two hours ago" on a fake clock, so the real member below sees an old backup.
   const t0 = Math.floor(Date.now() / 1000) * 1000 - 7_200_000;
   const run = (member: MemberView, at: Date) =>
-    runBackup(member, store, { bucket: s3.bucket, prefix: "m1", reason: "scheduled", ifLeader: true, retentionDays: 7, workDir: path.join(dir, "work"), stateDir: path.join(dir, "state"), now: () => at });
+    runBackup(member, s3.store, { bucket: s3.bucket, prefix: "m1", reason: "scheduled", ifLeader: true, retentionDays: 7, workDir: path.join(dir, "work"), stateDir: path.join(dir, "state"), now: () => at });
 
   it("exports nothing before the agent ran, then the runs and the newest backup's age as it grows at each scrape", async () => {
     let clock = t0;
@@ -71,10 +38,10 @@ describe("backup metrics on the member's /metrics (--backup-state-dir)", functio
     // No state yet: no series at all (an age of 0 would read as "a backup just now").
     assert.doesNotMatch(await registry.metrics(), /^raftkv_backup_\w+\{/m);
 
-    const up = await run(new OneKeyMember("raftkv-1", "raftkv-1"), new Date(clock));
+    const up = await run(new FakeMember("raftkv-1", "raftkv-1", 1), new Date(clock));
     assert.equal(up.uploaded, true);
     clock += 30_000;
-    const skipped = await run(new OneKeyMember("raftkv-2", "raftkv-1"), new Date(clock));
+    const skipped = await run(new FakeMember("raftkv-2", "raftkv-1", 1), new Date(clock));
     assert.match(skipped.line, /is 30 s old$/);
     clock += 1_000;
     let text = await registry.metrics();

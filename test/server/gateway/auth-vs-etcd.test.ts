@@ -7,12 +7,9 @@
  * cluster (IDs, terms) and the token itself (random per server) are masked.
  */
 import { strict as assert } from "node:assert";
-import { TestCluster } from "../harness/cluster";
-import { curl, IDENTITY_FIELDS, json, mask, startPlainEtcd, type ClientFiles, type HttpResult, type PlainEtcd } from "./support";
+import { assertSameAnswer, curl, IDENTITY_FIELDS, json, useGatewayPair, type GatewayTarget, type HttpResult } from "./support";
 
-interface Target {
-  base: string;
-  files?: ClientFiles;
+interface Target extends GatewayTarget {
   tokens: Record<string, string>;
 }
 
@@ -21,28 +18,14 @@ const MASKED = [...IDENTITY_FIELDS, "token"];
 
 describe("HTTP/JSON gateway /v3/auth/* answers like etcd 3.4", function () {
   this.timeout(60_000);
-  let cluster: TestCluster | undefined;
-  let etcd: PlainEtcd | undefined;
+  // bcrypt cost 4 on both, so logins stay quick on a loaded machine.
+  const pair = useGatewayPair({ extraFlags: ["--bcrypt-cost=4"], etcdEnv: { ETCD_BCRYPT_COST: "4" } });
   let ours: Target;
   let ref: Target;
 
-  before(async function () {
-    this.timeout(90_000);
-    // bcrypt cost 4 on both, so logins stay quick on a loaded machine.
-    process.env["ETCD_BCRYPT_COST"] = "4";
-    const [c, e] = await Promise.allSettled([TestCluster.start({ size: 3, extraFlags: ["--bcrypt-cost=4"] }), startPlainEtcd()]);
-    delete process.env["ETCD_BCRYPT_COST"];
-    if (c.status === "fulfilled") cluster = c.value;
-    if (e.status === "fulfilled") etcd = e.value;
-    if (c.status === "rejected") throw c.reason;
-    if (e.status === "rejected") throw e.reason;
-    const m = cluster!.members[0]!;
-    ours = { base: `https://127.0.0.1:${m.clientPort}`, files: cluster!.pki.clients["admin"]!, tokens: {} };
-    ref = { base: etcd!.base, tokens: {} };
-  });
-
-  after(async () => {
-    await Promise.all([cluster?.destroy(), etcd?.stop()]);
+  before(() => {
+    ours = { ...pair.ours, tokens: {} };
+    ref = { ...pair.ref, tokens: {} };
   });
 
   const call = (t: Target, path: string, body: string, as?: string): Promise<HttpResult> => {
@@ -53,10 +36,7 @@ describe("HTTP/JSON gateway /v3/auth/* answers like etcd 3.4", function () {
   /** The same request to both (with the same user's token); equal status and masked JSON. */
   async function same(path: string, body: string, as?: string): Promise<{ status: number; body: Record<string, unknown> }> {
     const [a, b] = await Promise.all([call(ours, path, body, as), call(ref, path, body, as)]);
-    const [ja, jb] = [json(a), json(b)];
-    assert.equal(a.status, b.status, `${path} ${body}: status ${a.status} vs etcd ${b.status}: ${a.body} / ${b.body}`);
-    assert.deepEqual(mask(ja, MASKED), mask(jb, MASKED), `${path} ${body}`);
-    return { status: a.status, body: ja as Record<string, unknown> };
+    return { status: a.status, body: assertSameAnswer(`${path} ${body}`, a, b, MASKED) };
   }
 
   /** Logs in on both servers and keeps each server's own token under the user's name. */

@@ -5,48 +5,20 @@
  * values, error bodies — except for what names a cluster (IDs, terms), which is masked.
  */
 import { strict as assert } from "node:assert";
-import { TestCluster } from "../harness/cluster";
-import { curl, IDENTITY_FIELDS, json, jsonLines, LineStream, mask, startPlainEtcd, type ClientFiles, type HttpResult, type PlainEtcd } from "./support";
-
-interface Target {
-  base: string;
-  files?: ClientFiles;
-}
+import { assertSameAnswer, curl, IDENTITY_FIELDS, json, jsonLines, LineStream, mask, useGatewayPair, type HttpResult } from "./support";
 
 describe("HTTP/JSON gateway answers like etcd 3.4", function () {
   this.timeout(60_000);
-  let cluster: TestCluster | undefined;
-  let etcd: PlainEtcd | undefined;
-  let ours: Target;
-  let ref: Target;
-
-  before(async function () {
-    this.timeout(60_000);
-    const [c, e] = await Promise.allSettled([TestCluster.start({ size: 3 }), startPlainEtcd()]);
-    if (c.status === "fulfilled") cluster = c.value;
-    if (e.status === "fulfilled") etcd = e.value;
-    if (c.status === "rejected") throw c.reason;
-    if (e.status === "rejected") throw e.reason;
-    const m = cluster!.members[0]!;
-    ours = { base: `https://127.0.0.1:${m.clientPort}`, files: cluster!.pki.clients["admin"]! };
-    ref = { base: etcd!.base };
-  });
-
-  after(async () => {
-    await Promise.all([cluster?.destroy(), etcd?.stop()]);
-  });
+  const pair = useGatewayPair();
 
   async function both(path: string, body: string | undefined): Promise<[HttpResult, HttpResult]> {
-    return Promise.all([curl(ours.base, path, body, ours.files), curl(ref.base, path, body, ref.files)]);
+    return Promise.all([curl(pair.ours.base, path, body, pair.ours.files), curl(pair.ref.base, path, body, pair.ref.files)]);
   }
 
-  /** Sends the request to both and asserts equal status and equal (masked) JSON; returns ours. */
+  /** Sends the request to both and asserts equal status and equal (masked) JSON; returns pair.ours. */
   async function same(path: string, body: string, masked: readonly string[] = IDENTITY_FIELDS): Promise<Record<string, unknown>> {
     const [a, b] = await both(path, body);
-    const [ja, jb] = [json(a), json(b)];
-    assert.equal(a.status, b.status, `${path} ${body}: status ${a.status} vs etcd ${b.status}: ${a.body} / ${b.body}`);
-    assert.deepEqual(mask(ja, masked), mask(jb, masked), `${path} ${body}`);
-    return ja as Record<string, unknown>;
+    return assertSameAnswer(`${path} ${body}`, a, b, masked);
   }
 
   it("answers the seed's curl put and the KV range/delete calls with etcd's JSON", async () => {
@@ -89,8 +61,8 @@ describe("HTTP/JSON gateway answers like etcd 3.4", function () {
     const rnd = [(json(a) as { ID: string }).ID, (json(b) as { ID: string }).ID];
     assert.match(rnd[0]!, /^\d+$/);
     const [ra, rb] = await Promise.all([
-      curl(ours.base, "/v3/lease/revoke", JSON.stringify({ ID: rnd[0] }), ours.files),
-      curl(ref.base, "/v3/lease/revoke", JSON.stringify({ ID: rnd[1] }), ref.files),
+      curl(pair.ours.base, "/v3/lease/revoke", JSON.stringify({ ID: rnd[0] }), pair.ours.files),
+      curl(pair.ref.base, "/v3/lease/revoke", JSON.stringify({ ID: rnd[1] }), pair.ref.files),
     ]);
     assert.deepEqual(mask(json(ra), IDENTITY_FIELDS), mask(json(rb), IDENTITY_FIELDS));
     await same("/v3/kv/put", '{"key":"bA==","value":"dg==","lease":"1234"}');
@@ -124,8 +96,8 @@ describe("HTTP/JSON gateway answers like etcd 3.4", function () {
 
   it("streams watch events as etcd does: created first, then one result line per event batch", async () => {
     const body = '{"create_request":{"key":"dw==","prev_kv":true}}';
-    const wa = new LineStream(`${ours.base}/v3/watch`, body, ours.files);
-    const wb = new LineStream(`${ref.base}/v3/watch`, body, ref.files);
+    const wa = new LineStream(`${pair.ours.base}/v3/watch`, body, pair.ours.files);
+    const wb = new LineStream(`${pair.ref.base}/v3/watch`, body, pair.ref.files);
     try {
       assert.deepEqual(mask(await wa.next(), IDENTITY_FIELDS), mask(await wb.next(), IDENTITY_FIELDS));
       await same("/v3/kv/put", '{"key":"dw==","value":"MQ=="}');
@@ -141,8 +113,8 @@ describe("HTTP/JSON gateway answers like etcd 3.4", function () {
 
   it("replays history to a watch from a past revision and cancels one below the compaction", async () => {
     const body = '{"create_request":{"key":"Zm9v","start_revision":"3"}}\n{"create_request":{"key":"Zm9v","start_revision":"2"}}';
-    const wa = new LineStream(`${ours.base}/v3/watch`, body, ours.files);
-    const wb = new LineStream(`${ref.base}/v3/watch`, body, ref.files);
+    const wa = new LineStream(`${pair.ours.base}/v3/watch`, body, pair.ours.files);
+    const wb = new LineStream(`${pair.ref.base}/v3/watch`, body, pair.ref.files);
     type Line = { result: Record<string, unknown> & { header: Record<string, unknown> } };
     try {
       // Two created, the history of watch 0, the cancellation of watch 1; the order between

@@ -1,8 +1,10 @@
 /**
  * Clients for the HTTP/JSON gateway tests: curl (what users run; it offers ALPN h2 and
  * http/1.1) for single requests, and node:https (no ALPN at all, so the server must tell the
- * protocol from the first bytes) for streams read line by line.
+ * protocol from the first bytes) for streams read line by line; and the raftkv/etcd pair the
+ * "answers like etcd" suites compare.
  */
+import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as http from "node:http";
@@ -12,6 +14,7 @@ import * as path from "node:path";
 import { ETCD_BIN } from "../../helpers/etcd-reference";
 import { freePort } from "../../helpers/free-port";
 import { runCli } from "../../helpers/run-cli";
+import { TestCluster } from "../harness/cluster";
 
 export interface ClientFiles {
   ca: string;
@@ -163,7 +166,7 @@ export interface PlainEtcd {
  * client certificate, which needs the clientAuth usage our server certificates do not carry),
  * and the JSON does not depend on the transport.
  */
-export async function startPlainEtcd(): Promise<PlainEtcd> {
+export async function startPlainEtcd(opts: { env?: Record<string, string> } = {}): Promise<PlainEtcd> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "raftkv-gw-etcd-"));
   const [client, peer] = [await freePort(), await freePort()];
   const base = `http://127.0.0.1:${client}`;
@@ -181,7 +184,7 @@ export async function startPlainEtcd(): Promise<PlainEtcd> {
       "--heartbeat-interval=50",
       "--election-timeout=500",
     ],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: "" } },
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: "", ...opts.env } },
   );
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   const stop = async () => {
@@ -212,4 +215,54 @@ export async function startPlainEtcd(): Promise<PlainEtcd> {
     throw e;
   }
   return { base, stop };
+}
+
+/** Where a gateway request goes: a base URL, and client certificate files over TLS. */
+export interface GatewayTarget {
+  base: string;
+  files?: ClientFiles;
+}
+
+/**
+ * Registers before/after hooks in the calling describe block that start, side by side, a
+ * 3-member raftkv cluster (`ours`: member 1's client URL, mutual TLS with the admin
+ * certificate) and Debian's etcd as a plain-HTTP single member (`ref`), and stop both.
+ */
+export function useGatewayPair(opts: { extraFlags?: string[]; etcdEnv?: Record<string, string> } = {}): { readonly ours: GatewayTarget; readonly ref: GatewayTarget } {
+  let cluster: TestCluster | undefined;
+  let etcd: PlainEtcd | undefined;
+  let pair: { ours: GatewayTarget; ref: GatewayTarget } | undefined;
+  before(async function () {
+    this.timeout(90_000);
+    const [c, e] = await Promise.allSettled([TestCluster.start({ size: 3, extraFlags: opts.extraFlags ?? [] }), startPlainEtcd({ env: opts.etcdEnv ?? {} })]);
+    if (c.status === "fulfilled") cluster = c.value;
+    if (e.status === "fulfilled") etcd = e.value;
+    if (c.status === "rejected") throw c.reason;
+    if (e.status === "rejected") throw e.reason;
+    const m = cluster!.members[0]!;
+    pair = { ours: { base: `https://127.0.0.1:${m.clientPort}`, files: cluster!.pki.clients["admin"]! }, ref: { base: etcd!.base } };
+  });
+  after(async () => {
+    await Promise.all([cluster?.destroy(), etcd?.stop()]);
+  });
+  const started = () => {
+    if (!pair) throw new Error("the raftkv cluster and etcd are not started (use them inside a test)");
+    return pair;
+  };
+  return {
+    get ours() {
+      return started().ours;
+    },
+    get ref() {
+      return started().ref;
+    },
+  };
+}
+
+/** Asserts that our answer and etcd's to one request have equal status and equal masked JSON; returns ours parsed. */
+export function assertSameAnswer(request: string, ours: HttpResult, etcd: HttpResult, masked: readonly string[]): Record<string, unknown> {
+  const [ja, jb] = [json(ours), json(etcd)];
+  assert.equal(ours.status, etcd.status, `${request}: status ${ours.status} vs etcd ${etcd.status}: ${ours.body} / ${etcd.body}`);
+  assert.deepEqual(mask(ja, masked), mask(jb, masked), request);
+  return ja as Record<string, unknown>;
 }
