@@ -8,7 +8,7 @@
  *
  * Pure: no Pulumi, no I/O.
  */
-import { clientUrl, peerUrl, type MemberEndpoint } from "./topology";
+import { clientUrl, memberIdentityUri, peerUrl, type MemberEndpoint } from "./topology";
 import type { JoinPlan } from "./membership";
 import {
   CLIENT_CERT_FILE,
@@ -440,6 +440,10 @@ export function renderMemberRollScript(phase: Phase, opts: { join: JoinPlan; rev
       ? `wait_cluster_health
 ${backup ? `if [ -e "$ROOT${HOST.stateDir}/restart-pending" ] || [ -e "$ROOT${HOST.stateDir}/reload-pending" ] || { [ -d "$ROOT${STAGED_DIR}" ] && [ -n "$(ls -A "$ROOT${STAGED_DIR}")" ]; }; then backup_before_change "$LOCAL_ENDPOINT"; fi\n` : ""}activated=0
 if [ -d "$ROOT${STAGED_DIR}" ] && [ -n "$(ls -A "$ROOT${STAGED_DIR}")" ]; then
+  if ! problems="$(check_leaves 2>&1)"; then
+    printf '%s\n' "$problems" >&2
+    fail "${join.member.name}: the staged certificates were refused (above); nothing was activated, the member keeps its current ones and the roll stops here"
+  fi
   install -d -m 0700 "$ROOT${PREVIOUS_DIR}"
   for f in ${certs}; do
     [ -f "$ROOT${STAGED_DIR}/$f" ] || continue
@@ -480,8 +484,54 @@ ${PRELUDE}
 ${memberVars(join.member)}
 ${HEALTH_FUNCTIONS}
 ${ctlFunctions()}
-${backup ? `${renderBeforeChangeFunction()}\n` : ""}${apply}
+${phase === "update" ? `${leafCheckFunction(join.member)}\n` : ""}${backup ? `${renderBeforeChangeFunction()}\n` : ""}${apply}
 `;
+}
+
+/**
+ * check_leaves: the certificates a roll is about to activate (staged ones over the active ones),
+ * checked before anything changes on the member: each certificate parses, matches its key, is
+ * valid now, and is signed (the signature verified, not only the issuer name) by a CA of the
+ * bundle that will verify it (server and client certificates: ca.crt; the peer certificate:
+ * peer-ca.crt); the server and peer certificates cover the member's address and the peer
+ * certificate names this member. A reload alone cannot show a bad leaf: connections already
+ * open keep their handshake, so a member can look healthy with a certificate no one accepts,
+ * until its next reconnect or restart. Prints the problems, one per line; exit 1 if any.
+ */
+function leafCheckFunction(m: MemberEndpoint): string {
+  const n = memberCertFileNames();
+  const checks = [
+    [n.serverCert, n.serverKey, n.ca, "address"],
+    [n.peerCert, n.peerKey, n.peerCa, "address+member"],
+    [CLIENT_CERT_FILE, CLIENT_KEY_FILE, n.ca, ""],
+  ]
+    .map((c) => c.join(":"))
+    .join(" ");
+  return `check_leaves() {
+  node -e '
+    const fs = require("fs");
+    const { X509Certificate, createPrivateKey } = require("crypto");
+    const [dir, staged, memberUri, host, checks] = process.argv.slice(1);
+    const read = (f) => fs.readFileSync(fs.existsSync(staged + "/" + f) ? staged + "/" + f : dir + "/" + f, "utf8");
+    const problems = [];
+    for (const spec of checks.split(" ")) {
+      const [certFile, keyFile, caFile, wants] = spec.split(":");
+      let cert;
+      try { cert = new X509Certificate(read(certFile)); } catch (e) { problems.push(certFile + ": not a certificate (" + e.message + ")"); continue; }
+      const who = certFile + " (" + cert.subject.replace(/\\n/g, ", ") + ")";
+      try {
+        if (!cert.checkPrivateKey(createPrivateKey(read(keyFile)))) problems.push(keyFile + " is not the key of " + who);
+      } catch (e) { problems.push(keyFile + ": not a private key (" + e.message + ")"); }
+      const cas = (fs.readFileSync(dir + "/" + caFile, "utf8").match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) || []).map((p) => new X509Certificate(p));
+      if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) problems.push(who + " is not signed by any CA in " + caFile + " (issuer " + cert.issuer.replace(/\\n/g, ", ") + ")");
+      const now = Date.now();
+      if (Date.parse(cert.validFrom) > now || Date.parse(cert.validTo) <= now) problems.push(who + " is not valid now (" + cert.validFrom + " to " + cert.validTo + ")");
+      if (wants.includes("address") && !(require("net").isIP(host) ? cert.checkIP(host) : cert.checkHost(host))) problems.push(who + " does not cover " + host);
+      if (wants.includes("member") && !(cert.subjectAltName || "").split(", ").includes("URI:" + memberUri)) problems.push(who + " does not name this member (" + memberUri + ")");
+    }
+    if (problems.length > 0) { process.stderr.write(problems.join("\\n") + "\\n"); process.exit(1); }
+  ' "$ROOT${HOST.certDir}" "$ROOT${STAGED_DIR}" ${shellQuote(memberIdentityUri(m.name))} ${shellQuote(m.host)} ${shellQuote(checks)}
+}`;
 }
 
 /**

@@ -4,7 +4,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { joinPlan, type JoinPlan } from "../../components/membership";
-import { planHostMembers, type MemberEndpoint } from "../../components/topology";
+import { clientCertProfile, memberCertProfiles, memberOpsClientName, planHostMembers, type CertProfile, type MemberEndpoint } from "../../components/topology";
+import { createCa, issueCert, type CertificateAuthority } from "../../node-runtime/pki";
 import { HOST, renderFileBundle, renderMemberUnit } from "../../components/hostFiles";
 import { BACKUP } from "../../components/backupHost";
 import {
@@ -109,6 +110,8 @@ describe("host scripts executed against a temporary root", function () {
   let member: MemberEndpoint;
   let plans: JoinPlan[];
   const bigId = 12345678901234567890n; // above 2^53: JSON.parse would round it
+  /** Real trust and member stdin (the rolls check certificates): generation 1 and 2, and bad ones. */
+  let real: Record<"trust" | "g1" | "g2" | "forged" | "otherMember" | "wrongKey", string>;
 
   before(async () => {
     unhealthyFlag = path.join(mkdtempSync(path.join(tmpdir(), "raftkv-health-")), "unhealthy");
@@ -137,6 +140,43 @@ describe("host scripts executed against a temporary root", function () {
     planned[0] = { ...planned[0]!, metricsPort: port };
     plans = joinPlan(planned);
     member = planned[0]!;
+    // Real certificates for the rolls, which check what they activate.
+    const ca = await createCa("raftkv CA", 30);
+    const peerCa = await createCa("raftkv peer CA", 30);
+    // A forger: the peer CA's name, another key.
+    const forger = await createCa("raftkv peer CA", 30);
+    const [serverProfile, peerProfile] = memberCertProfiles(member);
+    const opsProfile = clientCertProfile(memberOpsClientName(member.name));
+    const leaves = async (peer: { signer: CertificateAuthority; profile: CertProfile }) => {
+      const [server, p, ops] = await Promise.all([issueCert(ca, serverProfile!, 30), issueCert(peer.signer, peer.profile, 30), issueCert(ca, opsProfile, 30)]);
+      return { server, peer: p, ops };
+    };
+    const [g1, g2, forged, other] = await Promise.all([
+      leaves({ signer: peerCa, profile: peerProfile! }),
+      leaves({ signer: peerCa, profile: peerProfile! }),
+      leaves({ signer: forger, profile: peerProfile! }),
+      leaves({ signer: peerCa, profile: memberCertProfiles(planned[1]!)[1]! }),
+    ]);
+    const bundle = (l: typeof g1, serverKey = l.server.keyPem) =>
+      renderFileBundle([
+        { name: "server.crt", content: l.server.certPem },
+        { name: "server.key", content: serverKey },
+        { name: "peer.crt", content: l.peer.certPem },
+        { name: "peer.key", content: l.peer.keyPem },
+        { name: "client.crt", content: l.ops.certPem },
+        { name: "client.key", content: l.ops.keyPem },
+      ]);
+    real = {
+      trust: renderFileBundle([
+        { name: "ca.crt", content: ca.certPem },
+        { name: "peer-ca.crt", content: peerCa.certPem },
+      ]),
+      g1: bundle(g1),
+      g2: bundle(g2),
+      forged: bundle(forged),
+      otherMember: bundle(other),
+      wrongKey: bundle(g2, g1.server.keyPem),
+    };
   });
   after(() => {
     server.kill();
@@ -326,13 +366,22 @@ if (args[0] === "member" && args[1] === "list") {
     assert.match(r.stderr, /not the mounted data volume/);
   });
 
+  /** Installed with real generation-1 certificates and CAs. */
+  const installReal = () => {
+    assert.equal(run(renderTrustScript("create"), real.trust).status, 0);
+    const r = run(renderMemberInstallScript("create", opts(plans[0]!)), real.g1);
+    assert.equal(r.status, 0, r.stderr);
+  };
+  const pki = (f: string) => readFileSync(path.join(root, "etc/raftkv/pki", f), "utf8");
+  const stdinFile = (bundle: string, name: string) => bundle.split("--- raftkv-file ").find((b) => b.startsWith(`${name}\n`))!.slice(name.length + 1);
+
   it("update + roll: new certificates only -> SIGHUP; a new bundle -> restart; nothing pending -> neither", () => {
-    installFirst();
-    const update = run(renderMemberInstallScript("update", opts(plans[0]!)), memberStdin("g2"));
+    installReal();
+    const update = run(renderMemberInstallScript("update", opts(plans[0]!)), real.g2);
     assert.equal(update.status, 0, update.stderr);
     // Staged, not active: the member keeps its current key until its turn in the roll.
-    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/server.key"), "utf8"), keyPem("server key g1"));
-    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/staged/server.key"), "utf8"), keyPem("server key g2"));
+    assert.equal(pki("server.key"), stdinFile(real.g1, "server.key"));
+    assert.equal(pki("staged/server.key"), stdinFile(real.g2, "server.key"));
     assert.ok(existsSync(path.join(root, "var/lib/raftkv/reload-pending")));
     assert.ok(!existsSync(path.join(root, "var/lib/raftkv/restart-pending")));
     assert.doesNotMatch(calls().split("systemctl restart")[1] ?? "", /systemctl (restart|reload)/, "the install never restarts; the roll does");
@@ -340,7 +389,7 @@ if (args[0] === "member" && args[1] === "list") {
     const roll = run(renderMemberRollScript("update", opts(plans[0]!)));
     assert.equal(roll.status, 0, roll.stderr);
     assert.match(calls(), /systemctl reload raftkv\.service/);
-    assert.equal(readFileSync(path.join(root, "etc/raftkv/pki/server.key"), "utf8"), keyPem("server key g2"));
+    assert.equal(pki("server.key"), stdinFile(real.g2, "server.key"));
     assert.ok(!existsSync(path.join(root, "etc/raftkv/pki/staged/server.key")));
     assert.ok(!existsSync(path.join(root, "var/lib/raftkv/reload-pending")));
     assert.match(ctlCalls(), /--endpoints=https:\/\/127\.0\.0\.1:2379 .*endpoint health --cluster/);
@@ -348,7 +397,7 @@ if (args[0] === "member" && args[1] === "list") {
     assert.doesNotMatch(ctlCalls(), /peer\.(crt|key)/);
 
     writeFileSync(path.join(root, "home/admin/raftkv.cjs"), "// member v2\n");
-    assert.equal(run(renderMemberInstallScript("update", opts(plans[0]!)), memberStdin("g2")).status, 0);
+    assert.equal(run(renderMemberInstallScript("update", opts(plans[0]!)), real.g2).status, 0);
     assert.ok(existsSync(path.join(root, "var/lib/raftkv/restart-pending")));
     const before = (calls().match(/systemctl restart/g) ?? []).length;
     assert.equal(run(renderMemberRollScript("update", opts(plans[0]!))).status, 0);
@@ -358,6 +407,25 @@ if (args[0] === "member" && args[1] === "list") {
     assert.equal(quiet.status, 0);
     assert.match(quiet.stderr, /nothing pending/);
   });
+
+  for (const [bad, why] of [
+    ["forged", /peer\.crt \(.*CN=raftkv-1\) is not signed by any CA in peer-ca\.crt/],
+    ["otherMember", /peer\.crt \(.*\) does not cover 10\.42\.0\.10[\s\S]*does not name this member \(urn:raftkv:member:raftkv-1\)/],
+    ["wrongKey", /server\.key is not the key of server\.crt/],
+  ] as const) {
+    it(`roll refuses staged certificates before activating anything (${bad}): the member keeps its own, no reload, the roll fails`, () => {
+      installReal();
+      const before = ["server.crt", "server.key", "peer.crt", "peer.key", "client.crt"].map(pki);
+      assert.equal(run(renderMemberInstallScript("update", opts(plans[0]!)), real[bad]).status, 0, "staging itself accepts them");
+      const callsBefore = calls().length;
+      const roll = run(renderMemberRollScript("update", opts(plans[0]!)));
+      assert.notEqual(roll.status, 0);
+      assert.match(roll.stderr, why);
+      assert.match(roll.stderr, /nothing was activated.*the roll stops here/);
+      assert.deepEqual(["server.crt", "server.key", "peer.crt", "peer.key", "client.crt"].map(pki), before);
+      assert.doesNotMatch(calls().slice(callsBefore), /systemctl (reload|restart)/);
+    });
+  }
 
   it("roll waits for the cluster to be healthy before touching the member", () => {
     installFirst();

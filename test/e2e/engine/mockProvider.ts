@@ -15,6 +15,12 @@ export interface ProviderOptions {
   region: string;
   /** What aws.ec2.getAmi returns (a newer image can be simulated by changing it between runs). */
   amiId: string;
+  /**
+   * LocallySignedCert resources (by name) issued in this run by a forger: the same issuer name
+   * and authority key ID as the CA given, but signed with another key. A deliberately bad leaf
+   * that only a signature check tells apart (the e2e suite's certs.e2e.ts).
+   */
+  forgedCerts?: string[];
 }
 
 export interface Registration {
@@ -124,7 +130,7 @@ export class MockProviders {
         return { id: String(id), computed, secretOutputs };
       }
       case "tls:index/locallySignedCert:LocallySignedCert": {
-        const { id, ...computed } = await tlsMock.locallySignedCert(i);
+        const { id, ...computed } = await tlsMock.locallySignedCert(i, { forged: this.opts.forgedCerts?.includes(reg.name) === true });
         return { id: String(id), computed, secretOutputs };
       }
       case "command:remote:Command":

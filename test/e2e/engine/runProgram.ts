@@ -20,6 +20,8 @@ export interface RunOptions {
   secretKeys?: string[];
   /** What aws.ec2.getAmi returns (default DEFAULT_AMI). */
   amiId?: string;
+  /** LocallySignedCert names the mock TLS provider forges in this run (mockProvider.ts forgedCerts). */
+  forgedCerts?: string[];
   /** Program directory (default the repository root). */
   projectDir?: string;
   timeoutMs?: number;
@@ -42,7 +44,7 @@ export async function runProgram(config: Record<string, string>, prior: StackSta
         project: "raftkv",
         stack: opts.stack ?? "e2e",
         program: path.join(projectDir, "index.ts"),
-        providers: { region, amiId: opts.amiId ?? DEFAULT_AMI },
+        providers: { region, amiId: opts.amiId ?? DEFAULT_AMI, ...(opts.forgedCerts ? { forgedCerts: opts.forgedCerts } : {}) },
       }),
       { mode: 0o600 },
     );

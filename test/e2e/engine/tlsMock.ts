@@ -183,7 +183,7 @@ export async function selfSignedCert(inputs: Inputs): Promise<Record<string, unk
   return { ...certOutputs(cert, inputs), keyAlgorithm: algorithm };
 }
 
-export async function locallySignedCert(inputs: Inputs): Promise<Record<string, unknown>> {
+export async function locallySignedCert(inputs: Inputs, opts: { forged?: boolean } = {}): Promise<Record<string, unknown>> {
   const csr = new x509.Pkcs10CertificateRequest(String(inputs["certRequestPem"] ?? fail("certRequestPem is required")));
   if (!(await csr.verify())) fail("the CSR's signature does not verify");
   const ca = new x509.X509Certificate(String(inputs["caCertPem"] ?? fail("caCertPem is required")));
@@ -191,6 +191,8 @@ export async function locallySignedCert(inputs: Inputs): Promise<Record<string, 
   const caSpki = Buffer.from(await webcrypto.subtle.exportKey("spki", signer.keys.publicKey));
   if (!caSpki.equals(Buffer.from(ca.publicKey.rawData))) fail("caPrivateKeyPem does not match caCertPem");
   const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
+  // A forger names the real CA as issuer (subject and key ID) but can only sign with its own key.
+  const signingKey = opts.forged ? (await webcrypto.subtle.generateKey(signer.alg as webcrypto.EcKeyGenParams, true, ["sign", "verify"])).privateKey : signer.keys.privateKey;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: csr.subject,
@@ -198,7 +200,7 @@ export async function locallySignedCert(inputs: Inputs): Promise<Record<string, 
     ...validity(inputs),
     signingAlgorithm: signer.alg,
     publicKey: csr.publicKey,
-    signingKey: signer.keys.privateKey,
+    signingKey,
     extensions: [...usageExtensions(inputs), ...(san ? [san] : []), await x509.AuthorityKeyIdentifierExtension.create(ca)],
   });
   return { ...certOutputs(cert, inputs), caKeyAlgorithm: signer.algorithm };
