@@ -40,6 +40,14 @@ const CLIENT_TIMEOUT_MS = 4000;
 const KEYS = ["a", "b", "c"];
 const TOKEN = "raftkv-cluster";
 const silent = pino({ level: "silent" });
+/**
+ * One registry for every simulated member: metrics are written, never read, here. Without
+ * process metrics: each registration adds a GC observer and an event-loop histogram for good,
+ * which slowed every later seed of a run.
+ */
+const simMetrics = new Metrics({ processMetrics: false });
+/** Parsed flags by their text: the same few combinations recur in every seed. */
+const configs = new Map<string, ServerConfig>();
 
 /** What the member keeps private and the checker needs to see. */
 interface MemberInside {
@@ -200,27 +208,28 @@ export class MemberSimulation {
   private config(i: number, cluster: number[], state: "new" | "existing"): ServerConfig {
     const urls = cluster.map((j) => `m${j + 1}=${MemberSimulation.peerUrl(j)}`).join(",");
     const peer = MemberSimulation.peerUrl(i);
-    return parseConfig(
-      [
-        `--name=m${i + 1}`,
-        `--data-dir=/data/m${i + 1}`,
-        `--initial-cluster=${urls}`,
-        `--initial-cluster-state=${state}`,
-        `--initial-cluster-token=${TOKEN}`,
-        `--initial-advertise-peer-urls=${peer}`,
-        `--listen-peer-urls=${peer}`,
-        `--listen-client-urls=http://10.0.0.${i + 1}:2379`,
-        `--advertise-client-urls=http://10.0.0.${i + 1}:2379`,
-        `--heartbeat-interval=${HEARTBEAT_MS}`,
-        `--election-timeout=${ELECTION_MS}`,
-        `--snapshot-count=${this.snapshotCount}`,
-        `--auto-promote-learners=${this.autoPromote}`,
-        "--peer-cert-file=/sim/peer.crt",
-        "--peer-key-file=/sim/peer.key",
-        "--peer-trusted-ca-file=/sim/ca.crt",
-      ],
-      {},
-    );
+    const flags = [
+      `--name=m${i + 1}`,
+      `--data-dir=/data/m${i + 1}`,
+      `--initial-cluster=${urls}`,
+      `--initial-cluster-state=${state}`,
+      `--initial-cluster-token=${TOKEN}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--listen-peer-urls=${peer}`,
+      `--listen-client-urls=http://10.0.0.${i + 1}:2379`,
+      `--advertise-client-urls=http://10.0.0.${i + 1}:2379`,
+      `--heartbeat-interval=${HEARTBEAT_MS}`,
+      `--election-timeout=${ELECTION_MS}`,
+      `--snapshot-count=${this.snapshotCount}`,
+      `--auto-promote-learners=${this.autoPromote}`,
+      "--peer-cert-file=/sim/peer.crt",
+      "--peer-key-file=/sim/peer.key",
+      "--peer-trusted-ca-file=/sim/ca.crt",
+    ];
+    const key = flags.join(" ");
+    let cfg = configs.get(key);
+    if (cfg === undefined) configs.set(key, (cfg = parseConfig(flags, {})));
+    return cfg;
   }
 
   /** No faults from here on: exact clocks, no crashes at disk calls, no drops or long delays. */
@@ -233,7 +242,7 @@ export class MemberSimulation {
   note(s: string): void {
     if (process.env.SIM_TRACE) console.log(`[${this.world.now}] ${s}`);
     this.log.push(`[${this.world.now}] ${s}`);
-    if (this.log.length > 300) this.log.shift();
+    if (this.log.length > 600) this.log.splice(0, 300);
   }
 
   /** A failure seen inside the members' callbacks: raised by the check after the current event. */
@@ -269,7 +278,7 @@ export class MemberSimulation {
     const leases = n.leases;
     // SIM_TRACE=1: the member's own log lines too, stamped with simulated time.
     const logger = process.env.SIM_TRACE ? pino({ level: "debug", base: undefined, timestamp: false }, { write: (line: string) => console.log(`[${this.world.now}] ${owner.name} ${line.trim()}`) }) : silent;
-    const member: Member = new Member(n.cfg, undefined as unknown as ReloadingTls, logger, new Metrics(), {
+    const member: Member = new Member(n.cfg, undefined as unknown as ReloadingTls, logger, simMetrics, {
       clock: this.world.clockFor(owner),
       random: () => rng.next(),
       fs: n.disk.mount(owner),
@@ -843,7 +852,7 @@ export class MemberSimulation {
         if (prev === undefined) this.leaderOfTerm.set(term, n.id);
         else if (prev !== n.id) this.fail(`election safety: ${this.name(prev)} and m${n.index + 1} both lead term ${term}`);
       }
-      const commit = raft.status().commit;
+      const commit = raft.committed();
       for (let i = n.checkedCommit + 1; i <= commit; i++) {
         const t = raft.logTerm(i);
         if (t === undefined) continue;

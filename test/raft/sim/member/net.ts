@@ -29,7 +29,8 @@ interface Endpoint {
 
 export class SimNetwork {
   private readonly endpoints = new Map<number, Endpoint>();
-  private readonly cut = new Set<string>();
+  /** from → the members it cannot reach. */
+  private readonly cut = new Map<number, Set<number>>();
   private held: Array<{ from: number; to: number; payload: Buffer }> = [];
   faultsOn = true;
   /** Directed scenarios: every snapshot takes this long (a snapshot is large; messages are not). */
@@ -45,12 +46,21 @@ export class SimNetwork {
   ) {}
 
   isCut(a: number, b: number): boolean {
-    return this.cut.has(`${a}>${b}`);
+    return this.cut.get(a)?.has(b) === true;
   }
 
   partition(groups: number[][]): void {
     this.cut.clear();
-    for (const g of groups) for (const h of groups) if (g !== h) for (const a of g) for (const b of h) this.cut.add(`${a}>${b}`);
+    for (const g of groups) {
+      for (const h of groups) {
+        if (g === h) continue;
+        for (const a of g) {
+          let to = this.cut.get(a);
+          if (to === undefined) this.cut.set(a, (to = new Set()));
+          for (const b of h) to.add(b);
+        }
+      }
+    }
   }
 
   /** Removes every cut and delivers what was held. */

@@ -16,6 +16,7 @@ async function main(): Promise<void> {
   // failing seed's replay (--seed N) keeps them.
   if (single === undefined) Error.stackTraceLimit = 0;
   const started = Date.now();
+  const cpuStart = process.cpuUsage();
   let failures = 0;
   let acked = 0;
   let reads = 0;
@@ -44,11 +45,16 @@ async function main(): Promise<void> {
       console.error(`  replay: npm run sim:member -- --seed ${seed}${chaosMs !== 8000 ? ` --chaos-ms ${chaosMs}` : ""}`);
     }
     const done = seed - from + 1;
-    if (done % 100 === 0) console.log(`${done} seeds, ${failures} failures, ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    if (done % 100 === 0) {
+      const c = process.cpuUsage(cpuStart);
+      console.log(`${done} seeds, ${failures} failures, ${((Date.now() - started) / 1000).toFixed(1)}s, ${((c.user + c.system) / 1e6).toFixed(1)} CPU s`);
+    }
   }
   const secs = (Date.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuSecs = (cpu.user + cpu.system) / 1e6;
   console.log(
-    `done: ${count} member seeds from ${from}, ${failures} failures, ${acked} writes acknowledged, ${reads} reads, ${crashes} crashes (${atCall} at a disk call, ${torn} torn tails kept), ${snaps} snapshot files saved, ${sent} sent to followers, ${more.leasesGranted} leases granted (${more.keepAlivesAcked} keep-alives answered, ${more.leasesRevoked} revoked on expiry), ${more.membersAdded} members added, ${more.membersPromoted} promoted, ${more.membersRemoved} removed, ${more.gracefulStops} graceful stops, ${secs.toFixed(1)}s (${((count / secs) * 60).toFixed(0)} seeds/min)`,
+    `done: ${count} member seeds from ${from}, ${failures} failures, ${acked} writes acknowledged, ${reads} reads, ${crashes} crashes (${atCall} at a disk call, ${torn} torn tails kept), ${snaps} snapshot files saved, ${sent} sent to followers, ${more.leasesGranted} leases granted (${more.keepAlivesAcked} keep-alives answered, ${more.leasesRevoked} revoked on expiry), ${more.membersAdded} members added, ${more.membersPromoted} promoted, ${more.membersRemoved} removed, ${more.gracefulStops} graceful stops, ${secs.toFixed(1)}s (${((count / secs) * 60).toFixed(0)} seeds/min; ${cpuSecs.toFixed(1)} CPU s, ${((count / cpuSecs) * 60).toFixed(0)} seeds per CPU-minute)`,
   );
   process.exitCode = failures > 0 ? 1 : 0;
 }
