@@ -289,7 +289,6 @@ export class Member extends EventEmitter {
     this.commitIndex = recovered.hardState.commit;
     this.lastSnapshotIndex = snapshot?.meta.index ?? 0;
     this.markedIndex = this.lastSnapshotIndex;
-    if (snapshot) this.appliedConf = snapshot.meta.confState;
 
     const hooks = {
       onMessage: (from: number, payload: Uint8Array) => this.onPeerPayload(from, payload),
@@ -913,6 +912,9 @@ export class Member extends EventEmitter {
     if (this.kv === undefined) this.kv = KvStore.restore(p.kv, this.kvOptions());
     else this.kv.replaceState(p.kv);
     this.membership = Membership.fromState(p.membership);
+    // The configuration the next snapshot records starts from this one (an installed snapshot
+    // too: keeping the older one put a removed member back into every later snapshot, seed 2008).
+    this.appliedConf = snap.meta.confState;
   }
 
   // -------------------------------------------------------------------------------------------
