@@ -395,6 +395,10 @@ export class Member extends EventEmitter {
     const deadline = this.clock.monotonic() + JOIN_DISCOVERY_MS;
     for (;;) {
       const problems: string[] = [];
+      // A member that has not applied our removal and re-addition yet still lists the old,
+      // started member at our URL: believe it only if every member asked says so (seed 2003).
+      let bootstrapped: ConfigError | undefined;
+      let saidBootstrapped = 0;
       for (const p of peers) {
         let view: ClusterView;
         try {
@@ -412,13 +416,17 @@ export class Member extends EventEmitter {
           continue;
         }
         if (me.name !== "" && knownId === undefined) {
-          throw new ConfigError(
+          bootstrapped = new ConfigError(
             `member ${hexId(me.id)} (${me.name}) with peer URL ${me.peerURLs.join(",")} has already been bootstrapped; to join with an empty data dir remove it and add it again`,
           );
+          saidBootstrapped++;
+          problems.push(`${p.name} (${p.peerUrl}): ${bootstrapped.message}`);
+          continue;
         }
         return { id: me.id, clusterId: view.clusterId, members: view.members };
       }
-      if (this.clock.monotonic() > deadline) throw new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
+      if (bootstrapped !== undefined && saidBootstrapped === peers.length) throw bootstrapped;
+      if (this.clock.monotonic() > deadline) throw bootstrapped ?? new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
       this.log.info({ problems }, "waiting for the cluster to list this member");
       await sleep(this.clock, 500);
     }
