@@ -297,6 +297,7 @@ export class Member extends EventEmitter {
       directory: () => {
         const list: PeerRecord[] = this.membership.list();
         for (const [id, url] of this.appendedPeers) if (!list.some((m) => m.id === id)) list.push({ id, name: "", peerURLs: [url] });
+        for (const [id, url] of this.learnedPeers) if (!list.some((m) => m.id === id)) list.push({ id, name: "", peerURLs: [url] });
         return list;
       },
       isRemovedPeer: (id: number) => this.membership.isRemoved(id),
@@ -324,6 +325,7 @@ export class Member extends EventEmitter {
       this.raft.tick();
       this.schedule();
       if (cfg.autoPromoteLearners) this.promoteCaughtUpLearners();
+      this.learnMembersIfCutOff();
     }, cfg.heartbeatIntervalMs);
     this.leaseTimer = this.clock.setInterval(() => {
       this.revokeExpiredLeases().catch((e: unknown) => this.log.warn({ err: String(e) }, "lease expiry pass failed"));
@@ -799,6 +801,63 @@ export class Member extends EventEmitter {
   /** Peers learned from appended (not yet applied) conf changes; see learnPeersAppended. */
   private readonly appendedPeers = new Map<number, string>();
 
+  /**
+   * Members another member listed that this one's registry does not have yet: it fell behind
+   * through membership changes (partitioned or down while members were added) and the members
+   * it knows no longer lead. The new leader's connection is refused (not in the registry) and its
+   * own messages go nowhere, so it would never catch up (member simulator seeds 2166, 10115).
+   * Kept as peers until the registry has them or knows them removed.
+   */
+  private readonly learnedPeers = new Map<number, string>();
+  private learningMembers = false;
+  /** Monotonic ms since which this member has had no leader it can reach. */
+  private cutOffSince: number | undefined;
+
+  /** On each tick: after two election timeouts without a leader it can reach, ask the members it knows for the member list. */
+  private learnMembersIfCutOff(): void {
+    const reachable = this.leader !== 0 && (this.leader === this.id || this.transport.hasPeer(this.leader));
+    if (reachable || this.stopped) {
+      this.cutOffSince = undefined;
+      return;
+    }
+    const now = this.clock.monotonic();
+    this.cutOffSince ??= now;
+    if (now - this.cutOffSince < 2 * this.cfg.electionTimeoutMs || this.learningMembers) return;
+    this.learningMembers = true;
+    this.cutOffSince = now;
+    this.learnMembers()
+      .catch((e: unknown) => this.log.debug({ err: e instanceof Error ? e.message : String(e) }, "asking for the member list failed"))
+      .finally(() => (this.learningMembers = false));
+  }
+
+  private async learnMembers(): Promise<void> {
+    const { cfg } = this;
+    for (const m of this.membership.list()) {
+      if (m.id === this.id || m.peerURLs.length === 0) continue;
+      let view: ClusterView;
+      try {
+        view = parseClusterView(
+          await (this.env.queryMembers?.(m.peerURLs[0]!) ??
+            queryMembers({ url: m.peerURLs[0]!, tls: this.peerTls, clusterId: cfg.initialClusterToken, policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname }, timeoutMs: 5000 })),
+        );
+      } catch {
+        continue;
+      }
+      if (this.stopped || view.clusterId !== this.clusterId) continue;
+      let learned = 0;
+      for (const other of view.members) {
+        if (other.id === this.id || other.peerURLs.length === 0 || this.membership.has(other.id) || this.membership.isRemoved(other.id) || this.learnedPeers.has(other.id)) continue;
+        this.learnedPeers.set(other.id, other.peerURLs[0]!);
+        learned++;
+      }
+      if (learned > 0) {
+        this.log.info({ from: hexId(m.id), members: [...this.learnedPeers.keys()].map(hexId) }, "learned members this member's registry does not have yet");
+        this.syncPeers();
+      }
+      return;
+    }
+  }
+
   private syncPeers(): void {
     // A member known only by ID (a founding member replayed from the log before the entry that
     // names it) has no URL to dial yet: it joins the transport once its URL is applied.
@@ -815,6 +874,10 @@ export class Member extends EventEmitter {
         if (this.membership.has(id) || this.membership.isRemoved(id) || !conf.has(id)) this.appendedPeers.delete(id);
         else if (!want.has(id)) want.set(id, url);
       }
+    }
+    for (const [id, url] of this.learnedPeers) {
+      if (this.membership.has(id) || this.membership.isRemoved(id)) this.learnedPeers.delete(id);
+      else if (!want.has(id)) want.set(id, url);
     }
     for (const id of this.transport.stats().keys()) if (!want.has(id)) this.transport.removePeer(id);
     for (const [id, url] of want) {

@@ -88,7 +88,9 @@ describe("whole-member simulator (real Member over simulated disk, network and c
   // removed long ago back in the leader's configuration (a member that installed a snapshot kept
   // its older configuration for its own next snapshot, which the leader then sent and restarts
   // loaded: liveness, a voter that does not exist), 2003 with a re-added member refusing to start
-  // because the first member it asked had not applied the removal yet ("already bootstrapped"). A seed replays the run it names only on the code it
+  // because the first member it asked had not applied the removal yet ("already bootstrapped"),
+  // 2166 and 10115 with a founding member that fell behind through membership changes and never
+  // heard of the new leader (liveness: nothing it could send reached a member that leads). A seed replays the run it names only on the code it
   // was found on: 18, 197 and 10189 ran before incarnations were saved (one more disk call per start).
   for (const [seed, what] of [
     [18, "request IDs unique across restarts: a write is never answered with an entry of the previous incarnation"],
@@ -99,6 +101,8 @@ describe("whole-member simulator (real Member over simulated disk, network and c
     [143, "a keep-alive answered while the leader confirms its leadership for an expiry pass is not followed by the revoke"],
     [2008, "a member that installed the leader's snapshot records the snapshot's configuration in its own next snapshot (a removed member did not come back)"],
     [2003, "a member removed and added again joins although a member that has not applied that yet still lists it as started"],
+    [2166, "a founding member cut off while members were added and the ones it knew left learns the new members from the cluster and catches up"],
+    [10115, "a founding member that fell behind through membership changes catches up (a second case)"],
     [135, "a leader whose wall clock is stepped forward 8.6 s does not revoke a lease early (deadlines on the monotonic clock)"],
   ] as const) {
     it(`seed ${seed}: ${what}`, async function () {
