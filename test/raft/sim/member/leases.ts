@@ -8,7 +8,9 @@
  * most 5% (|drift| ≤ ρ = 0.05, so TTL on it lasts at least TTL / 1.05 of real time); offsets
  * between members' clocks and steps of their wall clocks play no part. The time the answer
  * reaches the client is not the reference: the network may hold an answer for longer than a
- * TTL, so a client counts from its request, as it must with any lease.
+ * TTL, so a client counts from its request, as it must with any lease. A keep-alive sent after
+ * the revoke was proposed may still be answered with the TTL (etcd 3.4 answers a keep-alive
+ * racing a revoke so; see Member.renewAsLeader): only those sent before it count.
  * Per incarnation, besides: Expiry is the leader's alone, from its own
  * clock (node-runtime/kv/lessor.ts), so what is checked is what that design promises:
  * - a revoke is proposed only by a member whose core leads, in a term it leads (not a member
@@ -27,29 +29,40 @@ export function leaseFloorMs(ttlSec: number): number {
 }
 
 /**
- * The client-side record of each lease: when the last answered grant or keep-alive was sent and
- * when a member first applied its revoke, to check leaseFloorMs from both ends (an answer can
- * arrive after the revoke is applied).
+ * The client-side record of each lease: the grants and keep-alives that were answered (when each
+ * was sent), when a revoke was last proposed and when one was first applied, to check
+ * leaseFloorMs from both ends (an answer can arrive after the revoke is applied). A keep-alive
+ * sent after the applied revoke was proposed may still be answered with the TTL, as etcd answers
+ * a keep-alive racing a revoke: it does not count.
  */
 export class LeaseLedger {
-  private readonly sent = new Map<string, { at: number; ttl: number; what: string }>();
-  private readonly revoked = new Map<string, number>();
+  private readonly answers = new Map<string, Array<{ at: number; ttl: number; what: string }>>();
+  private readonly proposed = new Map<string, number>();
+  private readonly revoked = new Map<string, { at: number; proposedAt: number }>();
 
   /** A grant or keep-alive sent at `sentAt` was answered with `ttlSec`; the violation, if any. */
   answered(id: string, sentAt: number, ttlSec: number, what: string): string | undefined {
-    const prev = this.sent.get(id);
-    if (prev === undefined || prev.at <= sentAt) this.sent.set(id, { at: sentAt, ttl: ttlSec, what });
+    let list = this.answers.get(id);
+    if (list === undefined) this.answers.set(id, (list = []));
+    list.push({ at: sentAt, ttl: ttlSec, what });
     const rev = this.revoked.get(id);
-    if (rev !== undefined && rev - sentAt < leaseFloorMs(ttlSec)) {
-      return `lease ${id} (TTL ${ttlSec} s): a ${what} sent at ${sentAt} was answered, but the revoke was applied at ${rev}, ${(rev - sentAt).toFixed(0)} ms later (at least ${leaseFloorMs(ttlSec).toFixed(0)})`;
+    if (rev !== undefined && sentAt < rev.proposedAt && rev.at - sentAt < leaseFloorMs(ttlSec)) {
+      return `lease ${id} (TTL ${ttlSec} s): a ${what} sent at ${sentAt} was answered, but the revoke was applied at ${rev.at}, ${(rev.at - sentAt).toFixed(0)} ms later (at least ${leaseFloorMs(ttlSec).toFixed(0)})`;
     }
     return undefined;
   }
 
-  /** A revoke is proposed (`applied` false) or first applied now; the violation, if any. */
+  /** A revoke is proposed (`applied` false) or applied now; the violation, if any. */
   revoke(id: string, now: number, applied: boolean, by: string): string | undefined {
-    if (applied && !this.revoked.has(id)) this.revoked.set(id, now);
-    const last = this.sent.get(id);
+    let before = now;
+    if (!applied) this.proposed.set(id, now);
+    else {
+      const first = this.revoked.get(id) ?? { at: now, proposedAt: this.proposed.get(id) ?? now };
+      this.revoked.set(id, first);
+      before = first.proposedAt;
+    }
+    let last: { at: number; ttl: number; what: string } | undefined;
+    for (const a of this.answers.get(id) ?? []) if (a.at < before && (last === undefined || a.at > last.at)) last = a;
     if (last === undefined || now - last.at >= leaseFloorMs(last.ttl)) return undefined;
     return `lease ${id} (TTL ${last.ttl} s) revoke ${applied ? "applied" : "proposed"} by ${by} ${(now - last.at).toFixed(0)} ms after the client sent its last answered ${last.what} (at least ${leaseFloorMs(last.ttl).toFixed(0)} ms across leaders: TTL / ${MAX_CLOCK_RATE})`;
   }
