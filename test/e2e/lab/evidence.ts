@@ -1,9 +1,8 @@
 /**
- * What a host that did not boot leaves behind for a post-mortem. The console says nothing useful
- * (systemd in a container prints no status there: a good boot's console ends at nspawn's own
- * "Some capabilities will not be set" line too), so the evidence is taken from inside, while the
- * container still runs: systemd's state and queued jobs, failed units, this boot's journal, every
- * process of the container with its kernel wait channel and cgroup. It is written outside the
+ * What a host that did not boot leaves behind for a post-mortem, beyond its console: taken from
+ * inside, while the container still runs: systemd's state and queued jobs, failed units, this
+ * boot's journal, every process of the container with its kernel wait channel and cgroup (a PID 1
+ * blocked in the kernel shows there even when systemctl cannot answer). It is written outside the
  * lab's directory (which close() removes), and a summary goes into the error message, which is
  * all a CI log keeps.
  */

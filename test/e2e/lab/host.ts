@@ -202,7 +202,12 @@ export class LabHost implements Host {
       "--boot",
       "--register=no",
       "--keep-unit",
-      "--console=passive",
+      // read-only, not passive: passive allocates the console's pseudo-TTY and never reads it,
+      // so once ~14 KiB are written to /dev/console (systemd's status lines, cloud-init's
+      // output) every writer blocks, systemd (PID 1) included, and the boot hangs with sshd
+      // never started (README.md "Why --console=read-only"). read-only copies the console into
+      // console.log and reads no input.
+      "--console=read-only",
       "--resolv-conf=off",
       "--timezone=off",
       "--link-journal=no",

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { renderDataVolumeScript } from "../../../components/hostScripts";
 import { ebsByIdPath, hostToolsPresent, labLeftovers, openLab, sweepLab, type Host, type Lab } from "./index";
 import { mustRun, runCommand, waitFor } from "./run";
+import { labDir } from "./sweep";
 
 const LAB = "labtest";
 const VPC = "10.213.0.0/16";
@@ -165,6 +166,15 @@ describe("e2e lab: real hosts", function () {
     }
     const left = await runCommand(["ip", "netns", "list"]);
     assert.ok(!left.stdout.includes(ns.name), `${ns.name} still exists`);
+  });
+
+  it("the console is read: a host writes far more to /dev/console than a pseudo-TTY holds (~14 KiB) without blocking, into console.log", async function () {
+    // With --console=passive nothing read the console: the 15th KiB blocked its writer forever,
+    // and a boot whose status lines filled it hung (systemd and cloud-init write there).
+    const r = await master.exec(["bash", "-c", "for i in $(seq 1 128); do printf 'console-probe %0500d\\n' \"$i\"; done > /dev/console && echo written"], { timeoutMs: 60_000 });
+    assert.equal(r.stdout.trim(), "written", `writing 64 KiB to the console blocked: ${r.stderr}`);
+    const consoleLog = path.join(labDir(LAB), "hosts", "raftkv-1", "console.log");
+    await waitFor("the console probe in console.log", 30_000, async () => (fs.readFileSync(consoleLog, "utf8").includes(`console-probe ${"128".padStart(500, "0")}`) ? true : undefined));
   });
 
   it("stop and start (EC2 stop/start) keep the data disk and its mount; a power cut and start do not rerun user data", async function () {
