@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { mustRun, runCommand, waitFor, type RunResult } from "./run";
 import { deleteNetns } from "./net";
 import { collectBootEvidence } from "./evidence";
+import { createMachineCgroups, removeMachineCgroups } from "./cgroup";
 
 export interface HostSpec {
   /** e.g. "raftkv-1"; also the hostname cloud-init sets from local-hostname. */
@@ -222,7 +223,14 @@ export class LabHost implements Host {
     // Attached volumes keep their attachment across stop/start, as EBS volumes do.
     for (const v of this.volumes.values()) args.push(`--bind=${v.loop}:${v.device}`, `--bind=${v.loop}:${v.byId}`);
     const log = fs.openSync(path.join(this.ctx.hostDir, "console.log"), "a");
-    const child = spawn("systemd-nspawn", args, { detached: true, stdio: ["ignore", log, log] });
+    // Into a cgroup of its own first (cgroup.ts: containers sharing one cgroup tree broke each
+    // other's unit starts), then exec systemd-nspawn.
+    const procs = createMachineCgroups(this.machine).map((d) => path.join(d, "cgroup.procs"));
+    const child = spawn(
+      "/bin/sh",
+      ["-c", 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 1; shift; done; shift; exec systemd-nspawn "$@"', "sh", ...procs, "--", ...args],
+      { detached: true, stdio: ["ignore", log, log] },
+    );
     fs.closeSync(log);
     // Not keeping the runner alive by itself (a forgotten host is swept by the next openLab),
     // but referenced again while someone waits for it to exit (see waitExited).
@@ -433,6 +441,7 @@ export class LabHost implements Host {
     this.nspawn = undefined;
     // systemd-nspawn refuses to delete this directory when /run is not a tmpfs (as here).
     fs.rmSync(`/run/systemd/nspawn/propagate/${this.machine}`, { recursive: true, force: true });
+    removeMachineCgroups(this.machine);
   }
 
   async destroy(): Promise<void> {

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { runCommand, sleep } from "./run";
 import { destroyVpc } from "./net";
 import { childPids } from "./host";
+import { removeLabCgroups } from "./cgroup";
 
 export const LABS_ROOT = process.env.RAFTKV_E2E_LABS ?? "/var/tmp/raftkv-e2e/labs";
 
@@ -108,6 +109,7 @@ export async function sweepLab(lab: string): Promise<void> {
       if (e.startsWith(`rk-${lab}-`)) fs.rmSync(path.join(propagate, e), { recursive: true, force: true });
     }
   }
+  removeLabCgroups(lab);
   if (mountsUnder(dir).length === 0) fs.rmSync(dir, { recursive: true, force: true });
 }
 
