@@ -1,17 +1,16 @@
 /**
- * The wire bytes of a read-only Txn's or a Range's answer (etcdserverpb.TxnResponse,
- * RangeResponse), written straight from the selected records into one buffer of the exact size,
- * in steps with the event loop free in between (issue 15): a Txn of 128 ranges over the whole keyspace answers with up to 2 GiB, and
+ * The wire bytes of a read-only Txn's answer (etcdserverpb.TxnResponse), written straight from
+ * the selected records into one buffer of the exact size, in steps with the event loop free in
+ * between (issue 15): a Txn of 128 ranges over the whole keyspace answers with up to 2 GiB, and
  * building it as objects and encoding those with protobufjs in one synchronous call stopped the
  * member for 18 s. Here nothing but the answer itself is allocated (no key-value objects, no
  * encoder op list), and no step writes more than about a MiB.
  *
  * The bytes are exactly those protobufjs writes (through proto-loader) for the answer as objects,
- * i.e. for what KvStore.readTxn and KvStore.range return under the server's header: every field present on the
+ * i.e. for what KvStore.readTxn returns under the server's header: every field present on the
  * objects is written, zeros included (see wire-size.ts); test/kv/read-encoder.test.ts compares.
  */
 import type { Rec } from './mvcc';
-import { errResponseTooLarge } from './errors';
 import { MAX_RESPONSE_BYTES, intField, keyValueSize, lenField } from './wire-size';
 
 /** A response header as the server sends it (IDs and term as decimal strings or numbers). */
@@ -60,30 +59,22 @@ function headerSize(h: WireHeader): number {
   return intField(h.cluster_id) + intField(h.member_id) + intField(h.revision) + intField(h.raft_term);
 }
 
-/** A RangeResponse's size with a header of `headerBytes`. */
-function rangeSize(s: RangeSelection, headerBytes: number): number {
-  let n = lenField(headerBytes) + 2 + intField(s.count);
+function rangeSize(s: RangeSelection): number {
+  let n = lenField(innerHeaderSize(s.revision)) + 2 + intField(s.count);
   for (const r of s.recs) n += lenField(kvSize(r, s.keysOnly));
   return n;
 }
 
-/** The exact encoded size of a txn's answer. */
+/** The exact encoded size of the answer. */
 export function txnAnswerSize(sel: ReadTxnSelection, header: WireHeader): number {
   let n = lenField(headerSize(header)) + 2;
-  for (const s of sel.ranges) n += lenField(lenField(rangeSize(s, innerHeaderSize(s.revision))));
+  for (const s of sel.ranges) n += lenField(lenField(rangeSize(s)));
   return n;
-}
-
-/** The exact encoded size of a Range's answer (a RangeResponse under the server's header). */
-export function rangeAnswerSize(sel: RangeSelection, header: WireHeader): number {
-  return rangeSize(sel, headerSize(header));
 }
 
 /** A cursor writing protobuf's wire format into a buffer sized beforehand. */
 class Out {
   pos = 0;
-  /** Where the current step ends (see rangeBody). */
-  stepEnd = STEP_BYTES;
   constructor(readonly buf: Buffer) {}
 
   byte(b: number): void {
@@ -135,9 +126,8 @@ class Out {
     this.pos += this.buf.write(s, this.pos, s.length, 'latin1');
   }
 
-  /** A ResponseHeader as field `field`. */
-  header(field: number, h: WireHeader): void {
-    this.len(field, headerSize(h));
+  header(h: WireHeader): void {
+    this.len(1, headerSize(h));
     this.int(1, h.cluster_id);
     this.int(2, h.member_id);
     this.int(3, h.revision);
@@ -156,73 +146,40 @@ class Out {
   }
 }
 
-/** Where the answer is written: a buffer of the exact size after `reserve` bytes, checked at the end. */
-function output(size: number, reserve: number): Out {
-  // Over gRPC's send limit nothing is built: refused with grpc-go's words, as etcd answers.
-  if (size > MAX_RESPONSE_BYTES) throw errResponseTooLarge(size, MAX_RESPONSE_BYTES);
-  const out = new Out(Buffer.allocUnsafe(reserve + size));
-  out.pos = reserve;
-  out.stepEnd = reserve + STEP_BYTES;
-  return out;
-}
-
-function done(out: Out, reserve: number, size: number): Buffer {
-  if (out.pos !== reserve + size) throw new Error(`read answer: wrote ${out.pos - reserve} bytes of ${size}`);
-  return out.buf;
-}
-
-/** The body of a RangeResponse after its header: key-values (in steps), more, count. */
-function* rangeBody(out: Out, s: RangeSelection): Generator<void, void> {
-  for (const r of s.recs) {
-    out.kv(r, s.keysOnly);
-    // Steps count bytes across the ranges of a txn, not per range (10 keys of 100 KiB each
-    // would otherwise never make a step).
-    if (out.pos >= out.stepEnd) {
-      yield;
-      out.stepEnd = out.pos + STEP_BYTES;
-    }
-  }
-  out.bool(3, s.more);
-  out.int(4, s.count);
-}
-
-async function drive(steps: Generator<void, void>, pause: () => Promise<void>): Promise<void> {
-  while (!steps.next().done) await pause();
-}
-
 /**
- * A read-only txn's answer, `pause()` awaited after each step of about a MiB written (a small
- * answer is written without any pause), after `reserve` bytes left for the caller (a frame
- * prefix). The records must stay as selected meanwhile: they are immutable, so the store may move
- * on. Over gRPC's send limit it is refused (the store already refuses such a txn before selecting
- * anything for it).
+ * The answer's bytes, `pause()` awaited after each step of about a MiB written (a small answer is
+ * written without any pause), after `reserve` bytes left for the caller (a frame prefix). The records must stay as selected meanwhile: they are immutable, so
+ * the store may move on. Refuses (throws) an answer over gRPC's send limit; the store refuses
+ * those earlier, before selecting anything for them, with etcd's message.
  */
 export async function encodeTxnAnswer(sel: ReadTxnSelection, header: WireHeader, pause: () => Promise<void>, reserve = 0): Promise<Buffer> {
   const size = txnAnswerSize(sel, header);
-  const out = output(size, reserve);
-  out.header(1, header);
+  if (size > MAX_RESPONSE_BYTES) throw new Error(`txn answer of ${size} bytes is over the send limit`);
+  const out = new Out(Buffer.allocUnsafeSlow(reserve + size));
+  out.pos = reserve;
+  let stepEnd = reserve + STEP_BYTES;
+  out.header(header);
   out.bool(2, sel.succeeded);
-  await drive(
-    (function* () {
-      for (const s of sel.ranges) {
-        const inner = innerHeaderSize(s.revision);
-        const body = rangeSize(s, inner);
-        out.len(3, lenField(body)); // ResponseOp
-        out.len(1, body); // .response_range
-        out.header(1, { cluster_id: 0, member_id: 0, revision: s.revision, raft_term: 0 });
-        yield* rangeBody(out, s);
+  for (const s of sel.ranges) {
+    const body = rangeSize(s);
+    out.len(3, lenField(body)); // ResponseOp
+    out.len(1, body); // .response_range
+    out.len(1, innerHeaderSize(s.revision));
+    out.int(1, 0);
+    out.int(2, 0);
+    out.int(3, s.revision);
+    out.int(4, 0);
+    for (const r of s.recs) {
+      out.kv(r, s.keysOnly);
+      if (out.pos >= stepEnd) {
+        await pause();
+        stepEnd = out.pos + STEP_BYTES;
       }
-    })(),
-    pause,
-  );
-  return done(out, reserve, size);
+    }
+    out.bool(3, s.more);
+    out.int(4, s.count);
+  }
+  if (out.pos !== reserve + size) throw new Error(`txn answer: wrote ${out.pos - reserve} bytes of ${size}`);
+  return out.buf;
 }
 
-/** A Range's answer (RangeResponse under the server's header), written as encodeTxnAnswer writes. */
-export async function encodeRangeAnswer(sel: RangeSelection, header: WireHeader, pause: () => Promise<void>, reserve = 0): Promise<Buffer> {
-  const size = rangeAnswerSize(sel, header);
-  const out = output(size, reserve);
-  out.header(1, header);
-  await drive(rangeBody(out, sel), pause);
-  return done(out, reserve, size);
-}

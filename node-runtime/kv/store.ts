@@ -57,7 +57,7 @@ import {
 } from './types';
 import { CatchUp, Change, WatchHandle, WatchHub, WatchListener, WatchOptions, Watcher } from './watch';
 import { decodeCommand } from './codec';
-import type { RangeSelection, ReadTxnSelection } from './read-encoder';
+import type { ReadTxnSelection } from './read-encoder';
 
 export interface KvStoreOptions {
   /** etcd's --quota-backend-bytes: approximate bytes of stored records (live and history). */
@@ -567,16 +567,6 @@ export class KvStore {
   /** A local read at req.revision (0 = current). Throws KvError for compacted / future revisions. */
   range(req: RangeRequest): RangeResponse {
     return this.rangeAt(req, this.rev);
-  }
-
-  /**
-   * range()'s answer as the records it reads (references, nothing copied), for an encoder that
-   * writes them out while the store moves on (records are immutable; read-encoder.ts).
-   */
-  rangeSelection(req: RangeRequest): RangeSelection {
-    const cur = this.rev;
-    const { recs, more, count } = this.selectRange(req, cur);
-    return { recs, more, count, keysOnly: req.keys_only ?? false, revision: cur };
   }
 
   private checkRangeRev(rev: number, cur: number): void {

@@ -6,8 +6,8 @@
  * steps of a large answer.
  */
 import assert from 'node:assert/strict';
-import { encodeRangeAnswer, encodeTxnAnswer, txnAnswerSize, type WireHeader } from '../../node-runtime/kv/read-encoder';
-import type { RangeRequest, TxnRequest } from '../../node-runtime/kv/types';
+import { encodeTxnAnswer, txnAnswerSize, type WireHeader } from '../../node-runtime/kv/read-encoder';
+import type { TxnRequest } from '../../node-runtime/kv/types';
 import { loadEtcdGrpc } from '../../node-runtime/server/proto';
 import { b, Harness } from './helpers';
 
@@ -60,40 +60,6 @@ describe('read-only txn answers written in steps', () => {
     });
   }
 
-  for (const [name, t] of cases) {
-    const ranges = t.success ?? [];
-    if (ranges.length === 0 || ranges.length > 8) continue;
-    it(`writes a Range's answer as grpc-js would: ${name}`, async () => {
-      const h = sample();
-      const serialize = loadEtcdGrpc().services.KV['Range']!.responseSerialize;
-      for (const op of ranges) {
-        const req = op.request_range as RangeRequest;
-        const res = h.store.range(req);
-        const want = serialize({ ...res, header: { ...HEADER, revision: String(res.header.revision) } });
-        const sel = h.store.rangeSelection(req);
-        const got = await encodeRangeAnswer(sel, { ...HEADER, revision: String(sel.revision) }, noPause, 5);
-        assert.ok(got.subarray(5).equals(want), `encodings differ (${got.length - 5} vs ${want.length} bytes)`);
-      }
-    });
-  }
-
-  it('writes a large Range answer in steps, as of its revision', async () => {
-    const h = new Harness();
-    for (let i = 0; i < 40; i++) h.put(`k${String(i).padStart(3, '0')}`, 'v'.repeat(128 * 1024));
-    const req: RangeRequest = { key: b('\0'), range_end: b('\0') };
-    const res = h.store.range(req);
-    const want = loadEtcdGrpc().services.KV['Range']!.responseSerialize({ ...res, header: { ...HEADER, revision: String(res.header.revision) } });
-    const sel = h.store.rangeSelection(req);
-    let pauses = 0;
-    const got = await encodeRangeAnswer(sel, { ...HEADER, revision: String(sel.revision) }, async () => {
-      if (++pauses > 1) return;
-      h.del('k000', 'k030');
-      h.ok({ type: 'compact', req: { revision: h.store.revision } });
-    });
-    assert.ok(pauses >= 4, `${pauses} pauses for 5 MiB`);
-    assert.ok(got.equals(want));
-  });
-
   it('answers as of its revision while the store moves on between steps, and gives the event loop back', async () => {
     const h = new Harness();
     const value = 'v'.repeat(64 * 1024);
@@ -120,15 +86,6 @@ describe('read-only txn answers written in steps', () => {
     // 16 × 40 × 64 KiB = 40 MiB: about 40 steps of a MiB.
     assert.ok(pauses >= 30, `${pauses} pauses`);
     assert.ok(ticks > 0, 'timers ran while the answer was written');
-  });
-
-  it('counts steps across the ranges of a txn, not per range', async () => {
-    const h = new Harness();
-    for (let i = 0; i < 10; i++) h.put(`k${i}`, 'v'.repeat(100 * 1024));
-    let pauses = 0;
-    // 32 ranges of just under a MiB each.
-    await encoded(h, { success: Array.from({ length: 32 }, () => range({})) }, async () => void pauses++);
-    assert.ok(pauses >= 25, `${pauses} pauses for 32 MiB`);
   });
 
   it('writes a small answer without pausing', async () => {

@@ -20,7 +20,7 @@ import type { MemberInfo } from "../membership";
 import { compactReq, deleteReq, putReq, rangeReq, toId, toNumber, txnReq } from "./convert";
 import { serveWatch } from "./watch";
 import { FRAME_PREFIX_BYTES, PreEncoded } from "./pre-encoded";
-import { encodeRangeAnswer, encodeTxnAnswer } from "../../kv/read-encoder";
+import { encodeTxnAnswer } from "../../kv/read-encoder";
 import type { MessageStream } from "./stream";
 import { AuthGate, authHandlers, grpcCaller, type Caller } from "./auth";
 
@@ -144,11 +144,9 @@ export function kvService(ctx: ServiceContext): grpc.UntypedServiceImplementatio
       if (!r.serializable) await m.readBarrier();
       else m.checkReadable();
       gate.check((s) => s.checkRange(ai, r.key, r.range_end));
-      // Selected now, written out in steps (a range over a large keyspace answers with up to
-      // the whole store); see the read-only Txn below.
-      const sel = m.kv.rangeSelection(r);
+      const res = m.kv.range(r);
       gate.checkNotStale(ai);
-      return new PreEncoded(await encodeRangeAnswer(sel, header(m, sel.revision), nextTick, FRAME_PREFIX_BYTES));
+      return withHeader(m, res);
     }),
     Put: unary(ctx, "etcdserverpb.KV", "Put", async (req: wire.PutRequest, caller) => {
       const r = putReq(req);
