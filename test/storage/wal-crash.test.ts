@@ -8,6 +8,7 @@
  */
 import { strict as assert } from "node:assert";
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,9 +29,9 @@ interface RunOutput {
 }
 
 /** Runs the writer until a random kill; resolves once it has exited and its output is drained. */
-function runAndKill(dir: string, seed: number, killAfterReadyMs: number | undefined, killAfterSpawnMs: number): Promise<RunOutput> {
+function runAndKill(dir: string, journal: string, seed: number, killAfterReadyMs: number | undefined, killAfterSpawnMs: number): Promise<RunOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", WRITER, dir, String(seed), String(SEGMENT_BYTES)], {
+    const child = spawn(process.execPath, ["--import", "tsx", WRITER, dir, String(seed), String(SEGMENT_BYTES), journal], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -54,8 +55,15 @@ function runAndKill(dir: string, seed: number, killAfterReadyMs: number | undefi
         reject(new Error(`writer exited on its own (code ${code}, signal ${signal}): ${err}`));
         return;
       }
-      // A line cut by the kill was never completed, so its call was never made.
-      const lines = out.split("\n").slice(0, -1);
+      // The writer's journal (a regular file written with writeSync) holds every "issue" line
+      // before its call starts. A line cut by the kill was never completed, so its call was never made.
+      let text = "";
+      try {
+        text = readFileSync(journal, "utf8");
+      } catch {
+        // The kill landed before the writer opened its journal: nothing was issued.
+      }
+      const lines = text.split("\n").slice(0, -1);
       const ops: ModelOp[] = [];
       let acked = 0;
       for (const line of lines) {
@@ -100,7 +108,7 @@ describe("WAL crash safety (SIGKILL of a real writer process)", function () {
     for (let i = 0; i < ITERATIONS; i++) {
       // One kill in five lands during start-up or recovery itself.
       const early = random() < 0.2;
-      const run = await runAndKill(walDir, Math.floor(random() * 2 ** 31), early ? undefined : Math.floor(random() * 250), Math.floor(random() * 400));
+      const run = await runAndKill(walDir, join(dir, `journal-${i}`), Math.floor(random() * 2 ** 31), early ? undefined : Math.floor(random() * 250), Math.floor(random() * 400));
       const logs: string[] = [];
       const { wal, recovered } = await WriteAheadLog.open(walDir, { segmentBytes: SEGMENT_BYTES, logger: (m) => logs.push(m) });
       await wal.close();
