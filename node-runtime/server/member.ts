@@ -572,7 +572,7 @@ export class Member extends EventEmitter {
       }
       if (msg.type === "prop") {
         for (const e of msg.entries) {
-          const problem = forwardedEntryProblem(e, from);
+          const problem = forwardedEntryProblem(e, from) ?? (e.type === EntryType.ConfChange && this.raft.leaderTerm() !== undefined ? this.staleConfChange(decodeConfChange(e.data)) : undefined);
           if (problem === undefined) continue;
           this.metrics.peerRejectedProposals.inc({ From: hexId(from) });
           this.log.warn({ from: hexId(from), err: problem }, "dropping a forwarded proposal that would not apply");
@@ -1030,6 +1030,21 @@ export class Member extends EventEmitter {
     }).finally(() => this.metrics.proposalsPending.dec());
   }
 
+  /**
+   * A conf change that no longer fits the configuration the core has now (appended): a promote
+   * of a member that is not a learner any more, or an addition of a removed member. Checked where
+   * it is appended, not only where it was requested: a forwarded promote that arrives after the
+   * member's removal would add the removed member back as a voter (member simulator seed 12780).
+   */
+  private staleConfChange(cc: ConfChange): string | undefined {
+    if (cc.type === "removeNode") return undefined;
+    if (this.membership.isRemoved(cc.nodeId)) return `member ${hexId(cc.nodeId)} was removed`;
+    // A promote carries no peer URLs (Member.proposeMemberChange); an added voter does.
+    const isPromote = cc.type === "addNode" && cc.context.length > 0 && (JSON.parse(Buffer.from(cc.context).toString("utf8")) as Partial<MemberContext>).peerURLs === undefined;
+    if (isPromote && !this.raft.status().learners.includes(cc.nodeId)) return `member ${hexId(cc.nodeId)} is not a learner`;
+    return undefined;
+  }
+
   /** Changes the voting configuration (promote = add a learner again as a voter); resolves with the new member list. */
   async proposeMemberChange(type: "addNode" | "addLearner" | "removeNode" | "promote", nodeId: number, ctx: MemberContext | undefined): Promise<MemberInfo[]> {
     this.assertServing();
@@ -1037,6 +1052,7 @@ export class Member extends EventEmitter {
     const seq = this.ids.next();
     const context = Buffer.from(JSON.stringify({ ...(ctx ?? {}), origin: this.id, seq }));
     const cc: ConfChange = { type: type === "promote" ? "addNode" : type, nodeId, context };
+    if (this.raft.leaderTerm() !== undefined && this.staleConfChange(cc) !== undefined) throw type === "promote" ? Errors.memberNotLearner() : Errors.memberNotFound();
     return (await new Promise((resolve, reject) => {
       try {
         this.raft.proposeConfChange(cc);

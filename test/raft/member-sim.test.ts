@@ -90,7 +90,9 @@ describe("whole-member simulator (real Member over simulated disk, network and c
   // loaded: liveness, a voter that does not exist), 2003 with a re-added member refusing to start
   // because the first member it asked had not applied the removal yet ("already bootstrapped"),
   // 2166 and 10115 with a founding member that fell behind through membership changes and never
-  // heard of the new leader (liveness: nothing it could send reached a member that leads). A seed replays the run it names only on the code it
+  // heard of the new leader (liveness: nothing it could send reached a member that leads),
+  // 12780 with a removed member back in the configuration (a promote forwarded before its removal
+  // was appended after it). A seed replays the run it names only on the code it
   // was found on: 18, 197 and 10189 ran before incarnations were saved (one more disk call per start).
   for (const [seed, what] of [
     [18, "request IDs unique across restarts: a write is never answered with an entry of the previous incarnation"],
@@ -103,6 +105,7 @@ describe("whole-member simulator (real Member over simulated disk, network and c
     [2003, "a member removed and added again joins although a member that has not applied that yet still lists it as started"],
     [2166, "a founding member cut off while members were added and the ones it knew left learns the new members from the cluster and catches up"],
     [10115, "a founding member that fell behind through membership changes catches up (a second case)"],
+    [12780, "a forwarded promote that reaches the leader after the member's removal does not add it back"],
     [135, "a leader whose wall clock is stepped forward 8.6 s does not revoke a lease early (deadlines on the monotonic clock)"],
   ] as const) {
     it(`seed ${seed}: ${what}`, async function () {
