@@ -16,6 +16,7 @@ import { renderBackupEnv, renderBackupInstallScript, renderBackupRemoveScript, r
 import type { BackupSettings } from "./backupSettings";
 import { sshInvocation } from "./hostScripts";
 import type { JoinPlan } from "./membership";
+import type { InstallHost } from "./clusterInstall";
 
 export interface BackupStorageArgs {
   settings: BackupSettings;
@@ -122,9 +123,9 @@ export interface InstallBackup {
    * run after. `connection` is the install's SSH connection to a host.
    */
   declare(
-    ctx: { parent: pulumi.Resource; connection(host: string): command.types.input.remote.ConnectionArgs; uploadDir: string },
+    ctx: { parent: pulumi.Resource; connection(host: InstallHost): command.types.input.remote.ConnectionArgs; uploadDir: string },
     join: JoinPlan,
-    host: { name: string; privateIp: string; instance: pulumi.CustomResource & { id: pulumi.Output<string> } },
+    host: InstallHost,
   ): pulumi.Resource[];
   /** Member scripts take a backup before they change the cluster. */
   beforeChange: boolean;
@@ -170,7 +171,7 @@ export function clusterBackup(args: ClusterBackupArgs): InstallBackup {
           new command.remote.Command(
             label,
             {
-              connection: ctx.connection(host.privateIp),
+              connection: ctx.connection(host),
               create: sshInvocation(script, label),
               update: sshInvocation(script, label),
               delete: sshInvocation(renderBackupRemoveScript(), label),
@@ -179,7 +180,10 @@ export function clusterBackup(args: ClusterBackupArgs): InstallBackup {
               triggers: [host.instance.id],
               addPreviousOutputInEnv: false,
             },
-            { parent: ctx.parent, dependsOn: after },
+            // The removal runs only while the host stays (raftkv:backup turned off): when the
+            // host goes (a shrink, a replacement, destroy) its agent goes with it, and the host
+            // may already be dead, the usual reason to remove it: never dial it for that.
+            { parent: ctx.parent, dependsOn: after, deletedWith: host.instance },
           ),
         );
       }
@@ -187,7 +191,7 @@ export function clusterBackup(args: ClusterBackupArgs): InstallBackup {
         deps.push(
           new command.remote.CopyToRemote(
             `${join.member.name}-restore-upload`,
-            { connection: ctx.connection(host.privateIp), source: new pulumi.asset.FileAsset(s.restoreFrom.path), remotePath: `${ctx.uploadDir}/${restoreFileName}`, triggers: [host.instance.id] },
+            { connection: ctx.connection(host), source: new pulumi.asset.FileAsset(s.restoreFrom.path), remotePath: `${ctx.uploadDir}/${restoreFileName}`, triggers: [host.instance.id] },
             { parent: ctx.parent, dependsOn: [host.instance] },
           ),
         );

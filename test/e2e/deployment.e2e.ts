@@ -11,15 +11,20 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { publicSubnetCidr } from "../../components/addressing";
+import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { hostAddress, publicSubnetCidr } from "../../components/addressing";
+import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
 import { Applier, type StepReport } from "./apply";
 import type { LabHost, Plan, RecordedResource, StackState } from "./apply/contract";
 import { planDestroy, planUpdate, runProgram } from "./engine";
-import { openLab, type Lab } from "./lab";
+import { openLab, type Lab, type NetNs } from "./lab";
 import { compareMembers, Workload, type WorkloadFinal } from "./workload";
 
 const VPC_CIDR = "10.77.0.0/16";
 const REGION = "eu-west-1";
+// S3 for the backups (s3rver in a namespace of the public subnet, as in backup.e2e.ts).
+const S3_IP = hostAddress(publicSubnetCidr(VPC_CIDR), 200);
+const S3_PORT = 25001;
 const INSTANCE = "aws:ec2/instance:Instance";
 const COMMAND = "command:remote:Command";
 
@@ -64,6 +69,8 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
   let workload: Workload | undefined;
   let scenarioNo = 0;
   let workloadName = "";
+  let s3ns: NetNs | undefined;
+  let s3: S3Server | undefined;
 
   const config = (masters: number, certGeneration: number): Record<string, string> => ({
     "aws:region": REGION,
@@ -74,8 +81,12 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
     "raftkv:sshPublicKey": sshPublicKey,
     "raftkv:sshPrivateKey": sshPrivateKey,
     "raftkv:dataVolumeGiB": "1",
-    // No S3 in this lab: scheduled and pre-change backups have their own scenario (backup.e2e.ts).
-    "raftkv:backup": "false",
+    // Backups on (the default), to s3rver: every change takes its pre-change backup, and the
+    // shrink below proves that removing a dead host never needs it, backup agent included.
+    // Scheduled backups are backup.e2e.ts's subject: the default interval never fires here.
+    "raftkv:backupS3Endpoint": s3!.endpoint,
+    "raftkv:backupS3AccessKeyId": S3RVER_CREDENTIALS.accessKeyId,
+    "raftkv:backupS3SecretAccessKey": S3RVER_CREDENTIALS.secretAccessKey,
     "raftkv:certGeneration": String(certGeneration),
   });
 
@@ -83,9 +94,36 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
   async function up(cfg: Record<string, string>): Promise<Plan> {
     const next = await runProgram(cfg, state);
     const plan = planUpdate(state, next);
+    // The bucket the program declares exists in s3rver before any host talks to it (S3 creates it first).
+    const bucket = next.resources.find((r) => r.type === "aws:s3/bucket:Bucket");
+    if (bucket !== undefined) await createBucket(String(bucket.outputs["bucket"]));
     log(`pulumi up: ${summarize(plan)}`);
     state = await applier.apply(plan, state);
     return plan;
+  }
+
+  const s3Client = () => new S3Client({ region: REGION, endpoint: s3!.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+  async function createBucket(name: string): Promise<void> {
+    const client = s3Client();
+    try {
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+    } catch (e) {
+      if ((e as Error).name !== "BucketAlreadyOwnedByYou" && (e as Error).name !== "BucketAlreadyExists") throw e;
+    } finally {
+      client.destroy();
+    }
+  }
+  /** The backups' object keys in the stack's bucket. */
+  async function backupKeys(): Promise<string[]> {
+    const bucket = (state?.resources ?? []).find((r) => r.type === "aws:s3/bucket:Bucket");
+    assert.ok(bucket, "the stack has a backup bucket");
+    const client = s3Client();
+    try {
+      const out = await client.send(new ListObjectsV2Command({ Bucket: String(bucket.outputs["bucket"]) }));
+      return (out.Contents ?? []).map((o) => o.Key!).sort();
+    } finally {
+      client.destroy();
+    }
   }
 
   const instances = (): RecordedResource[] => (state?.resources ?? []).filter((r) => r.type === INSTANCE);
@@ -149,6 +187,9 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
     sshPublicKey = readFileSync(path.join(keyDir, "id.pub"), "utf8").trim();
     lab = await openLab({ name: `e2e${process.pid % 10000}`, vpcCidr: VPC_CIDR, publicCidr: publicSubnetCidr(VPC_CIDR) });
     applier = new Applier({ lab, log: (l) => (process.env["RAFTKV_E2E_VERBOSE"] ? log(l) : undefined) });
+    s3ns = await lab.addNamespace("s3", [S3_IP]);
+    s3 = await startS3Server({ address: S3_IP, port: S3_PORT, bucket: "raftkv-e2e-unused", spawner: (argv) => s3ns!.spawn(argv, { stdio: ["ignore", "pipe", "pipe"] }) });
+    process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true";
   });
 
   after(async () => {
@@ -159,6 +200,8 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
       await w.stop().then((f) => record(`${workloadName} (failed)`, f), () => w.kill());
     }
     await applier?.close();
+    await s3?.stop();
+    await s3ns?.close();
     await lab?.close();
     if (keyDir) rmSync(keyDir, { recursive: true, force: true });
     if (report.length > 0) {
@@ -223,15 +266,30 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
     assert.deepEqual([c.writesFailed, c.readsFailed, c.stale], [0, 0, 0], `failed requests: ${c.errors.join(" | ")}`);
   });
 
-  it("resize 3 -> 5 -> 7 -> 3: joins learner-first, quorum kept at every step, zero failed writes; raftkv-7's host dies first and the shrink still completes (leaves run on a member that stays), one at a time", async () => {
+  it("resize 3 -> 5 -> 7 -> 3 with backups on: joins learner-first, quorum kept at every step, zero failed writes; raftkv-7's host dies first and the shrink still completes without ever dialling it (leaves and backups run on a member that stays; its backup agent goes with it), one at a time", async () => {
     await startWorkload("resize 3 -> 5 -> 7 -> 3 (raftkv-7 dead)");
     for (const n of [5, 7, 3]) {
+      let deadIp = "";
       if (n === 3) {
         // The usual reason to shrink: a member's host is gone. Its leave never touches it.
-        await applier.host("raftkv-7")!.kill();
+        deadIp = host("raftkv-7").privateIp;
+        await host("raftkv-7").kill();
         log("raftkv-7's host is dead (power cut)");
       }
-      await up(config(n, 2));
+      const plan = await up(config(n, 2));
+      if (n === 3) {
+        // A command's delete connects only when it has a `delete` script and is not deletedWith a
+        // resource this run deletes (the provider is not called); a CopyToRemote's never.
+        const deleting = new Set(plan.steps.filter((st) => st.op === "delete").map((st) => st.urn));
+        const dialled = plan.steps.filter(
+          (st) =>
+            st.old !== undefined &&
+            (st.op !== "delete" ||
+              (st.old.type === COMMAND && st.old.inputs["delete"] !== undefined && !(st.old.options.deletedWith !== undefined && deleting.has(st.old.options.deletedWith)))) &&
+            (st.old.inputs["connection"] as { host?: string } | undefined)?.host === deadIp,
+        );
+        assert.deepEqual(dialled.map((st) => `${st.op} ${st.urn}`), [], "no step of the shrink connects to the dead host");
+      }
       if (n === 7) {
         for (const j of ["raftkv-4", "raftkv-5", "raftkv-6", "raftkv-7"]) {
           const stderr = String((state?.resources ?? []).find((r) => r.name === `${j}-install`)?.outputs["stderr"] ?? "");
@@ -246,6 +304,9 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
       log(`resized to ${n}: ${c.writes.ok} writes so far, none failed`);
     }
     for (const gone of ["raftkv-4", "raftkv-5", "raftkv-6", "raftkv-7"]) assert.equal(applier.host(gone), undefined, `${gone}'s instance is terminated`);
+    // Backups were really on: the changes took their pre-change backup (one per 15 min, so the leaf rotation's may be the one).
+    const keys = await backupKeys();
+    assert.ok(keys.some((k) => /-pre-change-raftkv-\d+-rev\d+\.db$/.test(k)), `a pre-change backup in the bucket: ${keys.join(" ")}`);
     const c = await finishWorkload();
     assert.deepEqual([c.writesFailed, c.stale], [0, 0], `failed writes: ${c.errors.join(" | ")}`);
   });

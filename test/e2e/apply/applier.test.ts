@@ -147,6 +147,29 @@ describe("e2e applier: scheduling a plan like the Pulumi engine", () => {
     }
   });
 
+  it("deletedWith: no provider delete when the named resource is deleted in the same run (removed or replaced), one when it stays; gone from the state either way", async () => {
+    const host = res("host");
+    const agent = res("agent", { options: { deletedWith: host.urn } });
+    for (const [plan, expected] of [
+      // Both removed (a shrink): the agent's delete is skipped, the host's runs.
+      [{ steps: [step("delete", agent), step("delete", host, [0])], next: { resources: [], outputs: {} } }, ["delete host"]],
+      // The host replaced, create-before-delete: its old half is deleted in this run too.
+      [{ steps: [step("replace", res("host", { id: "host-2" }), [], host), step("delete", agent, [0]), step("delete", host, [1])], next: { resources: [res("host", { id: "host-2" })], outputs: {} } }, ["delete host"]],
+      // Only the agent goes (the host stays): its delete runs.
+      [{ steps: [step("delete", agent)], next: { resources: [host], outputs: {} } }, ["delete agent"]],
+    ] as Array<[Plan, string[]]>) {
+      const { events, p } = recorder(1);
+      const applier = new Applier({ lab: noLab, providers: { [TYPE]: p } });
+      try {
+        const state = await applier.apply(plan, { resources: [host, agent], outputs: {} });
+        assert.deepEqual(events.filter((e) => e.startsWith("delete")), expected);
+        assert.ok(!state.resources.some((r) => r.name === "agent"), "the agent is gone from the state");
+      } finally {
+        await applier.close();
+      }
+    }
+  });
+
   it("records types it does not reproduce and refuses plans whose steps can never start", async () => {
     const vpc = res("vpc", { type: "aws:ec2/vpc:Vpc" });
     const applier = new Applier({ lab: noLab });

@@ -56,6 +56,8 @@ export class Applier {
   private readonly providers: Record<string, Provider>;
   readonly workDir: string;
   private live = new Map<string, RecordedResource>();
+  /** URNs this run deletes (removed, or the old half of a replacement): deletedWith skips its provider. */
+  private deleting = new Set<string>();
   /** Instances whose host finished booting (a host being created gets its entries when done). */
   private readonly booted = new Set<string>();
   private dnsQueue: Promise<void> = Promise.resolve();
@@ -180,7 +182,11 @@ export class Applier {
         const itself = current?.id === old.id;
         if (itself) this.live.delete(old.urn);
         try {
-          if (old.options.retainOnDelete !== true) await this.providerFor(old.type).delete(old, ctx);
+          // deletedWith: the provider's delete is not called when the named resource is deleted
+          // in the same run, removed or replaced (pulumi's DeleteStep.Apply: isDeletedWith against
+          // the step generator's deletes, the old halves of replacements included).
+          const deletedWith = old.options.deletedWith !== undefined && this.deleting.has(old.options.deletedWith);
+          if (old.options.retainOnDelete !== true && !deletedWith) await this.providerFor(old.type).delete(old, ctx);
         } catch (e) {
           if (itself && !this.live.has(old.urn)) this.live.set(old.urn, current);
           throw e;
@@ -193,6 +199,7 @@ export class Applier {
   /** Carries out a plan; `prior` is the state the plan was computed from. */
   async apply(plan: Plan, prior: StackState | undefined): Promise<StackState> {
     this.live = new Map((prior?.resources ?? []).map((r) => [r.urn, r]));
+    this.deleting = new Set(plan.steps.filter((s) => s.op === "delete").map((s) => s.urn));
     const steps = plan.steps;
     const done = new Set<number>();
     const started = new Set<number>();

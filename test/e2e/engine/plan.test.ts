@@ -194,6 +194,13 @@ describe("e2e engine planner", () => {
     assert.equal(steps.find((s) => s.urn === "urn:host")!.old!.options.retainOnDelete, true);
   });
 
+  it("deletedWith: the delete step stays in the plan (it removes the resource from the state; the applier skips the provider)", () => {
+    const agent = res("agent", COMMAND, { create: "install agent", delete: "remove agent", connection: { host: "10.0.0.10" } }, ["host"], { options: { deletedWith: "urn:host" } });
+    const prior = state(sg(), host(), agent);
+    assert.deepEqual(planUpdate(prior, state(sg())).steps.map((s) => `${s.op} ${s.urn}`), ["delete urn:agent", "delete urn:host"]);
+    assert.deepEqual(planDestroy(prior).steps.map((s) => `${s.op} ${s.urn}`), ["delete urn:agent", "delete urn:host", "delete urn:sg"]);
+  });
+
   it("components are recorded but get no steps", () => {
     const comp: RecordedResource = { ...res("comp", "raftkv:index:Cluster", {}), custom: false, id: "" };
     assert.deepEqual(planUpdate(undefined, state(comp)).steps, []);

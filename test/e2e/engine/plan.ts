@@ -12,6 +12,8 @@
  *  - every other delete (removed resources, the old half of create-before-delete replacements)
  *    runs after the whole program finished, in "antichains": rounds of resources nothing still
  *    condemned depends on, each round finishing before the next starts.
+ * A resource `deletedWith` another still gets its delete step, as in the engine (the step removes
+ * it from the state); whether its provider runs is decided when the step runs (the applier).
  */
 import { diffInputs, parsePath } from "./diff";
 import { forceNewPaths } from "./forceNew";
@@ -192,7 +194,6 @@ export function planUpdate(prior: StackState | undefined, next: StackState): Pla
     const cbd = replaced.has(old.urn) && !dbr.has(old.urn);
     if (!gone && !cbd) continue;
     if (gone && old.options.protect) throw protectedError("delete", old.urn);
-    if (gone && old.options.deletedWith !== undefined && !news.has(old.options.deletedWith) && olds.has(old.options.deletedWith)) continue;
     deletes.push({ step: { op: "delete", urn: old.urn, old, diffKeys: [], deleteBeforeReplace: false }, after: new Set() });
   }
   scheduleDeletes(deletes, everyEarlier);
@@ -202,11 +203,9 @@ export function planUpdate(prior: StackState | undefined, next: StackState): Pla
 
 export function planDestroy(prior: StackState): Plan {
   const deletes: Node[] = [];
-  const olds = byUrn(prior.resources);
   for (const old of prior.resources) {
     if (!old.custom) continue;
     if (old.options.protect) throw protectedError("delete", old.urn);
-    if (old.options.deletedWith !== undefined && olds.has(old.options.deletedWith)) continue;
     deletes.push({ step: { op: "delete", urn: old.urn, old, diffKeys: [], deleteBeforeReplace: false }, after: new Set() });
   }
   scheduleDeletes(deletes, new Set());
