@@ -131,7 +131,26 @@ function isOpenToTheWorld(cidr: string): boolean {
   return parseCidr(cidr).prefix === 0;
 }
 
-export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: string }): ClusterSettings {
+/** Zones a new VPC spreads over: three are enough for 3, 5 and 7 masters to survive the loss of any one. */
+export const MAX_ZONES = 3;
+
+/**
+ * The zones a new VPC uses, from the region's list (index.ts looks it up: regular availability
+ * zones, no local or wavelength zones): sorted by name, the first MAX_ZONES. Sorted, so the answer
+ * does not depend on the order AWS lists them in; the first ones, so a zone AWS adds later (named
+ * after the existing ones) moves no host. A region with fewer zones is spread over what it has.
+ */
+export function pickZones(regionZones: readonly string[], region: string): string[] {
+  const zones = [...new Set(regionZones)].sort().slice(0, MAX_ZONES);
+  if (zones.length === 0) throw new TopologyError(`region ${region} lists no availability zone for this account; set raftkv:availabilityZones`);
+  return zones;
+}
+
+/**
+ * `ctx.regionZones`: the region's availability zones as looked up (see pickZones); only used for a
+ * new VPC without raftkv:availabilityZones, and then required.
+ */
+export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: string; regionZones?: readonly string[] }): ClusterSettings {
   const masters = raw.masters ?? DEFAULTS.masters;
   assertMasterCount(masters);
   const workers = positiveInt(raw.workers, DEFAULTS.workers, "workers", 0);
@@ -167,7 +186,9 @@ export function resolveSettings(raw: RawSettings, ctx: { region: string; stack: 
     network = { kind: "existing", vpcId: raw.existingVpcId, subnets: parsed };
   } else {
     if (raw.existingSubnets !== undefined) throw new TopologyError("raftkv:existingSubnets is only used together with raftkv:existingVpcId");
-    const zones = stringList(raw.availabilityZones, "availabilityZones") ?? ["a", "b", "c"].map((z) => `${ctx.region}${z}`);
+    const configured = stringList(raw.availabilityZones, "availabilityZones");
+    if (configured === undefined && ctx.regionZones === undefined) throw new Error("the region's availability zones were not looked up (index.ts passes them)");
+    const zones = configured ?? pickZones(ctx.regionZones!, ctx.region);
     const vpcCidr = raw.vpcCidr ?? DEFAULTS.vpcCidr;
     network = { kind: "new", vpcCidr, subnets: carveSubnets(vpcCidr, zones) };
   }

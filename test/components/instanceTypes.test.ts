@@ -3,7 +3,7 @@ import { archOf, memberBudget, memoryMiB } from "../../components/instanceTypes"
 import { resolveSettings, type RawSettings } from "../../components/settings";
 
 const BASE: RawSettings = { adminCidrs: ["10.99.0.0/16"], sshPublicKey: "ssh-ed25519 AAAAC3Nza test" };
-const ctx = { region: "eu-west-1", stack: "test" };
+const ctx = { region: "eu-west-1", stack: "test", regionZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] };
 
 describe("instance types: architecture and the member's memory budget", () => {
   it("Graviton types are arm64, everything else x86_64", () => {

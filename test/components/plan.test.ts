@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { TopologyError, masterCountProblem, memberName, planHostMembers, quorum } from "../../components/topology";
 import { BOOTSTRAP_MASTERS, joinPlan, planResize } from "../../components/membership";
 import { carveSubnets, hostAddress, placeMasters, placeWorkers, privateDnsName, publicSubnetCidr } from "../../components/addressing";
-import { resolveSettings, type RawSettings } from "../../components/settings";
+import { pickZones, resolveSettings, type RawSettings } from "../../components/settings";
 
 const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
 
@@ -105,12 +105,24 @@ describe("address plan", () => {
 
 describe("stack settings", () => {
   const base: RawSettings = { adminCidrs: ["10.0.0.0/8"], sshPublicKey: "ssh-ed25519 AAAAC3Nza test" };
-  const ctx = { region: "eu-west-1", stack: "dev" };
-  it("fills defaults: 3 masters over <region>a/b/c, token from the stack", () => {
+  const ctx = { region: "eu-west-1", stack: "dev", regionZones: ZONES };
+  it("fills defaults: 3 masters over the region's zones, token from the stack", () => {
     const s = resolveSettings(base, ctx);
     assert.equal(s.masters, 3);
     assert.equal(s.clusterToken, "raftkv-dev");
     assert.deepEqual(s.network.subnets.map((x) => x.availabilityZone), ZONES);
+  });
+  it("zones: the region's list sorted, the first three; fewer are spread over; raftkv:availabilityZones overrides; none is refused", () => {
+    const zonesOf = (regionZones: string[], raw: RawSettings = {}) => resolveSettings({ ...base, masters: 5, ...raw }, { ...ctx, regionZones }).network.subnets.map((x) => x.availabilityZone);
+    assert.deepEqual(zonesOf(["us-east-1f", "us-east-1c", "us-east-1a", "us-east-1d", "us-east-1b", "us-east-1e"]), ["us-east-1a", "us-east-1b", "us-east-1c"]);
+    // A zone added later sorts after the ones in use: nothing moves.
+    assert.deepEqual(zonesOf(["eu-west-1a", "eu-west-1b", "eu-west-1c", "eu-west-1d"]), ZONES);
+    const two = resolveSettings({ ...base, masters: 5 }, { ...ctx, region: "us-west-1", regionZones: ["us-west-1c", "us-west-1b"] });
+    assert.deepEqual(two.network.subnets.map((x) => x.availabilityZone), ["us-west-1b", "us-west-1c"]);
+    assert.deepEqual(placeMasters(["m1", "m2", "m3", "m4", "m5"], two.network.subnets).map((p) => p.availabilityZone), ["us-west-1b", "us-west-1c", "us-west-1b", "us-west-1c", "us-west-1b"]);
+    assert.deepEqual(zonesOf(["eu-west-1a", "eu-west-1b", "eu-west-1c"], { availabilityZones: ["eu-west-1c", "eu-west-1a"] }), ["eu-west-1c", "eu-west-1a"]);
+    assert.throws(() => zonesOf([]), /region eu-west-1 lists no availability zone for this account; set raftkv:availabilityZones/);
+    assert.deepEqual(pickZones(["b", "a", "a"], "r"), ["a", "b"]);
   });
   it("fails 4 and 9 masters with the plan's message", () => {
     for (const n of [4, 9]) {

@@ -222,6 +222,9 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries((exportsOf ?? {}) as Record<string, unknown>)) {
     outputs[k] = plain(await resolveDeep(v), { seen: false }, projectDir);
   }
+  // Outputs of resources declared after an invoke (the zone lookup) resolve last: as the language
+  // host, which registers the stack's outputs before it disconnects, wait again for what they started.
+  await settings.waitForRPCs();
   const state: StackState = { resources: recorded, outputs };
   writeFileSync(outputFile, JSON.stringify(state));
 }

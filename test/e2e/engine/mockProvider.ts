@@ -270,10 +270,38 @@ export class MockProviders {
           owners: inputs["owners"] ?? [],
           filters: inputs["filters"] ?? [],
         };
+      case "aws:index/getAvailabilityZones:getAvailabilityZones":
+        return availabilityZones(this.opts.region, inputs);
       default:
         throw new Error(`engine: no mock for invoke ${token}; add it to test/e2e/engine/mockProvider.ts`);
     }
   }
+}
+
+/**
+ * @pulumi/aws 7.x getAvailabilityZones (EC2 DescribeAvailabilityZones) for a region shaped like
+ * most: four regular zones listed out of name order (EC2 promises no order), one of them impaired,
+ * plus an opted-in local zone and one not opted in. The call's `state` and `filters` (zone-type, opt-in-status, zone-name) are applied as
+ * EC2 applies them; other filters are refused rather than ignored.
+ */
+function availabilityZones(region: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  const zones = [
+    { name: `${region}b`, id: "az2", type: "availability-zone", state: "available", optIn: "opt-in-not-required" },
+    { name: `${region}a`, id: "az1", type: "availability-zone", state: "available", optIn: "opt-in-not-required" },
+    { name: `${region}-lz-1a`, id: "lz1-az1", type: "local-zone", state: "available", optIn: "opted-in" },
+    { name: `${region}d`, id: "az4", type: "availability-zone", state: "impaired", optIn: "opt-in-not-required" },
+    { name: `${region}c`, id: "az3", type: "availability-zone", state: "available", optIn: "opt-in-not-required" },
+    { name: `${region}-wl1-az1`, id: "wl1-az1", type: "wavelength-zone", state: "available", optIn: "not-opted-in" },
+  ];
+  const field: Record<string, (z: (typeof zones)[number]) => string> = { "zone-type": (z) => z.type, "opt-in-status": (z) => z.optIn, "zone-name": (z) => z.name };
+  let picked = zones.filter((z) => inputs["state"] === undefined || z.state === inputs["state"]);
+  if (inputs["allAvailabilityZones"] !== true) picked = picked.filter((z) => z.optIn !== "not-opted-in");
+  for (const f of (inputs["filters"] ?? []) as Array<{ name: string; values: string[] }>) {
+    const get = field[f.name];
+    if (get === undefined) throw new Error(`engine: getAvailabilityZones filter ${f.name} is not reproduced`);
+    picked = picked.filter((z) => f.values.includes(get(z)));
+  }
+  return { id: region, names: picked.map((z) => z.name), zoneIds: picked.map((z) => `${region.replace(/-/g, "")}-${z.id}`), groupNames: picked.map(() => region), ...inputs };
 }
 
 /** Computed outputs the real providers mark secret. */

@@ -81,6 +81,10 @@ describe("e2e engine: runProgram runs the real index.ts under mocks", function (
     assert.equal(m1.outputs["privateIp"], m1.inputs["privateIp"]);
     assert.match(m1.id, /^i-[0-9a-f]{17}$/);
     assert.equal(m1.inputs["ami"], "ami-0e2e0debian13a1");
+    // The zones from the region's lookup (the mock lists four regular zones out of order and a local zone): sorted, regular, the first three.
+    const subnets = first.resources.filter((r) => r.type === "aws:ec2/subnet:Subnet" && r.name.includes("-private-")).map((r) => r.inputs["availabilityZone"]);
+    assert.deepEqual(subnets, ["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
+    assert.deepEqual((first.outputs["members"] as Array<{ availabilityZone: string }>).map((m) => m.availabilityZone), ["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
     const nlb = first.resources.find((r) => r.type === "aws:lb/loadBalancer:LoadBalancer")!;
     assert.match(String(nlb.outputs["dnsName"]), /^internal-.*\.elb\.eu-west-1\.amazonaws\.com$/);
     assert.equal(first.outputs["clientEndpoint"], `https://${String(nlb.outputs["dnsName"])}:2379`);
