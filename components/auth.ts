@@ -137,6 +137,8 @@ export interface ClusterAuthArgs {
   plan: AuthPlan;
   /** The master the script runs on (its raftkvctl wrapper carries the member's ops certificate). */
   host: pulumi.Input<string>;
+  /** That master's SSH host key (hostInstance.ts), pinned in the connection. */
+  hostKey: pulumi.Input<string>;
   ssh: SshSettings;
   /** Complete when every member is installed and healthy (ClusterInstall.ready). */
   ready: pulumi.Input<string>;
@@ -153,7 +155,7 @@ export class ClusterAuth extends pulumi.ComponentResource {
     const run = new command.remote.Command(
       `${name}-bootstrap`,
       {
-        connection: sshConnection(args.host, args.ssh),
+        connection: sshConnection(args.host, args.ssh, args.hostKey),
         create: sshInvocation(script, "raftkv-auth"),
         // Waits for the cluster; re-runs when the plan (the script) changes.
         triggers: [args.ready, digest],

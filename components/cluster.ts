@@ -10,7 +10,7 @@ import { ClientLoadBalancer } from "./loadBalancer";
 import { Pki } from "./pki";
 import { Masters } from "./masters";
 import { Workers } from "./workers";
-import { ClusterInstall, type MasterHost } from "./clusterInstall";
+import { ClusterInstall, type MasterHost, type SshSettings } from "./clusterInstall";
 import { PinnedImages } from "./image";
 import { BackupStorage, clusterBackup } from "./backup";
 import type { BackupSettings } from "./backupSettings";
@@ -120,7 +120,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
 
     // The SSH path: through the bastion this stack creates (new VPC: every host is private),
     // through raftkv:bastionHost, or direct (existing VPC, Pulumi inside it).
-    let bastion: { host: pulumi.Input<string>; user: string } | undefined;
+    let bastion: SshSettings["bastion"];
     if (s.sshPath.kind === "create") {
       if (s.network.kind !== "new" || network.publicSubnetId === undefined || network.createdBastionSecurityGroupId === undefined) {
         throw new Error("a bastion is created only in a new VPC");
@@ -138,7 +138,7 @@ export class RaftkvCluster extends pulumi.ComponentResource {
         },
         parent,
       );
-      bastion = { host: b.publicIp, user: s.sshUser };
+      bastion = { host: b.publicIp, user: s.sshUser, hostKey: b.hostKey };
     } else if (s.sshPath.kind === "configured") {
       bastion = { host: s.sshPath.host, user: s.sshPath.user };
     }
@@ -226,9 +226,11 @@ export class RaftkvCluster extends pulumi.ComponentResource {
       },
       parent,
     );
-    for (const w of workerPlacements) install.addWorker({ name: w.name, privateIp: w.privateIp, instance: workers.instances[w.name]!, cert: pki.workers[w.name]! });
+    for (const w of workerPlacements) {
+      install.addWorker({ name: w.name, privateIp: w.privateIp, hostKey: workers.hostKeys[w.name]!, instance: workers.instances[w.name]!, cert: pki.workers[w.name]! });
+    }
     install.finish();
-    if (authPlan !== undefined) new ClusterAuth(`${name}-auth`, { plan: authPlan, host: first!.privateIp, ssh, ready: install.ready }, parent);
+    if (authPlan !== undefined) new ClusterAuth(`${name}-auth`, { plan: authPlan, host: first!.privateIp, hostKey: first!.hostKey, ssh, ready: install.ready }, parent);
 
     this.members = masterPlacements.map((p) => ({ name: p.name, privateIp: p.privateIp, availabilityZone: p.availabilityZone }));
     this.caCertPem = pki.caBundlePem;

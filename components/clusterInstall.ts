@@ -22,8 +22,11 @@ import {
 export interface SshSettings {
   user: string;
   privateKey: pulumi.Input<string>;
-  /** Jump host, when Pulumi does not run inside the VPC: the stack's own bastion or raftkv:bastionHost. */
-  bastion?: { host: pulumi.Input<string>; user: string };
+  /**
+   * Jump host, when Pulumi does not run inside the VPC: the stack's own bastion (its host key
+   * pinned) or raftkv:bastionHost (whose key the stack does not know).
+   */
+  bastion?: { host: pulumi.Input<string>; user: string; hostKey?: pulumi.Input<string> };
   /**
    * Outputs of what the SSH path and the members need (every security-group rule, the bastion):
    * every connection carries them, so the engine runs each command after them and deletes them
@@ -32,14 +35,19 @@ export interface SshSettings {
   requires?: pulumi.Input<string>[];
 }
 
-/** The SSH connection to a host: gated on `ssh.requires` (e.g. the security-group rules), through the bastion when there is one. */
-export function sshConnection(host: pulumi.Input<string>, ssh: SshSettings): command.types.input.remote.ConnectionArgs {
+/**
+ * The SSH connection to a host: gated on `ssh.requires` (e.g. the security-group rules), through the
+ * bastion when there is one, each hop checking the host key the stack made for it (`hostKey`, the
+ * OpenSSH public key line; the provider refuses a host presenting another key).
+ */
+export function sshConnection(host: pulumi.Input<string>, ssh: SshSettings, hostKey?: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
   const requires = ssh.requires ?? [];
   const gated = (h: pulumi.Input<string>): pulumi.Input<string> => (requires.length === 0 ? h : pulumi.all([h, ...requires]).apply(([x]) => x));
   return {
     host: gated(host),
     user: ssh.user,
     privateKey: pulumi.secret(ssh.privateKey),
+    ...(hostKey !== undefined ? { hostKey } : {}),
     dialErrorLimit: 40,
     perDialTimeout: 15,
     ...(ssh.bastion !== undefined
@@ -48,6 +56,7 @@ export function sshConnection(host: pulumi.Input<string>, ssh: SshSettings): com
             host: gated(ssh.bastion.host),
             user: ssh.bastion.user,
             privateKey: pulumi.secret(ssh.privateKey),
+            ...(ssh.bastion.hostKey !== undefined ? { hostKey: ssh.bastion.hostKey } : {}),
             // A bastion created by this `up` may still be booting.
             dialErrorLimit: 40,
             perDialTimeout: 15,
@@ -60,6 +69,8 @@ export function sshConnection(host: pulumi.Input<string>, ssh: SshSettings): com
 export interface InstallHost {
   name: string;
   privateIp: string;
+  /** The SSH host key the stack made for it (hostInstance.ts), pinned in every connection to it. */
+  hostKey: pulumi.Input<string>;
   /** The instance; commands are replaced with it (triggers) and run after it exists. */
   instance: pulumi.CustomResource & { id: pulumi.Output<string> };
 }
@@ -141,8 +152,8 @@ export class ClusterInstall extends pulumi.ComponentResource {
     this.uploadDir = args.ssh.user === "root" ? "/root" : `/home/${args.ssh.user}`;
   }
 
-  private connection(host: string): command.types.input.remote.ConnectionArgs {
-    return sshConnection(host, this.args.ssh);
+  private connection(host: InstallHost): command.types.input.remote.ConnectionArgs {
+    return sshConnection(host.privateIp, this.args.ssh, host.hostKey);
   }
 
   private trust(host: InstallHost, role: HostRole, after: pulumi.Resource[]): command.remote.Command {
@@ -159,7 +170,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
     const t = new command.remote.Command(
       `${host.name}-trust`,
       {
-        connection: this.connection(host.privateIp),
+        connection: this.connection(host),
         create: sshInvocation(renderTrustScript("create", role), `${host.name}-trust`),
         update: sshInvocation(renderTrustScript("update", role), `${host.name}-trust`),
         stdin,
@@ -174,7 +185,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
   private upload(host: InstallHost, file: string, source: string, after: pulumi.Resource): command.remote.CopyToRemote {
     return new command.remote.CopyToRemote(
       `${host.name}-upload-${file.replace(/\.cjs$/, "")}`,
-      { connection: this.connection(host.privateIp), source: new pulumi.asset.FileAsset(source), remotePath: `${this.uploadDir}/${file}`, triggers: [host.instance.id] },
+      { connection: this.connection(host), source: new pulumi.asset.FileAsset(source), remotePath: `${this.uploadDir}/${file}`, triggers: [host.instance.id] },
       { parent: this, dependsOn: [after] },
     );
   }
@@ -188,7 +199,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
     const name = j.member.name;
     const certs = args.memberCerts[name];
     if (certs === undefined) throw new Error(`no certificates for member ${name}`);
-    const conn = this.connection(host.privateIp);
+    const conn = this.connection(host);
 
     const volumeLabel = `${name}-volume`;
     const volumeScript = (phase: "create" | "update") =>
@@ -257,7 +268,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
       // Runs on the first master, never on the host that goes (it may be dead already).
       const leave = new command.remote.Command(
         `${name}-leave`,
-        { connection: this.connection(firstHost.privateIp), delete: sshInvocation(renderMemberLeaveScript({ join: j, backupBeforeChange: hooks.backupBeforeChange }), `${name}-leave`), addPreviousOutputInEnv: false },
+        { connection: this.connection(firstHost), delete: sshInvocation(renderMemberLeaveScript({ join: j, backupBeforeChange: hooks.backupBeforeChange }), `${name}-leave`), addPreviousOutputInEnv: false },
         {
           parent: this,
           dependsOn: [install, host.instance, host.attachment, firstHost.instance, ...this.firstBackupDeps(backupDeps), ...(this.lastLeave ? [this.lastLeave] : [])],
@@ -289,7 +300,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
       new command.remote.Command(
         label,
         {
-          connection: this.connection(runner.host.privateIp),
+          connection: this.connection(runner.host),
           create: `echo ${m.join.member.name}: a backup is taken on ${runner.join.member.name} before this host goes`,
           delete: sshInvocation(renderBackupBeforeReplaceScript({ leaving: m.join.member, runner: runner.join.member }), label),
           triggers: [m.host.instance.id],
@@ -315,7 +326,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
       const roll: command.remote.Command = new command.remote.Command(
         rollLabel,
         {
-          connection: this.connection(m.host.privateIp),
+          connection: this.connection(m.host),
           create: m.revision.apply((r) => sshInvocation(renderMemberRollScript("create", { join: m.join, revision: r }), rollLabel)),
           update: m.revision.apply((r) =>
             sshInvocation(renderMemberRollScript("update", { join: m.join, revision: r, backupBeforeChange: args.backup?.beforeChange === true }), rollLabel),
@@ -342,7 +353,7 @@ export class ClusterInstall extends pulumi.ComponentResource {
       new command.remote.Command(
         label,
         {
-          connection: this.connection(w.privateIp),
+          connection: this.connection(w),
           create: script("create"),
           update: script("update"),
           stdin: pulumi.secret(

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { DEFAULT_CLIENT_PORT } from "./topology";
 import type { HostPlacement } from "./addressing";
-import { hostInstanceArgs, type HostInstanceSettings } from "./hostInstance";
+import { hostInstanceArgs, hostKey, type HostInstanceSettings } from "./hostInstance";
 import type { MasterHost } from "./clusterInstall";
 
 export interface MastersArgs extends HostInstanceSettings {
@@ -53,7 +53,8 @@ export class Masters extends pulumi.ComponentResource {
       // retainOnDelete: the volume is only forgotten by Pulumi (raftkv:retainDataVolumes), never deleted.
       { parent: this, dependsOn: chained, ...(args.retainDataVolumes === true ? { retainOnDelete: true } : {}) },
     );
-    const instance = new aws.ec2.Instance(p.name, hostInstanceArgs(p, args.subnetIds[p.subnetIndex]!, args, args.iamInstanceProfile !== undefined ? { iamInstanceProfile: args.iamInstanceProfile } : {}), {
+    const key = hostKey(p.name, this);
+    const instance = new aws.ec2.Instance(p.name, hostInstanceArgs(p, args.subnetIds[p.subnetIndex]!, args, key, args.iamInstanceProfile !== undefined ? { iamInstanceProfile: args.iamInstanceProfile } : {}), {
       parent: this,
       deleteBeforeReplace: true,
       dependsOn: [...args.networkReady, ...chained],
@@ -76,6 +77,7 @@ export class Masters extends pulumi.ComponentResource {
     const host: MasterHost = {
       name: p.name,
       privateIp: p.privateIp,
+      hostKey: key.publicKey,
       instance,
       instanceType: args.instanceType,
       volumeId: volume.id,

@@ -22,8 +22,11 @@ const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const LB_DNS = "internal-raftkv-lb-123.elb.eu-west-1.amazonaws.com";
 const BASTION_PUBLIC_IP = "203.0.113.10";
 let records: Rec[] = [];
+const invokes: pulumi.runtime.MockCallArgs[] = [];
 /** dependsOn of every resource, by name, captured with a transformation on the top component. */
 let deps = new Map<string, string[]>();
+/** deletedWith of every resource that sets it, by name. */
+let deletedWith = new Map<string, string>();
 
 function isSecretValue(v: unknown): boolean {
   return typeof v === "object" && v !== null && (v as Record<string, unknown>)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
@@ -54,6 +57,10 @@ const mocks: pulumi.runtime.Mocks = {
     switch (args.type) {
       case "tls:index/privateKey:PrivateKey":
         state["privateKeyPem"] = fakePem("PRIVATE KEY", args.name);
+        if (args.inputs["algorithm"] === "ED25519") {
+          state["privateKeyOpenssh"] = fakePem("OPENSSH PRIVATE KEY", args.name);
+          state["publicKeyOpenssh"] = `ssh-ed25519 AAAA${Buffer.from(args.name).toString("hex")}\n`;
+        }
         break;
       case "tls:index/selfSignedCert:SelfSignedCert":
       case "tls:index/locallySignedCert:LocallySignedCert":
@@ -88,6 +95,11 @@ const mocks: pulumi.runtime.Mocks = {
     return { id: `${args.name}-id`, state };
   },
   call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+    if (args.token === "aws:index/getAvailabilityZones:getAvailabilityZones") {
+      invokes.push(args);
+      // Listed out of order, one more than needed: the program sorts and takes three.
+      return { names: ["eu-west-1d", "eu-west-1b", "eu-west-1a", "eu-west-1c"], zoneIds: ["euw1-az4", "euw1-az2", "euw1-az3", "euw1-az1"], id: "eu-west-1" };
+    }
     return args.token === "aws:ec2/getAmi:getAmi" ? { id: "ami-0debian13" } : {};
   },
 };
@@ -110,7 +122,7 @@ async function settle(): Promise<void> {
 }
 
 describe("Pulumi components (setMocks)", function () {
-  this.timeout(30000);
+  this.timeout(120_000); // one 7-master program under the mocks can take over 30 s on a loaded machine
   let RaftkvCluster: typeof RaftkvClusterT;
 
   before(async () => {
@@ -122,15 +134,17 @@ describe("Pulumi components (setMocks)", function () {
   async function build(raw: RawSettings, backup?: RawBackup): Promise<{ recs: Rec[]; cluster: RaftkvClusterT }> {
     records = [];
     deps = new Map();
+    deletedWith = new Map();
     const names = new Map<pulumi.Resource, string>();
     const capture: pulumi.ResourceTransformation = (a) => {
       names.set(a.resource, a.name);
       const on = a.opts.dependsOn;
       const list = on === undefined ? [] : Array.isArray(on) ? on : [on];
       deps.set(a.name, (list as pulumi.Resource[]).map((r) => names.get(r) ?? "?"));
+      if (a.opts.deletedWith !== undefined) deletedWith.set(a.name, names.get(a.opts.deletedWith) ?? "?");
       return undefined;
     };
-    const settings = resolveSettings({ ...BASE, ...raw }, { region: "eu-west-1", stack: "test" });
+    const settings = resolveSettings({ ...BASE, ...raw }, { region: "eu-west-1", stack: "test", regionZones: ZONES });
     const cluster = new RaftkvCluster(
       "raftkv",
       {
@@ -175,7 +189,8 @@ describe("Pulumi components (setMocks)", function () {
         // a client CA and a peer CA; server + peer + ops client per member, admin, workers
         assert.equal(count("tls:index/selfSignedCert:SelfSignedCert"), 2);
         assert.equal(count("tls:index/locallySignedCert:LocallySignedCert"), 3 * n + 1 + workers);
-        assert.equal(count("tls:index/privateKey:PrivateKey"), 3 * n + 1 + workers + 2);
+        // + an SSH host key per instance (masters, workers, the bastion)
+        assert.equal(count("tls:index/privateKey:PrivateKey"), 3 * n + 1 + workers + 2 + (n + workers + 1));
         // trust per host; volume + install + gate + roll per member; leave per joined member; client install per worker
         assert.equal(count("command:remote:Command"), n + workers + 4 * n + (n - 3) + workers);
         assert.equal(count("command:remote:CopyToRemote"), 2 * n + workers);
@@ -246,7 +261,7 @@ describe("Pulumi components (setMocks)", function () {
       });
 
       it("certificates: SANs and usages from the plan, ECDSA P-256 keys", () => {
-        for (const k of of(recs, "tls:index/privateKey:PrivateKey")) {
+        for (const k of of(recs, "tls:index/privateKey:PrivateKey").filter((r) => !r.name.endsWith("-host-key"))) {
           assert.equal(k.inputs["algorithm"], "ECDSA");
           assert.equal(k.inputs["ecdsaCurve"], "P256");
         }
@@ -459,12 +474,29 @@ describe("Pulumi components (setMocks)", function () {
       assert.equal(of(recs, "aws:ec2/natGateway:NatGateway")[0]!.inputs["privateIp"], "10.42.255.5");
       const all = connections(recs);
       assert.ok(all.length > 0);
+      // Host keys (issue 11): each host's own ED25519 key, placed by its user data (secret: it holds
+      // the private half), pinned in every connection to it and in the bastion hop.
+      const hostKeyOf = (host: string) => `ssh-ed25519 AAAA${Buffer.from(`${host}-host-key`).toString("hex")}`;
+      const hostByIp = new Map(of(recs, "aws:ec2/instance:Instance").map((i) => [String(i.inputs["privateIp"]), i.name]));
+      for (const i of of(recs, "aws:ec2/instance:Instance")) {
+        assert.equal(byName(recs, `${i.name}-host-key`).inputs["algorithm"], "ED25519");
+        assert.ok(isSecretValue(i.inputs["userData"]), `${i.name}'s user data is secret`);
+        assert.equal(
+          str(i.inputs["userData"]),
+          `#cloud-config\n# raftkv: the SSH host key Pulumi pins (components/hostInstance.ts); no other key type is made.\nssh_deletekeys: true\nssh_genkeytypes: []\nssh_keys:\n  ed25519_private: |\n` +
+            `    -----BEGIN OPENSSH PRIVATE KEY-----\n    ${Buffer.from(`${i.name}-host-key`).toString("base64")}\n    -----END OPENSSH PRIVATE KEY-----\n  ed25519_public: ${hostKeyOf(i.name)}\n`,
+        );
+      }
       for (const { name, conn } of all) {
         const proxy = reveal(conn["proxy"]) as Record<string, unknown> | undefined;
         assert.ok(proxy, `${name} has a proxy`);
         assert.equal(proxy["host"], BASTION_PUBLIC_IP, name);
         assert.equal(proxy["user"], "admin", name);
         assert.equal(reveal(proxy["privateKey"]), "PRIVATE-SSH-KEY", name);
+        assert.equal(proxy["hostKey"], hostKeyOf("raftkv-bastion"), `${name}: the bastion's key is pinned`);
+        const target = hostByIp.get(String(conn["host"]));
+        assert.ok(target, `${name} connects to a host of the stack`);
+        assert.equal(conn["hostKey"], hostKeyOf(target), `${name}: ${target}'s key is pinned`);
       }
       assert.equal(await new Promise((r) => cluster.bastionAddress!.apply(r)), BASTION_PUBLIC_IP);
       const rules = of(recs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").filter((r) => r.inputs["referencedSecurityGroupId"] === "raftkv-net-bastion-id");
@@ -473,7 +505,7 @@ describe("Pulumi components (setMocks)", function () {
 
     it("a new VPC without adminCidrs is refused: no one could reach the bastion", () => {
       assert.throws(
-        () => resolveSettings({ sshPublicKey: BASE.sshPublicKey, bastionSecurityGroupId: "sg-1" }, { region: "eu-west-1", stack: "test" }),
+        () => resolveSettings({ sshPublicKey: BASE.sshPublicKey, bastionSecurityGroupId: "sg-1" }, { region: "eu-west-1", stack: "test", regionZones: ZONES }),
         /set raftkv:adminCidrs: the stack creates a bastion/,
       );
     });
@@ -484,7 +516,8 @@ describe("Pulumi components (setMocks)", function () {
       assert.equal(of(recs, "aws:ec2/securityGroup:SecurityGroup").find((r) => r.name === "raftkv-net-bastion"), undefined);
       for (const { name, conn } of connections(recs)) {
         const proxy = reveal(conn["proxy"]) as Record<string, unknown>;
-        assert.deepEqual([proxy["host"], proxy["user"]], ["198.51.100.7", "jump"], name);
+        assert.deepEqual([proxy["host"], proxy["user"], proxy["hostKey"]], ["198.51.100.7", "jump", undefined], `${name}: a configured bastion's key is not known to the stack`);
+        assert.match(String(conn["hostKey"]), /^ssh-ed25519 AAAA/, `${name}: the host's own key is pinned`);
       }
       assert.equal(await new Promise((r) => cluster.bastionAddress!.apply(r)), "198.51.100.7");
     });
@@ -506,8 +539,8 @@ describe("Pulumi components (setMocks)", function () {
 
   it("4 and 9 masters fail with the plan's message", async () => {
     for (const n of [4, 9]) {
-      assert.throws(() => resolveSettings({ ...BASE, masters: n }, { region: "eu-west-1", stack: "test" }), (e: Error) => e.message === masterCountProblem(n));
-      const settings = { ...resolveSettings(BASE, { region: "eu-west-1", stack: "test" }), masters: n };
+      assert.throws(() => resolveSettings({ ...BASE, masters: n }, { region: "eu-west-1", stack: "test", regionZones: ZONES }), (e: Error) => e.message === masterCountProblem(n));
+      const settings = { ...resolveSettings(BASE, { region: "eu-west-1", stack: "test", regionZones: ZONES }), masters: n };
       assert.throws(
         () => new RaftkvCluster(`bad${n}`, { settings, region: "eu-west-1", sshPrivateKey: pulumi.secret("k"), runtimeRevision: "r" }),
         (e: Error) => e.message === masterCountProblem(n),
@@ -516,7 +549,7 @@ describe("Pulumi components (setMocks)", function () {
     await settle();
   });
 
-  it("backups on: before any master's host goes (replaced or destroyed) a backup runs on a master that stays; a replaced host gets its agent again; volumes kept on request", async function () {
+  it("backups on: before any master's host goes (replaced or destroyed) a backup runs on a master that stays; a replaced host gets its agent again, and a host that goes is never dialled to remove it; volumes kept on request", async function () {
     this.timeout(120_000); // a 3-master program with backups under the mocks; slow on a busy machine
     const { recs, cluster } = await build({}, { retainDataVolumes: true });
     const names = cluster.members.map((m) => m.name);
@@ -528,6 +561,10 @@ describe("Pulumi components (setMocks)", function () {
       assert.match(scriptOf(str(c.inputs["delete"])), /backup_before_change "\$LOCAL_ENDPOINT"/);
       assert.ok(deps.get(`${name}-backup-before-replace`)!.includes(`${runner.name}-backup`), "after the runner's agent is in place, and deleted before it");
       assert.deepEqual(byName(recs, `${name}-backup`).inputs["triggers"], [`${name}-id`]);
+      // Its removal script needs the host: it runs only while the host stays (backups turned off),
+      // never when the host goes (shrink, replacement, destroy), when it may be dead already.
+      assert.match(scriptOf(str(byName(recs, `${name}-backup`).inputs["delete"])), /disable --now raftkv-backup.timer/);
+      assert.equal(deletedWith.get(`${name}-backup`), name, `${name}-backup is deleted with ${name}'s instance`);
       assert.equal(byName(recs, `${name}-install`).inputs["delete"], undefined);
     });
     // The install of a joined member runs after its backup agent; its roll takes a backup before a change.
@@ -553,12 +590,17 @@ describe("Pulumi components (setMocks)", function () {
       const program = require("../../index") as Record<string, unknown>;
       await settle();
       assert.equal(of(records, "aws:ec2/instance:Instance").length, 7);
+      // The zones come from the region: its regular availability zones, sorted, the first three.
+      assert.deepEqual(invokes.map((i) => i.inputs), [{ filters: [{ name: "zone-type", values: ["availability-zone"] }] }]);
+      assert.deepEqual(of(records, "aws:ec2/subnet:Subnet").map((r) => r.inputs["availabilityZone"]).sort(), [ZONES[0], ...ZONES], "three private subnets, the public one in the first zone");
+      const members = await new Promise<Array<{ name: string; availabilityZone: string }>>((r) => (program["members"] as pulumi.Output<Array<{ name: string; availabilityZone: string }>>).apply(r));
+      assert.deepEqual(members.map((m) => m.availabilityZone), [...ZONES, ...ZONES.slice(0, 2)]);
       assert.equal(await new Promise<string | undefined>((r) => (program["bastionAddress"] as pulumi.Output<string>).apply(r)), BASTION_PUBLIC_IP);
       const endpoint = await new Promise<string>((r) => (program["clientEndpoint"] as pulumi.Output<string>).apply(r));
       assert.equal(endpoint, `https://${LB_DNS}:2379`);
       const cmd = await new Promise<string>((r) => (program["etcdctlCommand"] as pulumi.Output<string>).apply(r));
       assert.equal(cmd, `ETCDCTL_API=3 etcdctl --endpoints=https://${LB_DNS}:2379 --cacert=raftkv-ca.crt --cert=raftkv-admin.crt --key=raftkv-admin.key member list -w table`);
-      assert.deepEqual((program["members"] as Array<{ name: string }>).map((m) => m.name), ["raftkv-1", "raftkv-2", "raftkv-3", "raftkv-4", "raftkv-5"]);
+      assert.deepEqual(members.map((m) => m.name), ["raftkv-1", "raftkv-2", "raftkv-3", "raftkv-4", "raftkv-5"]);
       assert.equal(await pulumi.isSecret(program["adminKeyPem"] as pulumi.Output<string>), true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -579,7 +621,7 @@ describe("Pulumi components (setMocks): auth (raftkv:auth)", function () {
 
   async function build(raw: RawSettings, authRaw?: { auth?: boolean; authPrefixes?: unknown }): Promise<Rec[]> {
     records = [];
-    const settings = resolveSettings({ ...BASE, ...raw }, { region: "eu-west-1", stack: "test" });
+    const settings = resolveSettings({ ...BASE, ...raw }, { region: "eu-west-1", stack: "test", regionZones: ZONES });
     const a = authRaw === undefined ? undefined : auth.resolveAuthSettings(authRaw);
     const cluster = new RaftkvCluster("raftkv", {
       settings,
@@ -630,7 +672,7 @@ describe("Pulumi components (setMocks): auth (raftkv:auth)", function () {
     assert.throws(() => auth.resolveAuthSettings({ authPrefixes: { "raftkv-worker-1": "/a/" } }), /raftkv:auth is not true/);
     assert.throws(() => auth.resolveAuthSettings({ auth: true, authPrefixes: ["/a/"] }), /must map worker names/);
     assert.throws(() => auth.resolveAuthSettings({ auth: true, authPrefixes: { "raftkv-worker-1": 3 } }), /must map worker names/);
-    const settings = resolveSettings(BASE, { region: "eu-west-1", stack: "test" });
+    const settings = resolveSettings(BASE, { region: "eu-west-1", stack: "test", regionZones: ZONES });
     assert.throws(
       () => new RaftkvCluster("bad-auth", { settings, region: "eu-west-1", sshPrivateKey: pulumi.secret("k"), runtimeRevision: "r", auth: { prefixes: { "raftkv-worker-9": "/x/" } } }),
       /raftkv:authPrefixes names "raftkv-worker-9", which is not a worker/,

@@ -5,12 +5,15 @@
  *    directly; the lab's network model makes sure of it);
  *  - dialErrorLimit (default 10, -1 unlimited) failed dials are tolerated per hop, each dial
  *    bounded by perDialTimeout seconds (default 15, 0 = no bound);
- *  - host keys are not checked (the provider ignores them unless connection.hostKey is set);
+ *  - host keys: connection.hostKey (and proxy.hostKey), an OpenSSH public key line, is the only
+ *    key the hop accepts (the provider pins it: a host presenting another key fails the
+ *    handshake, which counts as a failed dial); without it any key is accepted, as the provider does;
  *  - `environment` is sent as SSH "env" requests, which sshd drops unless AcceptEnv allows the
  *    name: nothing here makes it kinder than that;
  *  - the command's stdin is written and closed; stdout and stderr are captured separately.
  */
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from "ssh2";
+import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
 import * as path from "node:path";
 
@@ -22,6 +25,8 @@ export interface SshHop {
   password?: string;
   dialErrorLimit: number;
   perDialTimeoutSec: number;
+  /** The pinned host key (`ssh-ed25519 AAAA...`); any key is accepted when undefined. */
+  hostKey?: string;
 }
 
 export interface SshTarget extends SshHop {
@@ -47,7 +52,9 @@ function num(v: unknown, fallback: number): number {
 function hop(c: Record<string, unknown>, what: string): SshHop {
   const privateKey = optStr(c["privateKey"]);
   const password = optStr(c["password"]);
+  const hostKey = optStr(c["hostKey"]);
   return {
+    ...(hostKey !== undefined ? { hostKey } : {}),
     host: str(c["host"], `${what}host`),
     port: num(c["port"], 22),
     user: optStr(c["user"]) ?? "root",
@@ -78,9 +85,21 @@ export function describeTarget(t: SshTarget): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The key blob of an OpenSSH public key line, as the server sends it in the handshake. */
+function keyBlob(line: string): Buffer {
+  const [type, b64] = line.trim().split(/\s+/);
+  const blob = Buffer.from(b64 ?? "", "base64");
+  if (type === undefined || blob.length < 4 || blob.subarray(4, 4 + blob.readUInt32BE(0)).toString() !== type) throw new Error(`connection.hostKey is not an OpenSSH public key: ${JSON.stringify(line)}`);
+  return blob;
+}
+
+const fingerprint = (blob: Buffer) => `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+
 function handshake(h: SshHop, sock: Duplex | undefined): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new Client();
+    const pinned = h.hostKey !== undefined ? keyBlob(h.hostKey) : undefined;
+    let presented: Buffer | undefined;
     const cfg: ConnectConfig = {
       host: h.host,
       port: h.port,
@@ -91,6 +110,15 @@ function handshake(h: SshHop, sock: Duplex | undefined): Promise<Client> {
       ...(h.privateKey !== undefined ? { privateKey: h.privateKey } : {}),
       ...(h.password !== undefined ? { password: h.password } : {}),
       ...(sock !== undefined ? { sock } : {}),
+      ...(pinned !== undefined
+        ? {
+            // The server's key must be the pinned one (ssh2 hands the raw key blob without hostHash).
+            hostVerifier: (key: Buffer) => {
+              presented = key;
+              return key.equals(pinned);
+            },
+          }
+        : {}),
     };
     let settled = false;
     client.once("ready", () => {
@@ -101,7 +129,9 @@ function handshake(h: SshHop, sock: Duplex | undefined): Promise<Client> {
       if (!settled) {
         settled = true;
         client.end();
-        reject(err);
+        if (pinned !== undefined && presented !== undefined && !presented.equals(pinned)) {
+          reject(new Error(`host key mismatch: ${h.host} presented ${fingerprint(presented)}, the pinned key is ${fingerprint(pinned)}`));
+        } else reject(err);
       }
     });
     client.connect(cfg);

@@ -76,6 +76,39 @@ function privatePem(key: KeyObject): string {
   return key.export({ type: "pkcs8", format: "pem" }).toString();
 }
 
+/** SSH wire encoding: a uint32 length, then the bytes. */
+function sshString(b: Buffer | string): Buffer {
+  const data = typeof b === "string" ? Buffer.from(b) : b;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  return Buffer.concat([len, data]);
+}
+
+/**
+ * An ED25519 key in OpenSSH's formats, as the provider returns them (ssh.MarshalAuthorizedKey
+ * and ssh.MarshalPrivateKey): the public key line and the unencrypted "openssh-key-v1" private
+ * key. Only ED25519 is reproduced (the program asks for no other OpenSSH key).
+ */
+function ed25519Openssh(key: KeyObject): { publicKeyOpenssh: string; privateKeyOpenssh: string } {
+  const jwk = key.export({ format: "jwk" });
+  const pub = Buffer.from(String(jwk.x), "base64url");
+  const seed = Buffer.from(String(jwk.d), "base64url");
+  const blob = Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
+  const check = randomBytes(4);
+  let body = Buffer.concat([check, check, sshString("ssh-ed25519"), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString("")]);
+  const pad: number[] = [];
+  for (let i = 1; (body.length + pad.length) % 8 !== 0; i++) pad.push(i);
+  body = Buffer.concat([body, Buffer.from(pad)]);
+  const one = Buffer.alloc(4);
+  one.writeUInt32BE(1);
+  const whole = Buffer.concat([Buffer.from("openssh-key-v1\0"), sshString("none"), sshString("none"), sshString(""), one, sshString(blob), sshString(body)]);
+  const b64 = whole.toString("base64").replace(/(.{70})/g, "$1\n").replace(/\n$/, "");
+  return {
+    publicKeyOpenssh: `ssh-ed25519 ${blob.toString("base64")}\n`,
+    privateKeyOpenssh: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`,
+  };
+}
+
 export function privateKey(inputs: Inputs): Record<string, unknown> {
   const algorithm = String(inputs["algorithm"] ?? fail("algorithm is required"));
   let key: KeyObject;
@@ -95,6 +128,7 @@ export function privateKey(inputs: Inputs): Record<string, unknown> {
     privateKeyPemPkcs8: key.export({ type: "pkcs8", format: "pem" }).toString(),
     publicKeyPem: pub.export({ type: "spki", format: "pem" }).toString(),
     publicKeyFingerprintSha256: `SHA256:${createHash("sha256").update(spki).digest("base64").replace(/=+$/, "")}`,
+    ...(algorithm === "ED25519" ? ed25519Openssh(key) : {}),
   };
 }
 
