@@ -61,7 +61,8 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     "raftkv:sshPublicKey": sshPublicKey,
     "raftkv:sshPrivateKey": sshPrivateKey,
     "raftkv:dataVolumeGiB": "1",
-    "raftkv:backupInterval": "10s",
+    // Short, so two scheduled runs come quickly (the timer waits one interval before the first).
+    "raftkv:backupInterval": "5s",
     "raftkv:backupS3Endpoint": s3.endpoint,
     "raftkv:backupS3AccessKeyId": S3RVER_CREDENTIALS.accessKeyId,
     "raftkv:backupS3SecretAccessKey": S3RVER_CREDENTIALS.secretAccessKey,
@@ -161,6 +162,10 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     assert.equal(volumes.length, 3);
     for (const v of volumes) assert.notEqual(v.options.retainOnDelete, true, `${v.name} goes with the stack by default`);
 
+    // Turning on retainDataVolumes later replaces nothing (retainOnDelete is an option of the volumes,
+    // not an input): planned from a program run made while the backups below accumulate.
+    const retainedRun = runProgram(config({ "raftkv:retainDataVolumes": "true" }), state);
+    retainedRun.catch(() => undefined);
     // Data, then scheduled backups: every one from the leader, the newest holding the data.
     await onMaster("raftkv-1", `printf '\\n${Array.from({ length: 40 }, (_, i) => `put /bk/key-${i} value-${i}`).join("\\n")}\\n\\n\\n' | raftkvctl txn`);
     const rev = Number(/"revision":"?(\d+)/.exec(await onMaster("raftkv-1", "raftkvctl get /bk/key-0 -w json"))![1]);
@@ -182,8 +187,7 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     assert.match(journal, new RegExp(`backup skipped: ${follower} is not the leader \\(${lead} is\\); (newest backup s3://\\S+ is \\d+ s old|no backup under s3://\\S+ yet)`));
     const leaderJournal = await onMaster(lead, "journalctl -u raftkv-backup.service --no-pager -o cat");
     assert.match(leaderJournal, /backup uploaded: s3:\/\/\S+ \(scheduled, \d+ bytes, revision \d+, \d+ keys\) in [\d.]+ s; newest backup is 0 s old/);
-    // Turning on retainDataVolumes later replaces nothing (retainOnDelete is an option of the volumes, not an input).
-    const retained = planUpdate(state, await runProgram(config({ "raftkv:retainDataVolumes": "true" }), state));
+    const retained = planUpdate(state, await retainedRun);
     assert.deepEqual(retained.steps.filter((st) => st.op === "replace" || st.op === "delete").map((st) => st.urn), [], "nothing replaced or deleted");
     const metrics = await onMaster(lead, "cat /var/lib/raftkv/backup/raftkv_backup.prom");
     assert.match(metrics, /^raftkv_backup_latest_age_seconds \d+$/m);

@@ -11,16 +11,22 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { publicSubnetCidr } from "../../components/addressing";
+import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { hostAddress, publicSubnetCidr } from "../../components/addressing";
+import { DEFAULT_METRICS_PORT } from "../../components/topology";
+import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
 import { Applier, type StepReport } from "./apply";
 import type { LabHost, LabNetNs, Plan, RecordedResource, StackState } from "./apply/contract";
 import { DEFAULT_AMI, planDestroy, planUpdate, runProgram } from "./engine";
-import { ebsByIdPath, openLab, type Lab } from "./lab";
+import { ebsByIdPath, openLab, type Lab, type NetNs } from "./lab";
 import { compareMembers, Workload, type WorkloadFinal } from "./workload";
 
 const VPC_CIDR = "10.81.0.0/16";
 const REGION = "eu-west-1";
 const CLIENT_IP = "10.81.2.250";
+// S3 for the backups (s3rver in a namespace of the public subnet, as in backup.e2e.ts).
+const S3_IP = hostAddress(publicSubnetCidr(VPC_CIDR), 200);
+const S3_PORT = 25002;
 const NEW_AMI = "ami-0d2newerdebian13";
 const INSTANCE = "aws:ec2/instance:Instance";
 const VOLUME = "aws:ebs/volume:Volume";
@@ -46,6 +52,8 @@ describe("day-2 operations end to end (issue 11)", function () {
   let sshPublicKey: string;
   let sshPrivateKey: string;
   let clientNs: LabNetNs | undefined;
+  let s3ns: NetNs | undefined;
+  let s3: S3Server | undefined;
   let workload: Workload | undefined;
   let scenarioNo = 0;
   const report: Array<{ scenario: string; f: WorkloadFinal }> = [];
@@ -59,17 +67,43 @@ describe("day-2 operations end to end (issue 11)", function () {
     "raftkv:sshPublicKey": sshPublicKey,
     "raftkv:sshPrivateKey": sshPrivateKey,
     "raftkv:dataVolumeGiB": "1",
-    // No S3 in this lab: scheduled and pre-change backups have their own scenario (backup.e2e.ts).
-    "raftkv:backup": "false",
+    // Backups on (the default), to s3rver: a replacement takes its backup first (#13). Scheduled
+    // backups are backup.e2e.ts's subject: the default interval never fires here.
+    "raftkv:backupS3Endpoint": s3!.endpoint,
+    "raftkv:backupS3AccessKeyId": S3RVER_CREDENTIALS.accessKeyId,
+    "raftkv:backupS3SecretAccessKey": S3RVER_CREDENTIALS.secretAccessKey,
     ...extra,
   });
 
   async function up(cfg: Record<string, string>, newestImage = DEFAULT_AMI): Promise<Plan> {
     const next = await runProgram(cfg, state, { amiId: newestImage });
     const plan = planUpdate(state, next);
+    // The bucket the program declares exists in s3rver before any host talks to it (S3 creates it first).
+    const b = next.resources.find((r) => r.type === "aws:s3/bucket:Bucket");
+    if (b !== undefined) await withS3((c) => c.send(new CreateBucketCommand({ Bucket: String(b.outputs["bucket"]) }))).catch((e: Error) => {
+      if (e.name !== "BucketAlreadyOwnedByYou" && e.name !== "BucketAlreadyExists") throw e;
+    });
     log(`pulumi up: ${summarize(plan)}`);
     state = await applier.apply(plan, state);
     return plan;
+  }
+
+  async function withS3<T>(f: (c: S3Client) => Promise<T>): Promise<T> {
+    const client = new S3Client({ region: REGION, endpoint: s3!.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+    try {
+      return await f(client);
+    } finally {
+      client.destroy();
+    }
+  }
+  /** The stack's backups in the S3 listing: key, reason, member and revision (the agent's key format). */
+  async function listBackups(): Promise<Array<{ key: string; reason: string; member: string; revision: number }>> {
+    const bucket = String(resources("aws:s3/bucket:Bucket")[0]?.outputs["bucket"]);
+    const out = await withS3((c) => c.send(new ListObjectsV2Command({ Bucket: bucket })));
+    return (out.Contents ?? []).flatMap((o) => {
+      const m = /-(scheduled|pre-change)-(raftkv-\d+)-rev(\d+)\.db$/.exec(o.Key!);
+      return m ? [{ key: o.Key!, reason: m[1]!, member: m[2]!, revision: Number(m[3]) }] : [];
+    });
   }
 
   const resources = (type: string): RecordedResource[] => (state?.resources ?? []).filter((r) => r.type === type);
@@ -119,6 +153,9 @@ describe("day-2 operations end to end (issue 11)", function () {
     sshPublicKey = readFileSync(path.join(keyDir, "id.pub"), "utf8").trim();
     lab = await openLab({ name: `d2${process.pid % 100000}`, vpcCidr: VPC_CIDR, publicCidr: publicSubnetCidr(VPC_CIDR) });
     applier = new Applier({ lab, log: (l) => (process.env["RAFTKV_E2E_VERBOSE"] ? log(l) : undefined) });
+    s3ns = await lab.addNamespace("s3", [S3_IP]);
+    s3 = await startS3Server({ address: S3_IP, port: S3_PORT, bucket: "raftkv-e2e-unused", spawner: (argv) => s3ns!.spawn(argv, { stdio: ["ignore", "pipe", "pipe"] }) });
+    process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true";
   });
 
   after(async () => {
@@ -132,6 +169,8 @@ describe("day-2 operations end to end (issue 11)", function () {
     }
     await clientNs?.close();
     await applier?.close();
+    await s3?.stop();
+    await s3ns?.close();
     await lab?.close();
     if (keyDir) rmSync(keyDir, { recursive: true, force: true });
     console.log("\n      failed requests per scenario (writes failed / reads failed / stale reads, of writes ok / reads ok):");
@@ -172,14 +211,34 @@ describe("day-2 operations end to end (issue 11)", function () {
     assert.deepEqual(plan.steps.map((s) => `${s.op} ${short(s.urn)}`), [], "no step at all");
   });
 
-  it("raftkv:amiId to the new image and dataVolumeGiB 1 -> 2 in one up: masters replaced one at a time, each back with its data and ID before the next; volume block devices grown in place (not covered: growing the mounted ext4, which this machine refuses and a resize2fs shim passes); zero failed requests", async () => {
+  it("raftkv:amiId to the new image and dataVolumeGiB 1 -> 2 in one up, backups on: one backup before the first host goes; masters replaced one at a time, each back with its data and ID before the next; volume block devices grown in place (not covered: growing the mounted ext4, which this machine refuses and a resize2fs shim passes); zero failed requests", async () => {
     const before = await members();
     const oldIds = new Map(resources(INSTANCE).map((i) => [i.name, i.id]));
     const oldVolumes = new Map(resources(VOLUME).map((v) => [v.name, v.id]));
+    assert.deepEqual(await listBackups(), [], "no backup before this up");
     await startWorkload("image change + volume growth (3 masters replaced)");
+    const put = await host("raftkv-1").exec(["bash", "-c", "raftkvctl put /day2/before-replace yes >/dev/null && raftkvctl get /day2/before-replace -w json"]);
+    assert.equal(put.code, 0, put.stderr);
+    const rev = Number(/"revision":"?(\d+)/.exec(put.stdout)![1]);
+    const upStarted = Date.now();
     const plan = await up(config({ "raftkv:amiId": NEW_AMI, "raftkv:dataVolumeGiB": "2" }), NEW_AMI);
     const runs = applier.lastRun;
+    // #13: one snapshot before the replacement, holding the last write, taken before the first host was stopped.
+    const pre = (await listBackups()).filter((b) => b.reason === "pre-change");
+    assert.equal(pre.length, 1, `one pre-change backup for the three replacements: ${JSON.stringify(pre)}`);
+    assert.ok(pre[0]!.revision >= rev, `it holds revision ${rev}: ${pre[0]!.key}`);
+    const stamp = /(\d{8}T\d{6}Z)-pre-change/.exec(pre[0]!.key)![1]!;
+    const taken = Date.parse(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`);
+    assert.ok(taken >= upStarted - 1000, `taken during this up: ${pre[0]!.key}`);
+    const backedUp = step(runs, "delete", "raftkv-1-backup-before-replace");
+    const firstStop = step(runs, "delete", "raftkv-1-data-attachment");
+    assert.ok(backedUp && firstStop && firstStop.startedMs >= backedUp.endedMs, "the backup finished before raftkv-1's host was stopped");
     for (const i of resources(INSTANCE)) {
+      if (i.name === "raftkv-bastion") {
+        // The jump host keeps its image: replacing it would cut the commands tunnelled through it.
+        assert.equal(i.id, oldIds.get(i.name), "the bastion was not replaced");
+        continue;
+      }
       assert.equal(i.inputs["ami"], NEW_AMI, i.name);
       assert.notEqual(i.id, oldIds.get(i.name), `${i.name} was replaced`);
     }
@@ -207,6 +266,19 @@ describe("day-2 operations end to end (issue 11)", function () {
     const after = await members();
     assert.deepEqual(after.map((m) => m.ID).sort(), before.map((m) => m.ID).sort(), "the same members came back (their volumes kept their data and identity)");
     assert.ok(after.every((m) => m.isLearner !== true));
+    // The members' backup metrics show it: a scheduled agent run on a follower (which skips the
+    // upload) reports the newest backup's age on the member's own /metrics.
+    const status = await host("raftkv-1").exec(["raftkvctl", "endpoint", "status", "--cluster", "-w", "json"]);
+    assert.equal(status.code, 0, status.stderr);
+    const rows = JSON.parse(status.stdout.replace(/"(member_id|leader)":\s*(\d+)/g, '"$1":"$2"')) as Array<{ Endpoint: string; Status: { header: { member_id: string }; leader: string } }>;
+    const follower = lab.hostByIp(new URL(rows.find((r) => r.Status.header.member_id !== r.Status.leader)!.Endpoint).hostname)!.name;
+    const ran = await host(follower).exec(["bash", "-c", "systemctl start raftkv-backup.service && journalctl -u raftkv-backup.service --no-pager -o cat | grep 'backup skipped' | tail -1"], { timeoutMs: 120_000 });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout, new RegExp(`backup skipped: ${follower} is not the leader .*newest backup s3://\\S+${pre[0]!.key.split("/").pop()!.replace(/\./g, "\\.")} is \\d+ s old`));
+    const scraped = await host(follower).exec(["node", "-e", `fetch("http://127.0.0.1:${DEFAULT_METRICS_PORT}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))`]);
+    const age = /^raftkv_backup_latest_age_seconds\{location="s3:\/\/[^"]+"\} (\d+)$/m.exec(scraped.stdout);
+    assert.ok(age, `${follower}'s /metrics has the newest backup's age: ${scraped.stdout.split("\n").filter((l) => l.includes("backup")).join(" | ")}`);
+    assert.ok(Number(age[1]) <= (Date.now() - taken) / 1000 + 2, `the age (${age[1]} s) is the pre-change backup's`);
     const worker = await host("raftkv-worker-1").exec(["test", "-s", "/etc/raftkv/raftkv.env"]);
     assert.equal(worker.code, 0, "the replaced worker was installed again");
     const f = await finishWorkload();
