@@ -16,6 +16,7 @@ import { hostAddress, publicSubnetCidr } from "../../components/addressing";
 import { DEFAULT_METRICS_PORT } from "../../components/topology";
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
 import { Applier, type StepReport } from "./apply";
+import { execRemote, sshTargetFromInputs, withSsh } from "./apply/ssh";
 import type { LabHost, LabNetNs, Plan, RecordedResource, StackState } from "./apply/contract";
 import { DEFAULT_AMI, planDestroy, planUpdate, runProgram } from "./engine";
 import { ebsByIdPath, openLab, type Lab, type NetNs } from "./lab";
@@ -283,6 +284,34 @@ describe("day-2 operations end to end (issue 11)", function () {
     assert.equal(worker.code, 0, "the replaced worker was installed again");
     const f = await finishWorkload();
     assert.deepEqual([f.writes.failed, f.reads.failed, f.reads.stale], [0, 0, 0], `failed requests: ${f.errors.join(" | ")}`);
+  });
+
+  it("SSH host keys are the program's (kept across the replacements above) and pinned: a host or bastion presenting another key is refused", async () => {
+    const conn = structuredClone(resources("command:remote:Command").find((r) => r.name === "raftkv-worker-1-client")!.inputs["connection"]) as Record<string, unknown> & { proxy: Record<string, unknown> };
+    const key = (name: string) => String(resources("tls:index/privateKey:PrivateKey").find((r) => r.name === `${name}-host-key`)!.outputs["publicKeyOpenssh"]).trim();
+    assert.equal(conn["hostKey"], key("raftkv-worker-1"));
+    assert.equal(conn.proxy["hostKey"], key("raftkv-bastion"));
+    const worker = host("raftkv-worker-1");
+    const onDisk = await worker.exec(["bash", "-c", "echo \"$(cat /etc/ssh/ssh_host_ed25519_key.pub)\"; ls /etc/ssh | grep -c '^ssh_host_.*_key$'"]);
+    assert.equal(onDisk.stdout, `${key("raftkv-worker-1")}\n1\n`, "the host's only host key is the one the program made");
+    // One dial per hop (the provider would retry a mismatch up to dialErrorLimit times).
+    const run = (c: Record<string, unknown>) => {
+      const t = sshTargetFromInputs(c);
+      return withSsh({ ...t, dialErrorLimit: 0, ...(t.proxy !== undefined ? { proxy: { ...t.proxy, dialErrorLimit: 0 } } : {}) }, (client) => execRemote(client, "true"));
+    };
+    assert.equal((await run(conn)).code, 0);
+    // The bastion hop: a proxy presenting another key than the pinned one is refused.
+    await assert.rejects(run({ ...conn, proxy: { ...conn.proxy, hostKey: key("raftkv-1") } }), /host key mismatch: \S+ presented SHA256:\S+, the pinned key is SHA256:/);
+    // The host itself gets another key (a different machine at its address): refused.
+    const swap = await worker.exec(["bash", "-c", "cp -a /etc/ssh/ssh_host_ed25519_key /root/hk && cp -a /etc/ssh/ssh_host_ed25519_key.pub /root/hk.pub && rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh"]);
+    assert.equal(swap.code, 0, swap.stderr);
+    try {
+      await assert.rejects(run(conn), (e: Error) => e.message.includes(`host key mismatch: ${worker.privateIp} presented`));
+    } finally {
+      const back = await worker.exec(["bash", "-c", "mv -f /root/hk /etc/ssh/ssh_host_ed25519_key && mv -f /root/hk.pub /etc/ssh/ssh_host_ed25519_key.pub && systemctl restart ssh"]);
+      assert.equal(back.code, 0, back.stderr);
+    }
+    assert.equal((await run(conn)).code, 0);
   });
 
   it("pulumi destroy: completes, nothing left; no security-group rule goes before the last command", async () => {
