@@ -311,6 +311,55 @@ describe("deployment end to end: Pulumi program -> real hosts over SSH", functio
     assert.deepEqual([c.writesFailed, c.stale], [0, 0], `failed writes: ${c.errors.join(" | ")}`);
   });
 
+  it("raftkv:auth on (issue 16): through the load balancer, the worker's certificate reads and writes only its prefix and reaches no admin RPC; admin stays root", async () => {
+    // Last before the destroy: the workload and the first scenario write outside /raftkv-worker-1/
+    // with the worker's certificate, so auth on from the start would break them.
+    const plan = await up({ ...config(3, 2), "raftkv:auth": "true" });
+    assert.ok(plan.steps.length > 0 && plan.steps.every((s) => s.op === "create" && /auth/.test(s.urn)), `only the auth bootstrap is added: ${plan.steps.map((s) => `${s.op} ${s.urn}`).join(", ")}`);
+    const boot = state!.resources.find((r) => r.type === COMMAND && r.name.endsWith("-auth-bootstrap"));
+    assert.match(String(boot?.outputs["stdout"] ?? ""), /raftkv-auth: auth enabled/);
+
+    // etcd's words: "etcdserver: permission denied" for KV and Cluster RPCs, the auth store's
+    // raw "auth: permission denied" for Maintenance ones (Snapshot), as etcd 3.4 answers.
+    const denied = async (line: string, words = /^Error: .*etcdserver: permission denied$/m) => {
+      const r = await onWorker(line);
+      assert.notEqual(r.code, 0, `${line} succeeded: ${r.stdout}`);
+      assert.match(r.stderr, words, `${line}: ${r.stderr}`);
+    };
+    // The worker's own certificate (the env file's ETCDCTL_CERT, CN raftkv-worker-1): its prefix.
+    const put = await onWorker("etcdctl put /raftkv-worker-1/k tenant");
+    assert.equal(put.code, 0, put.stderr);
+    assert.equal(put.stdout, "OK\n");
+    const get = await onWorker("raftkvctl get /raftkv-worker-1/k");
+    assert.equal(get.code, 0, get.stderr);
+    assert.equal(get.stdout, "/raftkv-worker-1/k\ntenant\n");
+    // Outside it: a key the first scenario wrote, a write, and admin RPCs (member list is open to
+    // every known user, as in etcd; changing members is root only; the ID names no member, so
+    // even a wrongly allowed call would change nothing).
+    await denied("etcdctl get name");
+    await denied("etcdctl put /raftkv-worker-2/k x");
+    await denied("etcdctl member remove 1234abcd");
+    await denied("etcdctl snapshot save /tmp/raftkv-e2e-snap.db", /auth: permission denied/);
+
+    // The operators' admin certificate (the stack's adminCertPem/adminKeyPem) is root.
+    const pem = (type: string, name: RegExp, field: string): string => {
+      const r = state!.resources.find((x) => x.type === type && name.test(x.name));
+      const v = r?.outputs[field];
+      assert.ok(typeof v === "string" && v.includes("-----BEGIN"), `no ${field} for ${name}`);
+      return v;
+    };
+    const cert = pem("tls:index/locallySignedCert:LocallySignedCert", /-admin-client-g2$/, "certPem");
+    const key = pem("tls:index/privateKey:PrivateKey", /-admin-client-g2-key$/, "privateKeyPem");
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    const asAdmin = `ETCDCTL_CERT=/root/admin.crt ETCDCTL_KEY=/root/admin.key`;
+    const setup = await onWorker(`echo ${b64(cert)} | base64 -d > /root/admin.crt && (umask 077; echo ${b64(key)} | base64 -d > /root/admin.key)`);
+    assert.equal(setup.code, 0, setup.stderr);
+    const admin = await onWorker(`${asAdmin} etcdctl get name && ${asAdmin} etcdctl user get admin && ${asAdmin} etcdctl member list | wc -l`);
+    assert.equal(admin.code, 0, admin.stderr);
+    assert.equal(admin.stdout, "name\njohn\nUser: admin\nRoles: root\n3\n");
+    await onWorker("rm -f /root/admin.crt /root/admin.key /tmp/raftkv-e2e-snap.db*");
+  });
+
   it("pulumi destroy: every host's commands are gone before its instance, nothing is left running", async () => {
     const plan = planDestroy(state!);
     log(`pulumi destroy: ${summarize(plan)}`);
