@@ -40,7 +40,7 @@ export interface StartEtcdOptions {
   beforeStart?: (flags: readonly string[]) => Promise<void>;
 }
 
-function isGone(pid: number): boolean {
+export function isGone(pid: number): boolean {
   // PID 1 here reaps late: a killed child can linger as a zombie, which counts as gone.
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

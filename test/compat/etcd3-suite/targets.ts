@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { planLocalMembers, renderMemberFlags } from "../../../components/topology";
 import { writeClusterPki } from "../../../node-runtime/pki";
 import { freeRange, TestCluster } from "../../server/harness/cluster";
-import { ETCD_BIN } from "../../helpers/etcd-reference";
+import { ETCD_BIN, isGone } from "../../helpers/etcd-reference";
 
 export type TargetName = "raftkv" | "etcd";
 
@@ -68,16 +68,6 @@ export async function startRaftkv(certs: SuiteCerts, memberIndex: number): Promi
     logs: () => cluster.members.map((x) => `--- ${x.name}\n${cluster.log(x.name).slice(-2000)}`).join("\n"),
     stop: () => cluster.destroy(),
   };
-}
-
-function isGone(pid: number): boolean {
-  // PID 1 here reaps late: a killed child can linger as a zombie, which counts as gone.
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {
