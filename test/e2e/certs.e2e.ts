@@ -20,7 +20,7 @@ import * as path from "node:path";
 import { publicSubnetCidr } from "../../components/addressing";
 import { Applier, ApplyError, type StepReport } from "./apply";
 import type { LabHost, Plan, RecordedResource, StackState } from "./apply/contract";
-import { planUpdate, runProgram, type RunOptions } from "./engine";
+import { planUpdate, runProgram, summarizePlan as summarize, type RunOptions } from "./engine";
 import { openLab, type Lab } from "./lab";
 import { compareMembers, Workload, type WorkloadCounts } from "./workload";
 
@@ -33,12 +33,6 @@ const PKI_DIR = "/etc/raftkv/pki";
 const t0 = Date.now();
 const log = (line: string) => console.log(`      [certs ${((Date.now() - t0) / 1000).toFixed(0)} s ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const short = (urn: string) => urn.split("::").pop()!;
-
-function summarize(plan: Plan): string {
-  const n: Record<string, number> = {};
-  for (const s of plan.steps) n[s.op] = (n[s.op] ?? 0) + 1;
-  return Object.entries(n).map(([op, k]) => `${k} ${op}`).join(", ") || "no changes";
-}
 
 /** Every certificate of a PEM bundle, in order. */
 function certs(bundle: string): X509Certificate[] {

@@ -18,7 +18,7 @@ import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-
 import { Applier, type StepReport } from "./apply";
 import { execRemote, sshTargetFromInputs, withSsh } from "./apply/ssh";
 import type { LabHost, LabNetNs, Plan, RecordedResource, StackState } from "./apply/contract";
-import { DEFAULT_AMI, planDestroy, planUpdate, runProgram } from "./engine";
+import { DEFAULT_AMI, planDestroy, planUpdate, runProgram, summarizePlan as summarize } from "./engine";
 import { ebsByIdPath, openLab, type Lab, type NetNs } from "./lab";
 import { compareMembers, Workload, type WorkloadFinal } from "./workload";
 
@@ -35,12 +35,6 @@ const VOLUME = "aws:ebs/volume:Volume";
 const t0 = Date.now();
 const log = (line: string) => console.log(`      [day2 ${((Date.now() - t0) / 1000).toFixed(0)} s ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const short = (urn: string) => urn.split("::").pop()!;
-
-function summarize(plan: Plan): string {
-  const n: Record<string, number> = {};
-  for (const s of plan.steps) n[s.op] = (n[s.op] ?? 0) + 1;
-  return Object.entries(n).map(([op, k]) => `${k} ${op}`).join(", ") || "no changes";
-}
 
 describe("day-2 operations end to end (issue 11)", function () {
   this.timeout(20 * 60_000);

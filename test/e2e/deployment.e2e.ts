@@ -16,7 +16,7 @@ import { hostAddress, publicSubnetCidr } from "../../components/addressing";
 import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
 import { Applier, type StepReport } from "./apply";
 import type { LabHost, Plan, RecordedResource, StackState } from "./apply/contract";
-import { planDestroy, planUpdate, runProgram } from "./engine";
+import { planDestroy, planUpdate, runProgram, summarizePlan as summarize } from "./engine";
 import { openLab, type Lab, type NetNs } from "./lab";
 import { compareMembers, Workload, type WorkloadFinal } from "./workload";
 
@@ -48,12 +48,6 @@ function record(scenario: string, f: WorkloadFinal): Counts {
   report.push(c);
   log(`${scenario}: writes ${c.writesOk} ok / ${c.writesFailed} failed, linearizable reads ${c.readsOk} ok / ${c.readsFailed} failed / ${c.stale} stale${c.errors.length ? `; errors: ${c.errors.join(" | ")}` : ""}`);
   return c;
-}
-
-function summarize(plan: Plan): string {
-  const n: Record<string, number> = {};
-  for (const s of plan.steps) n[s.op] = (n[s.op] ?? 0) + 1;
-  return Object.entries(n).map(([op, k]) => `${k} ${op}`).join(", ") || "no changes";
 }
 
 describe("deployment end to end: Pulumi program -> real hosts over SSH", function () {

@@ -211,3 +211,10 @@ export function planDestroy(prior: StackState): Plan {
   scheduleDeletes(deletes, new Set());
   return finish(deletes, { resources: [], outputs: {} });
 }
+
+/** A plan as `pulumi up` summarises it: "3 create, 1 replace", or "no changes". */
+export function summarizePlan(plan: Plan): string {
+  const n: Record<string, number> = {};
+  for (const s of plan.steps) n[s.op] = (n[s.op] ?? 0) + 1;
+  return Object.entries(n).map(([op, k]) => `${k} ${op}`).join(", ") || "no changes";
+}
