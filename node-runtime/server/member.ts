@@ -404,10 +404,7 @@ export class Member extends EventEmitter {
       for (const p of peers) {
         let view: ClusterView;
         try {
-          view = parseClusterView(
-            await (this.env.queryMembers?.(p.peerUrl) ??
-              queryMembers({ url: p.peerUrl, tls: this.peerTls, clusterId: cfg.initialClusterToken, policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname }, timeoutMs: 5000 })),
-          );
+          view = await this.askMembers(p.peerUrl);
         } catch (e) {
           problems.push(e instanceof Error ? e.message : String(e));
           continue;
@@ -830,16 +827,21 @@ export class Member extends EventEmitter {
       .finally(() => (this.learningMembers = false));
   }
 
-  private async learnMembers(): Promise<void> {
+  /** The member list as the member at `peerUrl` answers it on its peer port (joins and learnMembers). */
+  private async askMembers(peerUrl: string): Promise<ClusterView> {
     const { cfg } = this;
+    return parseClusterView(
+      await (this.env.queryMembers?.(peerUrl) ??
+        queryMembers({ url: peerUrl, tls: this.peerTls, clusterId: cfg.initialClusterToken, policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname }, timeoutMs: 5000 })),
+    );
+  }
+
+  private async learnMembers(): Promise<void> {
     for (const m of this.membership.list()) {
       if (m.id === this.id || m.peerURLs.length === 0) continue;
       let view: ClusterView;
       try {
-        view = parseClusterView(
-          await (this.env.queryMembers?.(m.peerURLs[0]!) ??
-            queryMembers({ url: m.peerURLs[0]!, tls: this.peerTls, clusterId: cfg.initialClusterToken, policy: { allowedCn: cfg.peerCertAllowedCn, allowedHostnames: cfg.peerCertAllowedHostname }, timeoutMs: 5000 })),
-        );
+        view = await this.askMembers(m.peerURLs[0]!);
       } catch {
         continue;
       }
