@@ -376,15 +376,22 @@ export class Member extends EventEmitter {
     for (const [id, url] of this.appendedPeers) {
       if (!members.some((m) => m.id === id)) members.push({ id, name: "", peerURLs: [url], clientURLs: [], isLearner: false });
     }
-    return { id: this.id, clusterId: this.clusterId, members };
+    return { id: this.id, clusterId: this.clusterId, members, appliedIndex: this.appliedIndex, removed: this.membership.toState().removed };
   }
 
   /**
    * A member started with --initial-cluster-state=existing and an empty data dir asks the other
    * members of --initial-cluster for the member list and finds itself by its peer URLs, as etcd's
    * GetClusterFromRemotePeers: `member add` chose its ID (with the time mixed in), so it cannot
-   * derive it. Retried while the addition has not reached the member asked. With `knownId` (a
+   * derive it. Retried while the addition has not reached the members asked. With `knownId` (a
    * joiner restarting before its log named anyone) it looks itself up by ID instead.
+   *
+   * Every member named is asked, not only the first that answers: a member behind the others
+   * (partitioned, or removed without knowing it yet) may still list an earlier, since removed
+   * addition at this URL, and a joiner under that ID is never part of the cluster (member
+   * simulator seed 4379). An ID that any answer lists as removed, or as started (named: it was
+   * bootstrapped, this data dir is empty), is not taken: both are committed facts, final once
+   * applied. Of the rest, the answer of the member that applied the most wins.
    */
   private async discoverSelf(knownId?: number): Promise<ClusterView> {
     const { cfg } = this;
@@ -397,32 +404,40 @@ export class Member extends EventEmitter {
     const deadline = this.clock.monotonic() + JOIN_DISCOVERY_MS;
     for (;;) {
       const problems: string[] = [];
+      const asked = await Promise.allSettled(peers.map((p) => this.askMembers(p.peerUrl)));
+      const answers: Array<{ from: string; view: ClusterView; me: MemberInfo | undefined }> = [];
+      asked.forEach((r, i) => {
+        const p = peers[i]!;
+        if (r.status === "rejected") return void problems.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
+        const me = r.value.members.find((m) => (knownId === undefined ? m.peerURLs.some((u) => mine.has(u)) : m.id === knownId));
+        answers.push({ from: `${p.name} (${p.peerUrl})`, view: r.value, me });
+      });
+      // Most applied first; equal ones in --initial-cluster order.
+      answers.sort((a, b) => b.view.appliedIndex - a.view.appliedIndex);
+      const removed = new Set(answers.flatMap((a) => a.view.removed));
+      const started = new Set(answers.filter((a) => a.me !== undefined && a.me.name !== "").map((a) => a.me!.id));
       // A member that has not applied our removal and re-addition yet still lists the old,
       // started member at our URL: believe it only if every member asked says so (seed 2003).
       let bootstrapped: ConfigError | undefined;
       let saidBootstrapped = 0;
-      for (const p of peers) {
-        let view: ClusterView;
-        try {
-          view = await this.askMembers(p.peerUrl);
-        } catch (e) {
-          problems.push(e instanceof Error ? e.message : String(e));
-          continue;
-        }
-        const me = view.members.find((m) => (knownId === undefined ? m.peerURLs.some((u) => mine.has(u)) : m.id === knownId));
+      for (const { from, view, me } of answers) {
         if (me === undefined) {
-          problems.push(`${p.name} (${p.peerUrl}) lists no member with peer URL ${[...mine].join(",")}; add it with 'member add' first`);
+          problems.push(`${from} lists no member with peer URL ${[...mine].join(",")}; add it with 'member add' first`);
           continue;
         }
-        if (me.name !== "" && knownId === undefined) {
+        if (knownId === undefined && me.name !== "") {
           bootstrapped = new ConfigError(
             `member ${hexId(me.id)} (${me.name}) with peer URL ${me.peerURLs.join(",")} has already been bootstrapped; to join with an empty data dir remove it and add it again`,
           );
           saidBootstrapped++;
-          problems.push(`${p.name} (${p.peerUrl}): ${bootstrapped.message}`);
+          problems.push(`${from}: ${bootstrapped.message}`);
           continue;
         }
-        return { id: me.id, clusterId: view.clusterId, members: view.members };
+        if (knownId === undefined && (removed.has(me.id) || started.has(me.id))) {
+          problems.push(`${from} lists member ${hexId(me.id)} at this peer URL, which another member lists as ${removed.has(me.id) ? "removed" : "started"}`);
+          continue;
+        }
+        return { id: me.id, clusterId: view.clusterId, members: view.members, appliedIndex: view.appliedIndex, removed: view.removed };
       }
       if (bootstrapped !== undefined && saidBootstrapped === peers.length) throw bootstrapped;
       if (this.clock.monotonic() > deadline) throw bootstrapped ?? new ConfigError(`cannot learn this member's ID from the cluster: ${problems.join("; ")}`);
@@ -846,6 +861,9 @@ export class Member extends EventEmitter {
         continue;
       }
       if (this.stopped || view.clusterId !== this.clusterId) continue;
+      // Removed while it could reach nobody (or a joiner that took an ID since removed): nothing
+      // will ever connect to it again, and the removal is final.
+      if (view.removed.includes(this.id)) return this.markRemoved(`member ${hexId(m.id)} lists it as removed`);
       let learned = 0;
       for (const other of view.members) {
         if (other.id === this.id || other.peerURLs.length === 0 || this.membership.has(other.id) || this.membership.isRemoved(other.id) || this.learnedPeers.has(other.id)) continue;
@@ -1553,6 +1571,10 @@ interface ClusterView {
   id: number;
   clusterId: number;
   members: MemberInfo[];
+  /** How far the answering member has applied the log (0 from a member that does not say). */
+  appliedIndex: number;
+  /** Members it has applied the removal of: their IDs are never used again. */
+  removed: number[];
 }
 
 function parseClusterView(v: unknown): ClusterView {
@@ -1567,7 +1589,10 @@ function parseClusterView(v: unknown): ClusterView {
     }
     return { id: r.id, name: r.name, peerURLs: r.peerURLs, clientURLs: r.clientURLs, isLearner: r.isLearner };
   });
-  return { id: o.id, clusterId: o.clusterId, members };
+  // Optional: members of an older version answer without them.
+  const appliedIndex = typeof o.appliedIndex === "number" && Number.isSafeInteger(o.appliedIndex) && o.appliedIndex >= 0 ? o.appliedIndex : 0;
+  const removed = Array.isArray(o.removed) ? o.removed.filter(isId) : [];
+  return { id: o.id, clusterId: o.clusterId, members, appliedIndex, removed };
 }
 
 /** The request ID this member gave `e` when it proposed it, or 0 if another member proposed it. */

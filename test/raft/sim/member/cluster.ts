@@ -941,27 +941,7 @@ export class MemberSimulation {
     // One more linearizable read of every key after everything settled (retried until a leader answers).
     for (const key of KEYS) {
       const call = this.world.now;
-      let value: string | null | undefined;
-      const attempt = (): void => {
-        const n = this.leaderNode() ?? this.confNodes()?.[0];
-        const m = n?.member;
-        if (m === undefined) return void this.world.schedule(this.world.now + 100, undefined, attempt);
-        let p: Promise<void>;
-        try {
-          p = m.readBarrier();
-        } catch (e) {
-          p = Promise.reject(e);
-        }
-        p.then(
-          () => {
-            const kv = m.kv.range({ key: Buffer.from(key) }).kvs[0];
-            value = kv === undefined ? null : kv.value.toString();
-          },
-          () => this.world.schedule(this.world.now + 100, undefined, attempt),
-        );
-      };
-      attempt();
-      await this.world.run(this.world.now + 20_000, after, () => value !== undefined);
+      const value = await this.finalRead(key, 20_000);
       if (value === undefined) this.fail(`liveness: final read of ${key} not answered in 20 s`);
       this.history.push({ id: ++this.opIds, client: 0, call, ret: this.world.now, key, input: { f: "read" }, output: { value } });
     }
@@ -991,6 +971,47 @@ export class MemberSimulation {
       ...this.stats,
       simulatedMs: this.world.now,
     };
+  }
+
+  /**
+   * A client's linearizable read through the leader (or a member of its configuration), asked
+   * again until one answers; undefined if none did within `withinMs`. Like a real client it gives
+   * up on a member after CLIENT_TIMEOUT_MS: a process that lost power never answers (its
+   * promises never settle; a real client sees the connection drop). Seed 14961: the final read
+   * went to a leader that lost power 1 ms later, and this loop waited on it forever.
+   */
+  async finalRead(key: string, withinMs: number): Promise<string | null | undefined> {
+    let value: string | null | undefined;
+    const attempt = (): void => {
+      let over = false;
+      const again = (): void => {
+        if (over || value !== undefined) return;
+        over = true;
+        this.world.schedule(this.world.now + 100, undefined, attempt);
+      };
+      const n = this.leaderNode() ?? this.confNodes()?.[0];
+      const m = n?.member;
+      if (m === undefined) return again();
+      this.world.schedule(this.world.now + CLIENT_TIMEOUT_MS, undefined, again);
+      let p: Promise<void>;
+      try {
+        p = m.readBarrier();
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then(
+        () => {
+          if (over) return;
+          over = true;
+          const kv = m.kv.range({ key: Buffer.from(key) }).kvs[0];
+          value = kv === undefined ? null : kv.value.toString();
+        },
+        again,
+      );
+    };
+    attempt();
+    await this.world.run(this.world.now + withinMs, () => this.checkStep(), () => value !== undefined);
+    return value;
   }
 
   /** Every member started, one leader known to all, everything committed applied everywhere. */
