@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runSeed } from "./sim/scenario";
 
-// A few hundred seeds per `npm test`; thousands: node --import tsx test/raft/sim/run-seeds.ts --seeds 10000
+// A few hundred seeds per `npm test`; thousands: npm run sim:core -- --seeds 10000
 const SEEDS = 300;
 
 describe("raft simulator (seeded chaos: safety after every step, liveness after healing)", () => {
@@ -13,7 +13,7 @@ describe("raft simulator (seeded chaos: safety after every step, liveness after 
       try {
         applied += runSeed(seed).applied;
       } catch (e) {
-        failures.push(`${(e as Error).message.split("\n")[0]} (replay: node --import tsx test/raft/sim/run-seeds.ts --seed ${seed})`);
+        failures.push(`${(e as Error).message.split("\n")[0]} (replay: npm run sim:core -- --seed ${seed})`);
       }
     }
     assert.deepEqual(failures, []);

@@ -1,6 +1,7 @@
 /**
- * Run many simulator seeds: node --import tsx test/raft/sim/run-seeds.ts --seeds 10000 [--from N]
- * Replay one: --seed N (prints the tail of the event log on failure).
+ * The raft-core simulator over many seeds: npm run sim:core -- --seeds 10000 [--from N]
+ * (`npm run sim` runs these and then the whole-member simulator's). Replay one: --seed N
+ * (prints the tail of the event log on failure).
  */
 import { intFlag } from "../../helpers/int-flag";
 import { runSeed } from "./scenario";
@@ -25,7 +26,7 @@ for (let seed = from; seed < from + count; seed++) {
       for (const line of err.simLog ?? []) console.error(line);
       console.error(err.stack);
     }
-    console.error(`  replay: node --import tsx test/raft/sim/run-seeds.ts --seed ${seed}`);
+    console.error(`  replay: npm run sim:core -- --seed ${seed}`);
   }
   if ((seed - from + 1) % 1000 === 0) console.log(`${seed - from + 1} seeds, ${failures} failures, ${((Date.now() - started) / 1000).toFixed(1)}s`);
 }

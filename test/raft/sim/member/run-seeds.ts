@@ -1,5 +1,6 @@
 /**
- * The whole-member simulator over many seeds (`npm run sim:member -- --seeds 2000`):
+ * The whole-member simulator over many seeds (`npm run sim:member -- --seeds 2000`; `npm run sim`
+ * runs the raft-core simulator's seeds and then these):
  *   --seeds N [--from S]   seeds S..S+N-1 (default 1..200)
  *   --seed S               one seed, with its event log on failure
  *   --chaos-ms MS          simulated time of faults and client load per seed (default 8000)
