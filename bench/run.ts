@@ -6,15 +6,17 @@
  *   npm run bench                 full run (about 2 minutes per server)
  *   npm run bench -- --quick      short rows, 2,000 keys: checks the harness end to end
  *   npm run bench -- --only etcd  one server
+ *   npm run bench -- --baseline REF   also measures raftkv built from git REF (before/after)
  * Durations also come from BENCH_WARMUP_MS / BENCH_DURATION_MS; see --help.
  */
 import { Command, Option } from "commander";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
-import { cleanupNow } from "./lib/cleanup";
+import { cleanupNow, trackDir } from "./lib/cleanup";
 import { etcdSpec, raftkvSpec, startCluster, type ServerSpec } from "./lib/cluster";
-import { buildReport, machineInfo, renderMarkdown } from "./lib/report";
+import { BASELINE, buildReport, machineInfo, renderMarkdown, type BaselineInfo } from "./lib/report";
 import { rowDefs, runRows, type BenchConfig, type TargetRun } from "./lib/scenarios";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -43,6 +45,7 @@ interface CliOptions {
   client: "h2" | "grpc-js";
   only?: "etcd" | "raftkv";
   build: boolean;
+  baseline?: string;
   out: string;
 }
 
@@ -62,6 +65,7 @@ function parse(argv: string[]): CliOptions {
     .addOption(new Option("--client <kind>", "gRPC client implementation").choices(["h2", "grpc-js"]).default("h2"))
     .addOption(new Option("--only <server>", "measure one server").choices(["etcd", "raftkv"]))
     .option("--no-build", "do not run scripts/build.mjs before starting raftkv")
+    .option("--baseline <ref>", "also measure raftkv built from this git commit, branch or tag (before/after a change)")
     .option("--out <dir>", "where latest.md and latest.json go", path.join(ROOT, "bench", "results"))
     .parse(argv)
     .opts<CliOptions>();
@@ -83,12 +87,39 @@ function configFrom(o: CliOptions): BenchConfig {
   };
 }
 
-function buildRaftkv(): void {
-  const r = spawnSync(process.execPath, [path.join(ROOT, "scripts", "build.mjs")], { cwd: ROOT, encoding: "utf8" });
+/** Runs a command to completion; its last lines of output become the error when it fails. */
+function run(what: string, command: string, args: string[], cwd: string): string {
+  const r = spawnSync(command, args, { cwd, encoding: "utf8", maxBuffer: 64 * 2 ** 20 });
   if (r.status !== 0) {
-    const why = (r.stderr || r.stdout || `exit ${String(r.status)}`).trim().split("\n").slice(-3).join(" ");
-    throw new Error(`build failed: ${why}`);
+    const why = (r.stderr || r.stdout || r.error?.message || `exit ${String(r.status)}`).trim().split("\n").slice(-3).join(" ");
+    throw new Error(`${what} failed: ${why}`);
   }
+  return r.stdout;
+}
+
+function buildRaftkv(root: string): void {
+  run("build", process.execPath, [path.join(root, "scripts", "build.mjs")], root);
+}
+
+/**
+ * Checks out `ref` (git archive, no work tree touched) into a temp dir that shares this
+ * checkout's node_modules, and names the bundle its own build script will write. The
+ * build itself runs right before the baseline is measured.
+ */
+function baselineTree(ref: string): { info: BaselineInfo; root: string } {
+  let commit: string;
+  try {
+    commit = run("git rev-parse", "git", ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`], ROOT).trim();
+  } catch {
+    throw new Error(`--baseline ${ref}: not a commit in ${ROOT}`);
+  }
+  const root = mkdtempSync(path.join(os.tmpdir(), "raftkv-bench-baseline-"));
+  trackDir(root);
+  const tar = path.join(root, "src.tar");
+  run("git archive", "git", ["archive", "--format=tar", "-o", tar, commit], ROOT);
+  run("tar", "tar", ["-xf", tar, "-C", root], root);
+  symlinkSync(path.join(ROOT, "node_modules"), path.join(root, "node_modules"), "dir");
+  return { info: { ref, commit }, root };
 }
 
 async function measure(spec: ServerSpec, cfg: BenchConfig, prepare: () => void): Promise<TargetRun> {
@@ -115,12 +146,17 @@ async function main(): Promise<void> {
   const cfg = configFrom(o);
   const etcd = etcdSpec();
   const machine = machineInfo(etcd.command);
+  const baseline = o.baseline !== undefined && o.only !== "etcd" ? baselineTree(o.baseline) : undefined;
   const runs: Record<string, TargetRun> = {};
   if (o.only !== "raftkv") runs["etcd"] = await measure(etcd, cfg, () => undefined);
-  if (o.only !== "etcd") {
-    runs["raftkv"] = await measure(raftkvSpec(path.join(ROOT, "dist", "raftkv.cjs")), cfg, () => (o.build ? buildRaftkv() : undefined));
+  if (baseline !== undefined) {
+    const spec = { ...raftkvSpec(path.join(baseline.root, "dist", "raftkv.cjs")), label: "raftkv-baseline" };
+    runs[BASELINE] = await measure(spec, cfg, () => buildRaftkv(baseline.root));
   }
-  const report = buildReport(rowDefs(cfg), runs, cfg, machine);
+  if (o.only !== "etcd") {
+    runs["raftkv"] = await measure(raftkvSpec(path.join(ROOT, "dist", "raftkv.cjs")), cfg, () => (o.build ? buildRaftkv(ROOT) : undefined));
+  }
+  const report = buildReport(rowDefs(cfg), runs, cfg, machine, baseline?.info);
   const md = renderMarkdown(report);
   mkdirSync(o.out, { recursive: true });
   writeFileSync(path.join(o.out, "latest.md"), md);

@@ -37,6 +37,16 @@ export interface ReportRow extends RowDef {
   raftkv: Cell;
   /** ≥ 1.0 means raftkv at least as good; undefined when either side has no value. */
   ratio?: number;
+  /** The same row for an older raftkv build (`--baseline REF`), when one was measured. */
+  baseline?: Cell;
+  /** ≥ 1.0 means this build at least as good as the baseline build. */
+  vsBaseline?: number;
+}
+
+/** An older raftkv build measured in the same run: the git ref asked for and its commit. */
+export interface BaselineInfo {
+  ref: string;
+  commit: string;
 }
 
 export interface Report {
@@ -45,6 +55,7 @@ export interface Report {
   config: BenchConfig;
   rows: ReportRow[];
   runs: Record<string, TargetRun>;
+  baseline?: BaselineInfo;
 }
 
 function value(c: Cell): number | undefined {
@@ -58,7 +69,16 @@ export function ratioOf(row: RowDef, etcd: Cell, raftkv: Cell): number | undefin
   return row.better === "higher" ? r / e : e / r;
 }
 
-export function buildReport(defs: RowDef[], runs: Record<string, TargetRun>, config: BenchConfig, machine: MachineInfo): Report {
+/** The run key of the baseline build in `runs`. */
+export const BASELINE = "baseline";
+
+export function buildReport(
+  defs: RowDef[],
+  runs: Record<string, TargetRun>,
+  config: BenchConfig,
+  machine: MachineInfo,
+  baseline?: BaselineInfo,
+): Report {
   const cellOf = (label: string, id: string): Cell => {
     const run = runs[label];
     if (!run) return { error: "not run" };
@@ -69,9 +89,15 @@ export function buildReport(defs: RowDef[], runs: Record<string, TargetRun>, con
     const etcd = cellOf("etcd", d.id);
     const raftkv = cellOf("raftkv", d.id);
     const ratio = ratioOf(d, etcd, raftkv);
-    return { ...d, etcd, raftkv, ...(ratio !== undefined ? { ratio } : {}) };
+    const row: ReportRow = { ...d, etcd, raftkv, ...(ratio !== undefined ? { ratio } : {}) };
+    if (baseline !== undefined) {
+      row.baseline = cellOf(BASELINE, d.id);
+      const vs = ratioOf(d, row.baseline, raftkv);
+      if (vs !== undefined) row.vsBaseline = vs;
+    }
+    return row;
   });
-  return { date: new Date().toISOString(), machine, config, rows, runs };
+  return { date: new Date().toISOString(), machine, config, rows, runs, ...(baseline !== undefined ? { baseline } : {}) };
 }
 
 function fmt(c: Cell, unit: string): string {
@@ -84,7 +110,12 @@ function fmt(c: Cell, unit: string): string {
   return `${c.value.toFixed(1)} MiB`;
 }
 
+function ratioText(x: number | undefined): string {
+  return x === undefined ? "—" : x.toFixed(2);
+}
+
 export function renderMarkdown(r: Report): string {
+  const b = r.baseline;
   const m = r.machine;
   const c = r.config;
   const lines = [
@@ -99,13 +130,24 @@ export function renderMarkdown(r: Report): string {
     "",
     "Ratio: raftkv/etcd for throughput, etcd/raftkv for latency, time and memory — **≥ 1.0 always means raftkv at least as good**.",
     "",
-    "| Row | etcd 3.4.23 | raftkv | Ratio (≥ 1.0 = raftkv at least as good) |",
-    "| --- | ---: | ---: | ---: |",
-    ...r.rows.map((row) => `| ${row.label} | ${fmt(row.etcd, row.unit)} | ${fmt(row.raftkv, row.unit)} | ${row.ratio === undefined ? "—" : row.ratio.toFixed(2)} |`),
+    ...(b === undefined
+      ? []
+      : [
+          `Baseline: raftkv built from \`${b.ref}\` (${b.commit.slice(0, 12)}) in the same run; ` +
+            "\"vs baseline\" is this build against it, **≥ 1.0 means this build at least as good**.",
+          "",
+        ]),
+    `| Row | etcd 3.4.23 | raftkv | Ratio (≥ 1.0 = raftkv at least as good) |${b === undefined ? "" : " raftkv baseline | vs baseline |"}`,
+    `| --- | ---: | ---: | ---: |${b === undefined ? "" : " ---: | ---: |"}`,
+    ...r.rows.map((row) => {
+      const main = `| ${row.label} | ${fmt(row.etcd, row.unit)} | ${fmt(row.raftkv, row.unit)} | ${ratioText(row.ratio)} |`;
+      return b === undefined || row.baseline === undefined ? main : `${main} ${fmt(row.baseline, row.unit)} | ${ratioText(row.vsBaseline)} |`;
+    }),
     "",
   ];
   for (const [label, run] of Object.entries(r.runs)) {
-    if (run.startError !== undefined) lines.push(`${label}: failed to start (${run.startError})`, "");
+    const name = label === BASELINE && b !== undefined ? `raftkv baseline (${b.ref})` : label;
+    if (run.startError !== undefined) lines.push(`${name}: failed to start (${run.startError})`, "");
   }
   return lines.join("\n");
 }

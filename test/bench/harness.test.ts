@@ -10,6 +10,8 @@ import { fillKeys, runLoad, type LoadOptions } from "../../bench/lib/loadgen";
 import { Histogram } from "../../bench/lib/histogram";
 import { GrpcStatusError, openH2Channel } from "../../bench/lib/h2-channel";
 import { readTls } from "../../bench/lib/tls-files";
+import { BASELINE, buildReport, renderMarkdown } from "../../bench/lib/report";
+import { rowDefs, type TargetRun } from "../../bench/lib/scenarios";
 import { benchKey, encodeRange, grpcFrame, RANGE_PATH } from "../../bench/lib/wire";
 
 describe("bench load generator (against a reference etcd)", function () {
@@ -82,5 +84,48 @@ describe("bench latency histogram", () => {
     const p99 = a.quantileMicros(0.99);
     assert.ok(Math.abs(p50 - 50_000) / 50_000 < 0.02, `p50 ${p50}`);
     assert.ok(Math.abs(p99 - 99_000) / 99_000 < 0.02, `p99 ${p99}`);
+  });
+});
+
+describe("bench report with a baseline build", () => {
+  const cfg = {
+    warmupMs: 1,
+    durationMs: 1,
+    putConcurrency: [1],
+    rangeConcurrency: 64,
+    fillKeys: 10,
+    fillConcurrency: 1,
+    failoverTrials: 1,
+    workers: 1,
+    channelsPerWorker: 1,
+    mode: "fork" as const,
+    client: "h2" as const,
+  };
+  const machine = { cpus: 2, cpuModel: "x", memoryGiB: 1, kernel: "k", node: "v20", etcd: "etcd 3.4.23", loadAverageAtStart: 0 };
+  const run = (label: string, tput: number, p50: number): TargetRun => ({
+    label,
+    cells: { "put.c1.tput": { value: tput }, "put.c1.p50": { value: p50 } },
+    details: {},
+  });
+
+  it("compares this build with the baseline, ≥ 1.0 meaning at least as good, and names the baseline commit", () => {
+    const runs = { etcd: run("etcd", 1000, 1), [BASELINE]: run("raftkv-baseline", 800, 2), raftkv: run("raftkv", 1200, 1.6) };
+    const report = buildReport(rowDefs(cfg), runs, cfg, machine, { ref: "main~3", commit: "0123456789abcdef0123" });
+    const tput = report.rows.find((r) => r.id === "put.c1.tput")!;
+    const p50 = report.rows.find((r) => r.id === "put.c1.p50")!;
+    assert.equal(tput.vsBaseline, 1.5); // 1200 / 800
+    assert.equal(p50.vsBaseline, 1.25); // 2 / 1.6
+    assert.equal(tput.ratio, 1.2);
+    const p99 = report.rows.find((r) => r.id === "put.c1.p99")!;
+    assert.equal(p99.vsBaseline, undefined);
+    const md = renderMarkdown(report);
+    assert.match(md, /`main~3` \(0123456789ab\)/);
+    assert.match(md, /\| put, 1 client: throughput \| 1,000 ops\/s \| 1,200 ops\/s \| 1\.20 \| 800 ops\/s \| 1\.50 \|/);
+  });
+
+  it("leaves the baseline columns out when no baseline was measured", () => {
+    const report = buildReport(rowDefs(cfg), { etcd: run("etcd", 1000, 1), raftkv: run("raftkv", 1200, 1.6) }, cfg, machine);
+    assert.equal(report.rows[0]!.baseline, undefined);
+    assert.doesNotMatch(renderMarkdown(report), /baseline/);
   });
 });
