@@ -480,10 +480,11 @@ export class MemberSimulation {
    * across restarts answer a new write with an old one's result).
    */
   private crashWithBursts(n: Node, rounds: number): void {
-    if (!n.started || n.member === undefined || rounds === 0) return;
+    if (!this.faultsOn || !n.started || n.member === undefined || rounds === 0) return;
     this.burst(n);
     this.world.schedule(this.world.now + this.world.rng.int(0, 30), undefined, () => {
-      if (!n.started || n.member === undefined) return;
+      // Faults end at the heal: a crash armed just before it does not fire after it.
+      if (!this.faultsOn || !n.started || n.member === undefined) return;
       n.afterStart = () => this.world.schedule(this.world.now, undefined, () => this.crashWithBursts(n, rounds - 1));
       this.crash(n, "(power loss with writes in flight)", this.world.rng.int(20, 300));
     });
