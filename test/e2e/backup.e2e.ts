@@ -7,28 +7,15 @@
  * raftkv:restoreFrom starts a new cluster holding the data.
  */
 import { strict as assert } from "node:assert";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { hostAddress, publicSubnetCidr } from "../../components/addressing";
 import { DEFAULT_METRICS_PORT } from "../../components/topology";
-import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
-import { Applier } from "./apply";
-import type { LabHost, RecordedResource, StackState } from "./apply/contract";
-import { planDestroy, planUpdate, runProgram } from "./engine";
-import { openLab, type Lab, type NetNs } from "./lab";
+import { planUpdate, runProgram } from "./engine";
+import { StackFixture } from "./lib/stack-fixture";
+import { suiteLog } from "./lib/suite-log";
 
 const VPC_CIDR = "10.82.0.0/16";
-const REGION = "eu-west-1";
-// In the public subnet: the hosts reach it through the VPC, the runner (creating buckets) directly.
-const S3_IP = hostAddress(publicSubnetCidr(VPC_CIDR), 200);
-const S3_PORT = 25000;
 /** The engine runs stack "e2e": the cluster token, and so the backup prefix, is raftkv-e2e. */
 const PREFIX = "raftkv-e2e/";
-const t0 = Date.now();
-const log = (line: string) => console.log(`      [backup e2e ${((Date.now() - t0) / 1000).toFixed(0)} s] ${line}`);
+const log = suiteLog("backup e2e");
 
 interface Listed {
   key: string;
@@ -41,43 +28,25 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
   this.timeout(15 * 60_000);
   this.bail(true);
 
-  let lab: Lab;
-  let applier: Applier;
-  let state: StackState | undefined;
-  let keyDir: string;
-  let sshPublicKey = "";
-  let sshPrivateKey = "";
-  let ns: NetNs;
-  let s3: S3Server;
-  let bucket = "";
+  let stack: StackFixture;
   let firstBackupCount = 0;
-
-  const config = (extra: Record<string, string> = {}): Record<string, string> => ({
-    "aws:region": REGION,
-    "raftkv:masters": "3",
-    "raftkv:workers": "0",
-    "raftkv:vpcCidr": VPC_CIDR,
-    "raftkv:adminCidrs": JSON.stringify([`${lab.runnerIp}/32`]),
-    "raftkv:sshPublicKey": sshPublicKey,
-    "raftkv:sshPrivateKey": sshPrivateKey,
-    "raftkv:dataVolumeGiB": "1",
-    // Short, so two scheduled runs come quickly (the timer waits one interval before the first).
-    "raftkv:backupInterval": "5s",
-    "raftkv:backupS3Endpoint": s3.endpoint,
-    "raftkv:backupS3AccessKeyId": S3RVER_CREDENTIALS.accessKeyId,
-    "raftkv:backupS3SecretAccessKey": S3RVER_CREDENTIALS.secretAccessKey,
-    ...extra,
-  });
-
-  const resources = (type: string): RecordedResource[] => (state?.resources ?? []).filter((r) => r.type === type);
-  const host = (name: string): LabHost => {
-    const h = applier.host(name);
-    assert.ok(h, `no lab host ${name}`);
-    return h;
+  /** The bucket the program declares (kept after destroy: the restore reads it). */
+  const bucket = (): string => {
+    assert.ok(stack.bucket, "the program declared a bucket");
+    return stack.bucket;
   };
+
+  const config = (extra: Record<string, string> = {}): Record<string, string> =>
+    stack.config({
+      "raftkv:workers": "0",
+      // Short, so two scheduled runs come quickly (the timer waits one interval before the first).
+      "raftkv:backupInterval": "5s",
+      ...extra,
+    });
+
   /** A shell line on a master as an operator runs it: the member's env file and the backup settings loaded. */
   async function onMaster(name: string, line: string) {
-    const r = await host(name).exec(["bash", "-c", `set -a; . /etc/raftkv/raftkv.env; . /etc/raftkv/backup.env; set +a; ${line}`], { timeoutMs: 120_000 });
+    const r = await stack.host(name).exec(["bash", "-c", `set -a; . /etc/raftkv/raftkv.env; . /etc/raftkv/backup.env; set +a; ${line}`], { timeoutMs: 120_000 });
     assert.equal(r.code, 0, `${name}: ${line}: ${r.stderr}`);
     return r.stdout;
   }
@@ -97,74 +66,43 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     const lead = rows.find((r) => r.Status.header.member_id === r.Status.leader);
     assert.ok(lead, "a member is the leader");
     const ip = new URL(lead.Endpoint).hostname;
-    return lab.hostByIp(ip)?.name ?? ip;
+    return stack.lab.hostByIp(ip)?.name ?? ip;
   }
-  async function up(cfg: Record<string, string>): Promise<void> {
-    const next = await runProgram(cfg, state);
-    const plan = planUpdate(state, next);
-    // The bucket the program declares exists in s3rver before any host talks to it (as S3 creates it first).
-    const b = next.resources.find((r) => r.type === "aws:s3/bucket:Bucket");
-    if (b !== undefined) {
-      bucket = String(b.outputs["bucket"]);
-      const client = new S3Client({ region: REGION, endpoint: s3.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
-      try {
-        await client.send(new CreateBucketCommand({ Bucket: bucket }));
-      } catch (e) {
-        if ((e as Error).name !== "BucketAlreadyOwnedByYou" && (e as Error).name !== "BucketAlreadyExists") throw e;
-      } finally {
-        client.destroy();
-      }
-    }
-    log(`pulumi up: ${plan.steps.length} steps`);
-    state = await applier.apply(plan, state);
-  }
-
   before(async () => {
-    keyDir = mkdtempSync(path.join(os.tmpdir(), "raftkv-bk-e2e-key-"));
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "raftkv-bk-e2e", "-f", path.join(keyDir, "id")]);
-    sshPrivateKey = readFileSync(path.join(keyDir, "id"), "utf8");
-    sshPublicKey = readFileSync(path.join(keyDir, "id.pub"), "utf8").trim();
-    lab = await openLab({ name: `bk${process.pid % 100000}`, vpcCidr: VPC_CIDR, publicCidr: publicSubnetCidr(VPC_CIDR) });
-    applier = new Applier({ lab, log: (l) => (process.env["RAFTKV_E2E_VERBOSE"] ? log(l) : undefined) });
-    ns = await lab.addNamespace("s3", [S3_IP]);
-    s3 = await startS3Server({ address: S3_IP, port: S3_PORT, bucket: "raftkv-e2e-unused", spawner: (argv) => ns.spawn(argv, { stdio: ["ignore", "pipe", "pipe"] }) });
-    process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true";
+    // s3rver in the public subnet: the hosts reach it through the VPC, the runner (creating buckets) directly.
+    stack = await StackFixture.open({ labName: `bk${process.pid % 100000}`, vpcCidr: VPC_CIDR, keyLabel: "raftkv-bk-e2e", log, s3Port: 25000 });
   });
 
   after(async () => {
-    await applier?.close();
-    await s3?.stop();
-    await ns?.close();
-    await lab?.close();
-    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+    await stack?.close();
     log("done");
   });
 
   it("up: the stack declares a versioned, encrypted, private bucket and a prefix-only role; the leader uploads a backup on every tick", async () => {
-    await up(config());
-    const [b] = resources("aws:s3/bucket:Bucket");
+    await stack.up(config());
+    const [b] = stack.resources("aws:s3/bucket:Bucket");
     assert.ok(b, "a bucket is declared");
     assert.equal(b.options.retainOnDelete, true, "the bucket outlives destroy by default");
-    assert.deepEqual(resources("aws:s3/bucketVersioning:BucketVersioning")[0]?.inputs["versioningConfiguration"], { status: "Enabled" });
-    assert.equal((resources("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")[0]?.inputs["rules"] as Array<{ applyServerSideEncryptionByDefault: { sseAlgorithm: string } }>)[0]!.applyServerSideEncryptionByDefault.sseAlgorithm, "AES256");
-    const pab = resources("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")[0]!.inputs;
+    assert.deepEqual(stack.resources("aws:s3/bucketVersioning:BucketVersioning")[0]?.inputs["versioningConfiguration"], { status: "Enabled" });
+    assert.equal((stack.resources("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")[0]?.inputs["rules"] as Array<{ applyServerSideEncryptionByDefault: { sseAlgorithm: string } }>)[0]!.applyServerSideEncryptionByDefault.sseAlgorithm, "AES256");
+    const pab = stack.resources("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")[0]!.inputs;
     assert.deepEqual([pab["blockPublicAcls"], pab["blockPublicPolicy"], pab["ignorePublicAcls"], pab["restrictPublicBuckets"]], [true, true, true, true]);
-    assert.ok(resources("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").length === 1);
-    const policy = String(resources("aws:iam/rolePolicy:RolePolicy")[0]!.inputs["policy"]);
-    assert.ok(policy.includes(`"Resource":"arn:aws:s3:::${bucket}/${PREFIX}*"`), `the role writes only ${PREFIX}: ${policy}`);
-    const profile = resources("aws:iam/instanceProfile:InstanceProfile")[0]!;
-    const masters = resources("aws:ec2/instance:Instance").filter((r) => /^raftkv-\d$/.test(r.name));
+    assert.ok(stack.resources("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").length === 1);
+    const policy = String(stack.resources("aws:iam/rolePolicy:RolePolicy")[0]!.inputs["policy"]);
+    assert.ok(policy.includes(`"Resource":"arn:aws:s3:::${bucket()}/${PREFIX}*"`), `the role writes only ${PREFIX}: ${policy}`);
+    const profile = stack.resources("aws:iam/instanceProfile:InstanceProfile")[0]!;
+    const masters = stack.resources("aws:ec2/instance:Instance").filter((r) => /^raftkv-\d$/.test(r.name));
     assert.equal(masters.length, 3);
     for (const m of masters) {
       assert.equal(m.inputs["iamInstanceProfile"], profile.outputs["name"], `${m.name} runs with the backup role`);
     }
-    const volumes = resources("aws:ebs/volume:Volume");
+    const volumes = stack.resources("aws:ebs/volume:Volume");
     assert.equal(volumes.length, 3);
     for (const v of volumes) assert.notEqual(v.options.retainOnDelete, true, `${v.name} goes with the stack by default`);
 
     // Turning on retainDataVolumes later replaces nothing (retainOnDelete is an option of the volumes,
     // not an input): planned from a program run made while the backups below accumulate.
-    const retainedRun = runProgram(config({ "raftkv:retainDataVolumes": "true" }), state);
+    const retainedRun = runProgram(config({ "raftkv:retainDataVolumes": "true" }), stack.state);
     retainedRun.catch(() => undefined);
     // Data, then scheduled backups: every one from the leader, the newest holding the data.
     await onMaster("raftkv-1", `printf '\\n${Array.from({ length: 40 }, (_, i) => `put /bk/key-${i} value-${i}`).join("\\n")}\\n\\n\\n' | raftkvctl txn`);
@@ -173,7 +111,7 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     let seen: Listed[] = [];
     const deadline = Date.now() + 120_000;
     for (;;) {
-      seen = (await backups(bucket)).filter((b) => b.reason === "scheduled");
+      seen = (await backups(bucket())).filter((b) => b.reason === "scheduled");
       if (seen.length >= 2 && seen[0]!.revision >= rev) break;
       assert.ok(Date.now() < deadline, `scheduled backups on every tick, the newest at revision >= ${rev}, within 120 s: ${JSON.stringify(seen)}`);
       await new Promise((r) => setTimeout(r, 3000));
@@ -187,7 +125,7 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     assert.match(journal, new RegExp(`backup skipped: ${follower} is not the leader \\(${lead} is\\); (newest backup s3://\\S+ is \\d+ s old|no backup under s3://\\S+ yet)`));
     const leaderJournal = await onMaster(lead, "journalctl -u raftkv-backup.service --no-pager -o cat");
     assert.match(leaderJournal, /backup uploaded: s3:\/\/\S+ \(scheduled, \d+ bytes, revision \d+, \d+ keys\) in [\d.]+ s; newest backup is 0 s old/);
-    const retained = planUpdate(state, await retainedRun);
+    const retained = planUpdate(stack.state, await retainedRun);
     assert.deepEqual(retained.steps.filter((st) => st.op === "replace" || st.op === "delete").map((st) => st.urn), [], "nothing replaced or deleted");
     const metrics = await onMaster(lead, "cat /var/lib/raftkv/backup/raftkv_backup.prom");
     assert.match(metrics, /^raftkv_backup_latest_age_seconds \d+$/m);
@@ -200,19 +138,18 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
 
   it("pulumi destroy: a last backup is taken, the hosts go, the bucket and its backups stay", async () => {
     await onMaster("raftkv-1", "raftkvctl put /bk/last-word written-just-before-destroy");
-    const plan = planDestroy(state!);
-    state = await applier.apply(plan, state);
-    assert.equal(resources("aws:ec2/instance:Instance").length, 0, "no instance left");
-    for (const n of ["raftkv-1", "raftkv-2", "raftkv-3", "raftkv-bastion"]) assert.equal(applier.host(n), undefined, `${n} is terminated`);
+    const plan = await stack.destroy();
+    assert.equal(stack.resources("aws:ec2/instance:Instance").length, 0, "no instance left");
+    for (const n of ["raftkv-1", "raftkv-2", "raftkv-3", "raftkv-bastion"]) assert.equal(stack.applier.host(n), undefined, `${n} is terminated`);
     assert.ok(!plan.steps.some((s) => s.op === "delete" && s.old?.type.startsWith("aws:s3/") && s.old.options.retainOnDelete !== true), "no bucket resource is deleted");
   });
 
   const restored: Record<string, string> = { "raftkv:clusterToken": "raftkv-bk-e2e-2", "raftkv:retainDataVolumes": "true" };
 
   it("up with restoreFrom: a new cluster seeded from the newest backup serves every key, the last write included", async () => {
-    restored["raftkv:restoreFrom"] = `s3://${bucket}/${PREFIX}`;
-    const oldBucket = bucket;
-    await up(config(restored));
+    restored["raftkv:restoreFrom"] = `s3://${bucket()}/${PREFIX}`;
+    const oldBucket = bucket();
+    await stack.up(config(restored));
     const all = await backups(oldBucket).catch(() => [] as Listed[]);
     assert.ok(all.some((b) => b.reason === "pre-change"), `destroy left a pre-change backup: ${JSON.stringify(all)}`);
     assert.ok(all.filter((b) => b.reason === "scheduled").length >= firstBackupCount, "the scheduled backups are still there");
@@ -223,15 +160,15 @@ describe("backups and disaster recovery end to end: scheduled backups to S3, des
     }
     const members = JSON.parse((await onMaster("raftkv-1", "raftkvctl member list -w json")).replace(/"ID":\s*(\d+)/g, '"ID":"$1"')) as { members: Array<{ name: string }> };
     assert.deepEqual(members.members.map((m) => m.name).sort(), ["raftkv-1", "raftkv-2", "raftkv-3"]);
-    for (const v of resources("aws:ebs/volume:Volume")) assert.equal(v.options.retainOnDelete, true, `raftkv:retainDataVolumes keeps ${v.name}`);
+    for (const v of stack.resources("aws:ebs/volume:Volume")) assert.equal(v.options.retainOnDelete, true, `raftkv:retainDataVolumes keeps ${v.name}`);
   });
 
   it("a roll (certGeneration bump) takes one pre-change backup first, holding the newest write", async () => {
     await onMaster("raftkv-2", "raftkvctl put /bk/before-roll yes");
     const rev = Number(/"revision":"?(\d+)/.exec(await onMaster("raftkv-2", "raftkvctl get /bk/before-roll -w json"))![1]);
     const before = Date.now();
-    await up(config({ ...restored, "raftkv:certGeneration": "2" }));
-    const pre = (await backups(bucket, "raftkv-bk-e2e-2/")).filter((b) => b.reason === "pre-change");
+    await stack.up(config({ ...restored, "raftkv:certGeneration": "2" }));
+    const pre = (await backups(bucket(), "raftkv-bk-e2e-2/")).filter((b) => b.reason === "pre-change");
     assert.equal(pre.length, 1, `one pre-change backup for the three rolls: ${JSON.stringify(pre)}`);
     assert.ok(pre[0]!.revision >= rev, `it holds revision ${rev}: ${pre[0]!.key}`);
     const stamp = /\/(\d{8}T\d{6}Z)-/.exec(pre[0]!.key)![1]!;

@@ -7,187 +7,81 @@
  * itself is replaced by an image change), counting every failed request.
  */
 import { strict as assert } from "node:assert";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { hostAddress, publicSubnetCidr } from "../../components/addressing";
 import { DEFAULT_METRICS_PORT } from "../../components/topology";
-import { S3RVER_CREDENTIALS, startS3Server, type S3Server } from "../helpers/s3-server";
-import { Applier, type StepReport } from "./apply";
+import type { StepReport } from "./apply";
 import { execRemote, sshTargetFromInputs, withSsh } from "./apply/ssh";
-import type { LabHost, LabNetNs, Plan, RecordedResource, StackState } from "./apply/contract";
-import { DEFAULT_AMI, planDestroy, planUpdate, runProgram, summarizePlan as summarize } from "./engine";
-import { ebsByIdPath, openLab, type Lab, type NetNs } from "./lab";
-import { compareMembers, Workload, type WorkloadFinal } from "./workload";
+import type { LabHost, LabNetNs } from "./apply/contract";
+import { DEFAULT_AMI, planUpdate, runProgram } from "./engine";
+import { ebsByIdPath } from "./lab";
+import type { ScenarioWorkloads } from "./lib/scenario-workloads";
+import { StackFixture } from "./lib/stack-fixture";
+import { suiteLog, urnName as short } from "./lib/suite-log";
 
 const VPC_CIDR = "10.81.0.0/16";
-const REGION = "eu-west-1";
 const CLIENT_IP = "10.81.2.250";
-// S3 for the backups (s3rver in a namespace of the public subnet, as in backup.e2e.ts).
-const S3_IP = hostAddress(publicSubnetCidr(VPC_CIDR), 200);
-const S3_PORT = 25002;
 const NEW_AMI = "ami-0d2newerdebian13";
-const INSTANCE = "aws:ec2/instance:Instance";
 const VOLUME = "aws:ebs/volume:Volume";
 
-const t0 = Date.now();
-const log = (line: string) => console.log(`      [day2 ${((Date.now() - t0) / 1000).toFixed(0)} s ${new Date().toISOString().slice(11, 19)}] ${line}`);
-const short = (urn: string) => urn.split("::").pop()!;
+const log = suiteLog("day2");
 
 describe("day-2 operations end to end (issue 11)", function () {
   this.timeout(20 * 60_000);
   this.bail(true);
 
-  let lab: Lab;
-  let applier: Applier;
-  let state: StackState | undefined;
-  let keyDir: string;
-  let sshPublicKey: string;
-  let sshPrivateKey: string;
+  let stack: StackFixture;
   let clientNs: LabNetNs | undefined;
-  let s3ns: NetNs | undefined;
-  let s3: S3Server | undefined;
-  let workload: Workload | undefined;
-  let scenarioNo = 0;
-  const report: Array<{ scenario: string; f: WorkloadFinal }> = [];
+  let workloads: ScenarioWorkloads;
 
-  const config = (extra: Record<string, string> = {}): Record<string, string> => ({
-    "aws:region": REGION,
-    "raftkv:masters": "3",
-    "raftkv:workers": "1",
-    "raftkv:vpcCidr": VPC_CIDR,
-    "raftkv:adminCidrs": JSON.stringify([`${lab.runnerIp}/32`]),
-    "raftkv:sshPublicKey": sshPublicKey,
-    "raftkv:sshPrivateKey": sshPrivateKey,
-    "raftkv:dataVolumeGiB": "1",
-    // Backups on (the default), to s3rver: a replacement takes its backup first (#13). Scheduled
-    // backups are backup.e2e.ts's subject: the default interval never fires here.
-    "raftkv:backupS3Endpoint": s3!.endpoint,
-    "raftkv:backupS3AccessKeyId": S3RVER_CREDENTIALS.accessKeyId,
-    "raftkv:backupS3SecretAccessKey": S3RVER_CREDENTIALS.secretAccessKey,
-    ...extra,
-  });
-
-  async function up(cfg: Record<string, string>, newestImage = DEFAULT_AMI): Promise<Plan> {
-    const next = await runProgram(cfg, state, { amiId: newestImage });
-    const plan = planUpdate(state, next);
-    // The bucket the program declares exists in s3rver before any host talks to it (S3 creates it first).
-    const b = next.resources.find((r) => r.type === "aws:s3/bucket:Bucket");
-    if (b !== undefined) await withS3((c) => c.send(new CreateBucketCommand({ Bucket: String(b.outputs["bucket"]) }))).catch((e: Error) => {
-      if (e.name !== "BucketAlreadyOwnedByYou" && e.name !== "BucketAlreadyExists") throw e;
-    });
-    log(`pulumi up: ${summarize(plan)}`);
-    state = await applier.apply(plan, state);
-    return plan;
-  }
-
-  async function withS3<T>(f: (c: S3Client) => Promise<T>): Promise<T> {
-    const client = new S3Client({ region: REGION, endpoint: s3!.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
-    try {
-      return await f(client);
-    } finally {
-      client.destroy();
-    }
-  }
   /** The stack's backups in the S3 listing: key, reason, member and revision (the agent's key format). */
   async function listBackups(): Promise<Array<{ key: string; reason: string; member: string; revision: number }>> {
-    const bucket = String(resources("aws:s3/bucket:Bucket")[0]?.outputs["bucket"]);
-    const out = await withS3((c) => c.send(new ListObjectsV2Command({ Bucket: bucket })));
-    return (out.Contents ?? []).flatMap((o) => {
-      const m = /-(scheduled|pre-change)-(raftkv-\d+)-rev(\d+)\.db$/.exec(o.Key!);
-      return m ? [{ key: o.Key!, reason: m[1]!, member: m[2]!, revision: Number(m[3]) }] : [];
+    return (await stack.bucketKeys()).flatMap((key) => {
+      const m = /-(scheduled|pre-change)-(raftkv-\d+)-rev(\d+)\.db$/.exec(key);
+      return m ? [{ key, reason: m[1]!, member: m[2]!, revision: Number(m[3]) }] : [];
     });
   }
 
-  const resources = (type: string): RecordedResource[] => (state?.resources ?? []).filter((r) => r.type === type);
-  const masterNames = (): string[] => resources(INSTANCE).map((r) => r.name).filter((n) => /^raftkv-\d+$/.test(n)).sort();
-  const host = (name: string): LabHost => {
-    const h = applier.host(name);
-    assert.ok(h, `no lab host ${name}`);
-    return h;
-  };
   const step = (runs: StepReport[], op: string, name: string): StepReport | undefined => runs.find((r) => r.op === op && short(r.urn) === name);
 
   async function members(): Promise<Array<{ ID: string; name: string; isLearner?: boolean }>> {
-    const r = await host("raftkv-1").exec(["raftkvctl", "member", "list", "-w", "json"]);
+    const r = await stack.host("raftkv-1").exec(["raftkvctl", "member", "list", "-w", "json"]);
     assert.equal(r.code, 0, r.stderr);
     return (JSON.parse(r.stdout.replace(/"ID":\s*(\d+)/g, '"ID":"$1"')) as { members: Array<{ ID: string; name: string; isLearner?: boolean }> }).members;
   }
 
   /** The workload runs in a namespace of its own with the worker's credentials (copied once). */
-  async function startWorkload(name: string): Promise<void> {
-    scenarioNo++;
-    const lbs = applier.loadBalancers();
-    assert.equal(lbs.length, 1);
-    clientNs ??= await lab.addNamespace("client", [CLIENT_IP]);
-    const worker = host("raftkv-worker-1");
-    const client = { name: "client", privateIp: CLIENT_IP, netnsPath: clientNs.path, exec: worker.exec.bind(worker) } as unknown as LabHost;
-    workload = await Workload.start({ worker: client, address: lbs[0]!.ips[0]!, serverName: lbs[0]!.dnsName, prefix: `/day2/s${scenarioNo}/` });
-    await workload.waitForWrites(5);
-    report.push({ scenario: name, f: { writes: { ok: 0, failed: 0 }, reads: { ok: 0, failed: 0, stale: 0 }, errors: [], lastAcked: 0, acked: [] } as unknown as WorkloadFinal });
-  }
-
-  async function finishWorkload(): Promise<WorkloadFinal> {
-    const w = workload!;
-    workload = undefined;
-    const f = await w.stop();
-    report[report.length - 1]!.f = f;
-    const { scenario } = report[report.length - 1]!;
-    log(`${scenario}: writes ${f.writes.ok} ok / ${f.writes.failed} failed, reads ${f.reads.ok} ok / ${f.reads.failed} failed / ${f.reads.stale} stale${f.errors.length ? `; errors: ${f.errors.join(" | ")}` : ""}`);
-    const data = await compareMembers(masterNames().map(host), w.prefix, f.acked);
-    log(`${scenario}: every member holds the same ${data[0]!.keys} keys`);
-    return f;
+  async function workloadClient(): Promise<LabHost> {
+    clientNs ??= await stack.addNamespace("client", [CLIENT_IP]);
+    const worker = stack.worker();
+    return { name: "client", privateIp: CLIENT_IP, netnsPath: clientNs.path, exec: worker.exec.bind(worker) } as unknown as LabHost;
   }
 
   before(async () => {
-    keyDir = mkdtempSync(path.join(os.tmpdir(), "raftkv-day2-key-"));
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "raftkv-day2", "-f", path.join(keyDir, "id")]);
-    sshPrivateKey = readFileSync(path.join(keyDir, "id"), "utf8");
-    sshPublicKey = readFileSync(path.join(keyDir, "id.pub"), "utf8").trim();
-    lab = await openLab({ name: `d2${process.pid % 100000}`, vpcCidr: VPC_CIDR, publicCidr: publicSubnetCidr(VPC_CIDR) });
-    applier = new Applier({ lab, log: (l) => (process.env["RAFTKV_E2E_VERBOSE"] ? log(l) : undefined) });
-    s3ns = await lab.addNamespace("s3", [S3_IP]);
-    s3 = await startS3Server({ address: S3_IP, port: S3_PORT, bucket: "raftkv-e2e-unused", spawner: (argv) => s3ns!.spawn(argv, { stdio: ["ignore", "pipe", "pipe"] }) });
-    process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true";
+    // Backups on (the default), to s3rver: a replacement takes its backup first (#13). Scheduled
+    // backups are backup.e2e.ts's subject: the default interval never fires here.
+    stack = await StackFixture.open({ labName: `d2${process.pid % 100000}`, vpcCidr: VPC_CIDR, keyLabel: "raftkv-day2", log, s3Port: 25002 });
+    workloads = stack.workloads({ prefix: "/day2/", log, client: workloadClient });
   });
 
   after(async () => {
-    if (workload !== undefined) {
-      const w = workload;
-      workload = undefined;
-      await w.stop().then(
-        (f) => (report[report.length - 1]!.f = f),
-        () => w.kill(),
-      );
-    }
-    await clientNs?.close();
-    await applier?.close();
-    await s3?.stop();
-    await s3ns?.close();
-    await lab?.close();
-    if (keyDir) rmSync(keyDir, { recursive: true, force: true });
-    console.log("\n      failed requests per scenario (writes failed / reads failed / stale reads, of writes ok / reads ok):");
-    for (const { scenario, f } of report) console.log(`        ${scenario.padEnd(44)} ${f.writes.failed} / ${f.reads.failed} / ${f.reads.stale}   of ${f.writes.ok} / ${f.reads.ok}`);
+    await stack?.close();
     log("day-2 suite done");
   });
 
   it("up: the image is pinned in the state; each member's data is on the volume the stack created, found by its volume ID; the member refuses the root disk", async () => {
-    await up(config());
-    const pins = resources("command:local:Command");
+    await stack.up(stack.config());
+    const pins = stack.resources("command:local:Command");
     assert.equal(pins.length, 1, "one image pin (one architecture)");
     assert.equal(pins[0]!.outputs["stdout"], DEFAULT_AMI);
-    for (const i of resources(INSTANCE)) assert.equal(i.inputs["ami"], DEFAULT_AMI, i.name);
-    for (const name of masterNames()) {
-      const volume = resources(VOLUME).find((v) => v.name === `${name}-data`)!;
+    for (const i of stack.instances()) assert.equal(i.inputs["ami"], DEFAULT_AMI, i.name);
+    for (const name of stack.masterNames()) {
+      const volume = stack.resources(VOLUME).find((v) => v.name === `${name}-data`)!;
       const dev = ebsByIdPath(volume.id);
-      const same = await host(name).exec(["bash", "-c", `[ "$(findmnt -n -o MAJ:MIN --mountpoint /var/lib/raftkv | tr -d ' ')" = "$(stat -L -c '%Hr:%Lr' ${dev})" ] && grep -c '^${dev} /var/lib/raftkv ' /etc/fstab`]);
+      const same = await stack.host(name).exec(["bash", "-c", `[ "$(findmnt -n -o MAJ:MIN --mountpoint /var/lib/raftkv | tr -d ' ')" = "$(stat -L -c '%Hr:%Lr' ${dev})" ] && grep -c '^${dev} /var/lib/raftkv ' /etc/fstab`]);
       assert.equal(same.code, 0, `${name}'s state directory is not on its own volume ${volume.id}: ${same.stdout}${same.stderr}`);
     }
     assert.equal((await members()).length, 3);
     // With the volume unmounted (a failed mount), the member does not start on the root disk.
-    const h = host("raftkv-3");
+    const h = stack.host("raftkv-3");
     // (The volume step's fstab entry is hidden too: with it, systemd would mount the volume for the unit.)
     const refused = await h.exec([
       "bash",
@@ -201,23 +95,23 @@ describe("day-2 operations end to end (issue 11)", function () {
   });
 
   it("a newer image is published: nothing changes (the pin holds)", async () => {
-    const next = await runProgram(config(), state, { amiId: NEW_AMI });
-    const plan = planUpdate(state, next);
+    const next = await runProgram(stack.config(), stack.state, { amiId: NEW_AMI });
+    const plan = planUpdate(stack.state, next);
     assert.deepEqual(plan.steps.map((s) => `${s.op} ${short(s.urn)}`), [], "no step at all");
   });
 
   it("raftkv:amiId to the new image and dataVolumeGiB 1 -> 2 in one up, backups on: one backup before the first host goes; masters replaced one at a time, each back with its data and ID before the next; volume block devices grown in place (not covered: growing the mounted ext4, which this machine refuses and a resize2fs shim passes); zero failed requests", async () => {
     const before = await members();
-    const oldIds = new Map(resources(INSTANCE).map((i) => [i.name, i.id]));
-    const oldVolumes = new Map(resources(VOLUME).map((v) => [v.name, v.id]));
+    const oldIds = new Map(stack.instances().map((i) => [i.name, i.id]));
+    const oldVolumes = new Map(stack.resources(VOLUME).map((v) => [v.name, v.id]));
     assert.deepEqual(await listBackups(), [], "no backup before this up");
-    await startWorkload("image change + volume growth (3 masters replaced)");
-    const put = await host("raftkv-1").exec(["bash", "-c", "raftkvctl put /day2/before-replace yes >/dev/null && raftkvctl get /day2/before-replace -w json"]);
+    await workloads.start("image change + volume growth (3 masters replaced)");
+    const put = await stack.host("raftkv-1").exec(["bash", "-c", "raftkvctl put /day2/before-replace yes >/dev/null && raftkvctl get /day2/before-replace -w json"]);
     assert.equal(put.code, 0, put.stderr);
     const rev = Number(/"revision":"?(\d+)/.exec(put.stdout)![1]);
     const upStarted = Date.now();
-    const plan = await up(config({ "raftkv:amiId": NEW_AMI, "raftkv:dataVolumeGiB": "2" }), NEW_AMI);
-    const runs = applier.lastRun;
+    const plan = await stack.up(stack.config({ "raftkv:amiId": NEW_AMI, "raftkv:dataVolumeGiB": "2" }), { amiId: NEW_AMI });
+    const runs = stack.applier.lastRun;
     // #13: one snapshot before the replacement, holding the last write, taken before the first host was stopped.
     const pre = (await listBackups()).filter((b) => b.reason === "pre-change");
     assert.equal(pre.length, 1, `one pre-change backup for the three replacements: ${JSON.stringify(pre)}`);
@@ -228,7 +122,7 @@ describe("day-2 operations end to end (issue 11)", function () {
     const backedUp = step(runs, "delete", "raftkv-1-backup-before-replace");
     const firstStop = step(runs, "delete", "raftkv-1-data-attachment");
     assert.ok(backedUp && firstStop && firstStop.startedMs >= backedUp.endedMs, "the backup finished before raftkv-1's host was stopped");
-    for (const i of resources(INSTANCE)) {
+    for (const i of stack.instances()) {
       if (i.name === "raftkv-bastion") {
         // The jump host keeps its image: replacing it would cut the commands tunnelled through it.
         assert.equal(i.id, oldIds.get(i.name), "the bastion was not replaced");
@@ -249,13 +143,13 @@ describe("day-2 operations end to end (issue 11)", function () {
       assert.ok(deregistered && stopped && stopped.startedMs >= deregistered.endedMs, `${b} was stopped before the load balancer let it go`);
     }
     // Volumes: updated in place (ModifyVolume), the same volumes, each host sees 2 GiB.
-    for (const v of resources(VOLUME)) {
+    for (const v of stack.resources(VOLUME)) {
       assert.equal(v.id, oldVolumes.get(v.name), `${v.name} is the same volume`);
       assert.ok(plan.steps.some((st) => st.op === "update" && short(st.urn) === v.name), `${v.name} updated in place`);
     }
-    for (const name of masterNames()) {
-      const volume = resources(VOLUME).find((v) => v.name === `${name}-data`)!;
-      const size = await host(name).exec(["blockdev", "--getsize64", ebsByIdPath(volume.id)]);
+    for (const name of stack.masterNames()) {
+      const volume = stack.resources(VOLUME).find((v) => v.name === `${name}-data`)!;
+      const size = await stack.host(name).exec(["blockdev", "--getsize64", ebsByIdPath(volume.id)]);
       assert.equal(size.stdout.trim(), String(2 * 1024 ** 3), `${name} sees its grown volume`);
     }
     const after = await members();
@@ -263,29 +157,29 @@ describe("day-2 operations end to end (issue 11)", function () {
     assert.ok(after.every((m) => m.isLearner !== true));
     // The members' backup metrics show it: a scheduled agent run on a follower (which skips the
     // upload) reports the newest backup's age on the member's own /metrics.
-    const status = await host("raftkv-1").exec(["raftkvctl", "endpoint", "status", "--cluster", "-w", "json"]);
+    const status = await stack.host("raftkv-1").exec(["raftkvctl", "endpoint", "status", "--cluster", "-w", "json"]);
     assert.equal(status.code, 0, status.stderr);
     const rows = JSON.parse(status.stdout.replace(/"(member_id|leader)":\s*(\d+)/g, '"$1":"$2"')) as Array<{ Endpoint: string; Status: { header: { member_id: string }; leader: string } }>;
-    const follower = lab.hostByIp(new URL(rows.find((r) => r.Status.header.member_id !== r.Status.leader)!.Endpoint).hostname)!.name;
-    const ran = await host(follower).exec(["bash", "-c", "systemctl start raftkv-backup.service && journalctl -u raftkv-backup.service --no-pager -o cat | grep 'backup skipped' | tail -1"], { timeoutMs: 120_000 });
+    const follower = stack.lab.hostByIp(new URL(rows.find((r) => r.Status.header.member_id !== r.Status.leader)!.Endpoint).hostname)!.name;
+    const ran = await stack.host(follower).exec(["bash", "-c", "systemctl start raftkv-backup.service && journalctl -u raftkv-backup.service --no-pager -o cat | grep 'backup skipped' | tail -1"], { timeoutMs: 120_000 });
     assert.equal(ran.code, 0, ran.stderr);
     assert.match(ran.stdout, new RegExp(`backup skipped: ${follower} is not the leader .*newest backup s3://\\S+${pre[0]!.key.split("/").pop()!.replace(/\./g, "\\.")} is \\d+ s old`));
-    const scraped = await host(follower).exec(["node", "-e", `fetch("http://127.0.0.1:${DEFAULT_METRICS_PORT}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))`]);
+    const scraped = await stack.host(follower).exec(["node", "-e", `fetch("http://127.0.0.1:${DEFAULT_METRICS_PORT}/metrics").then((r) => r.text()).then((t) => process.stdout.write(t))`]);
     const age = /^raftkv_backup_latest_age_seconds\{location="s3:\/\/[^"]+"\} (\d+)$/m.exec(scraped.stdout);
     assert.ok(age, `${follower}'s /metrics has the newest backup's age: ${scraped.stdout.split("\n").filter((l) => l.includes("backup")).join(" | ")}`);
     assert.ok(Number(age[1]) <= (Date.now() - taken) / 1000 + 2, `the age (${age[1]} s) is the pre-change backup's`);
-    const worker = await host("raftkv-worker-1").exec(["test", "-s", "/etc/raftkv/raftkv.env"]);
+    const worker = await stack.worker().exec(["test", "-s", "/etc/raftkv/raftkv.env"]);
     assert.equal(worker.code, 0, "the replaced worker was installed again");
-    const f = await finishWorkload();
+    const f = await workloads.finish();
     assert.deepEqual([f.writes.failed, f.reads.failed, f.reads.stale], [0, 0, 0], `failed requests: ${f.errors.join(" | ")}`);
   });
 
   it("SSH host keys are the program's (kept across the replacements above) and pinned: a host or bastion presenting another key is refused", async () => {
-    const conn = structuredClone(resources("command:remote:Command").find((r) => r.name === "raftkv-worker-1-client")!.inputs["connection"]) as Record<string, unknown> & { proxy: Record<string, unknown> };
-    const key = (name: string) => String(resources("tls:index/privateKey:PrivateKey").find((r) => r.name === `${name}-host-key`)!.outputs["publicKeyOpenssh"]).trim();
+    const conn = structuredClone(stack.resources("command:remote:Command").find((r) => r.name === "raftkv-worker-1-client")!.inputs["connection"]) as Record<string, unknown> & { proxy: Record<string, unknown> };
+    const key = (name: string) => String(stack.resources("tls:index/privateKey:PrivateKey").find((r) => r.name === `${name}-host-key`)!.outputs["publicKeyOpenssh"]).trim();
     assert.equal(conn["hostKey"], key("raftkv-worker-1"));
     assert.equal(conn.proxy["hostKey"], key("raftkv-bastion"));
-    const worker = host("raftkv-worker-1");
+    const worker = stack.worker();
     const onDisk = await worker.exec(["bash", "-c", "echo \"$(cat /etc/ssh/ssh_host_ed25519_key.pub)\"; ls /etc/ssh | grep -c '^ssh_host_.*_key$'"]);
     assert.equal(onDisk.stdout, `${key("raftkv-worker-1")}\n1\n`, "the host's only host key is the one the program made");
     // One dial per hop (the provider would retry a mismatch up to dialErrorLimit times).
@@ -309,17 +203,15 @@ describe("day-2 operations end to end (issue 11)", function () {
   });
 
   it("pulumi destroy: completes, nothing left; no security-group rule goes before the last command", async () => {
-    const hosts = resources(INSTANCE).map((i) => i.name);
-    const plan = planDestroy(state!);
-    log(`pulumi destroy: ${summarize(plan)}`);
-    state = await applier.apply(plan, state);
-    assert.deepEqual(state.resources, []);
-    const runs = applier.lastRun;
+    const hosts = stack.instances().map((i) => i.name);
+    await stack.destroy();
+    assert.deepEqual(stack.state?.resources, []);
+    const runs = stack.applier.lastRun;
     const lastCommand = Math.max(...runs.filter((r) => r.urn.includes("command:remote")).map((r) => r.endedMs));
     for (const r of runs.filter((x) => /securityGroup(Ingress|Egress)Rule/.test(x.urn))) {
       assert.ok(r.startedMs >= lastCommand, `${short(r.urn)} was deleted while commands still ran`);
     }
-    for (const name of hosts) assert.equal(applier.host(name), undefined, `${name} is terminated`);
-    assert.deepEqual(applier.loadBalancers(), []);
+    for (const name of hosts) assert.equal(stack.applier.host(name), undefined, `${name} is terminated`);
+    assert.deepEqual(stack.applier.loadBalancers(), []);
   });
 });
