@@ -3,7 +3,7 @@ import { readFrame } from "../../node-runtime/storage/wal-record";
 import { MemberSimulation, runMemberSeed } from "./sim/member/cluster";
 
 // A few hundred seeds per `npm test`; thousands: npm run sim:member -- --seeds 20000
-const SEEDS = 180;
+const SEEDS = 300;
 
 describe("whole-member simulator (real Member over simulated disk, network and clock)", () => {
   it(`passes seeds 1..${SEEDS}: safety after every event, acknowledged writes kept, linearizable history`, async function () {
