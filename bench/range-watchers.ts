@@ -10,18 +10,11 @@
  * Prints one line per server; bench/results/range-watchers.md quotes the figures.
  */
 import * as grpc from "@grpc/grpc-js";
-import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import { loadEtcdGrpc } from "../node-runtime/server/proto";
 import { rssMiB } from "../test/abuse/support";
-import { adminCredentials, clientAddress, RawMember } from "../test/server/cluster/clients";
-import { startReferenceEtcd } from "../test/helpers/etcd-reference";
-import { TestCluster } from "../test/server/harness/cluster";
-
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
+import { RawMember } from "../test/server/cluster/clients";
+import { argValue as arg, forEachServer } from "./lib/servers";
 const WATCHERS = Number(arg("--watchers") ?? "300000");
 const PUTS = Number(arg("--puts") ?? "400");
 const ONLY = arg("--only");
@@ -136,25 +129,10 @@ function print(r: Result): void {
 
 async function main(): Promise<void> {
   process.env["NODE_NO_WARNINGS"] = "1";
-  if (ONLY !== "raftkv") {
-    const etcd = await startReferenceEtcd({ startTimeoutMs: 60_000 });
-    try {
-      const ref = etcd.client;
-      const creds = grpc.credentials.createSsl(fs.readFileSync(ref.ca), fs.readFileSync(ref.key), fs.readFileSync(ref.cert));
-      print(await measure("etcd 3.4.23 (1 member)", `127.0.0.1:${etcd.member.clientPort}`, creds, etcd.pid));
-    } finally {
-      await etcd.stop();
-    }
-  }
-  if (ONLY !== "etcd") {
-    const c = await TestCluster.start({ size: 3 });
-    try {
-      const leader = await c.leader();
-      print(await measure("raftkv (3 members, leader)", clientAddress(c, leader), adminCredentials(c), c.procs.get(leader)!.pid!));
-    } finally {
-      await c.destroy();
-    }
-  }
+  await forEachServer(ONLY, async (s) => {
+    const name = s.kind === "etcd" ? "etcd 3.4.23 (1 member)" : "raftkv (3 members, leader)";
+    print(await measure(name, s.address, s.creds, s.pids[0]!));
+  });
 }
 
 main().then(

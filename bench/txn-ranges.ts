@@ -11,16 +11,11 @@ import * as grpc from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
+import type { ClientCertPaths } from "../node-runtime/pki";
 import { loadEtcdGrpc } from "../node-runtime/server/proto";
 import { rssMiB, RssSampler, StallProbe } from "../test/abuse/support";
-import { adminCredentials, clientAddress, RawMember } from "../test/server/cluster/clients";
-import { startReferenceEtcd } from "../test/helpers/etcd-reference";
-import { TestCluster } from "../test/server/harness/cluster";
-
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
+import { RawMember } from "../test/server/cluster/clients";
+import { argValue as arg, forEachServer } from "./lib/servers";
 const MIB = Number(arg("--mib") ?? "20");
 const ONLY = arg("--only");
 const VALUE = Buffer.alloc(100 * 1024, "r");
@@ -42,12 +37,6 @@ async function load(kv: RawMember): Promise<void> {
     const puts = Array.from({ length: Math.min(10, keys - i) }, (_, j) => ({ request_put: { key: Buffer.from(`big/${String(i + j).padStart(6, "0")}`), value: VALUE } }));
     await kv.call("KV", "Txn", { compare: [], success: puts, failure: [] }, 60_000);
   }
-}
-
-interface ClientFiles {
-  ca: string;
-  key: string;
-  cert: string;
 }
 
 /** The Txn through a client that takes any size back, so what fails is the server's answer. */
@@ -77,7 +66,7 @@ async function txn(address: string, creds: grpc.ChannelCredentials): Promise<str
  * The Txn from a child process: receiving and decoding a GiB answer stops the client's own event
  * loop for seconds, which the put probe (in this process) must not count as the server's stall.
  */
-function txnFromChild(address: string, files: ClientFiles): Promise<string> {
+function txnFromChild(address: string, files: ClientCertPaths): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", __filename, "--txn-client", address, files.ca, files.key, files.cert], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
@@ -87,7 +76,7 @@ function txnFromChild(address: string, files: ClientFiles): Promise<string> {
   });
 }
 
-async function measure(server: string, address: string, files: ClientFiles, pids: number[], probeKv: RawMember): Promise<Result> {
+async function measure(server: string, address: string, files: ClientCertPaths, pids: number[], probeKv: RawMember): Promise<Result> {
   const rssBefore = pids.map(rssMiB);
   const sampler = new RssSampler(pids, 20);
   const probe = new StallProbe(() => probeKv.put("probe", "x", 60_000));
@@ -108,34 +97,15 @@ function print(r: Result): void {
 
 async function main(): Promise<void> {
   process.env["NODE_NO_WARNINGS"] = "1";
-  if (ONLY !== "raftkv") {
-    const etcd = await startReferenceEtcd({ startTimeoutMs: 60_000 });
+  await forEachServer(ONLY, async (s) => {
+    const kv = new RawMember(s.address, s.creds);
     try {
-      const ref = etcd.client;
-      const creds = grpc.credentials.createSsl(fs.readFileSync(ref.ca), fs.readFileSync(ref.key), fs.readFileSync(ref.cert));
-      const address = `127.0.0.1:${etcd.member.clientPort}`;
-      const kv = new RawMember(address, creds);
       await load(kv);
-      print(await measure("etcd 3.4.23", address, ref, [etcd.pid], kv));
-      kv.close();
+      print(await measure(s.kind === "etcd" ? "etcd 3.4.23" : "raftkv (leader/followers)", s.address, s.files, s.pids, kv));
     } finally {
-      await etcd.stop();
-    }
-  }
-  if (ONLY !== "etcd") {
-    const c = await TestCluster.start({ size: 3 });
-    try {
-      const leader = await c.leader();
-      const creds = adminCredentials(c);
-      const kv = new RawMember(clientAddress(c, leader), creds);
-      await load(kv);
-      const pids = [leader, ...c.members.map((m) => m.name).filter((n) => n !== leader)].map((n) => c.procs.get(n)!.pid!);
-      print(await measure("raftkv (leader/followers)", clientAddress(c, leader), c.pki.clients["admin"]!, pids, kv));
       kv.close();
-    } finally {
-      await c.destroy();
     }
-  }
+  });
 }
 
 const childArgs = arg("--txn-client") !== undefined ? process.argv.slice(process.argv.indexOf("--txn-client") + 1) : undefined;
