@@ -209,6 +209,7 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
     });
     unsubscribe = t.material.onChange((m) => tlsServer.setSecureContext(contextOptions(m)));
     tlsServer.on("secureConnection", (s: tls.TLSSocket) => {
+      if (t.clientCertAuth) parsePeerCertificateOnce(s);
       if (s.alpnProtocol === "h2") return toGrpc(s);
       if (s.alpnProtocol === "http/1.1") return toGateway(s);
       sniff(s, sniffTimeoutMs, (h2) => {
@@ -264,4 +265,31 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
       });
     });
   });
+}
+
+/**
+ * A client's certificate is parsed once per connection: with auth enabled, every call that needs
+ * its caller asks grpc-js for it, and each getPeerCertificate() builds the certificate object
+ * anew (about 70 µs). It cannot change on the connection: renegotiation is refused, as Go's TLS
+ * servers (etcd's) never offer it. Node only reports a refused renegotiation as an error on the
+ * socket, so an error ends the connection here (the HTTP servers behind would do the same), and
+ * a completed handshake would drop what was parsed.
+ */
+export function parsePeerCertificateOnce(s: tls.TLSSocket): void {
+  const parse = s.getPeerCertificate.bind(s) as (detailed?: boolean) => tls.PeerCertificate | tls.DetailedPeerCertificate;
+  const parsed = new Map<boolean, tls.PeerCertificate | tls.DetailedPeerCertificate>();
+  s.disableRenegotiation();
+  s.on("error", () => s.destroy());
+  s.on("secure", () => parsed.clear());
+  const once = (detailed?: boolean): tls.PeerCertificate | tls.DetailedPeerCertificate => {
+    const key = detailed === true;
+    let cert = parsed.get(key);
+    if (cert === undefined) {
+      cert = parse(key);
+      // Nothing to keep before the handshake has produced a certificate.
+      if (Object.keys(cert).length > 0) parsed.set(key, cert);
+    }
+    return cert;
+  };
+  s.getPeerCertificate = once as tls.TLSSocket["getPeerCertificate"];
 }
