@@ -11,7 +11,7 @@ import { ETCDCTL_BIN } from "../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../helpers/run-cli";
 import { runUntil } from "../helpers/stream-cli";
 import { REPO, TestCluster } from "../server/harness/cluster";
-import { assertSameResult, errorLines, normaliseTtl, replaceAll, sortLeaseKeys, tableRows } from "./support";
+import { assertSameResult, errorLines, leaseHex, normaliseTtl, replaceAll, sortLeaseKeys, tableRows } from "./support";
 import { COMMON_GET_CASES, SEED_KEYS, TXN_SCRIPTS } from "../helpers/ctl-fixtures";
 
 type Env = Record<string, string | undefined>;
@@ -212,7 +212,7 @@ describe("raftkvctl prints what etcdctl 3.4 prints, against the same raftkv clus
       await same(["lease", "revoke", id]);
       // The other leases would expire during a later test and add a raft entry between the two
       // clients' calls there (endpoint status prints the raft index): revoke them now.
-      const others = [idRe.exec(ga.stdout)![1]!, BigInt(/"ID":(\d+)/.exec(gj.stdout)![1]!).toString(16)];
+      const others = [idRe.exec(ga.stdout)![1]!, leaseHex(/"ID":(\d+)/.exec(gj.stdout)![1]!)];
       for (const l of others) assert.equal((await raftkvctl(["lease", "revoke", l])).stdout, `lease ${l} revoked\n`);
       // The 3 s lease has usually expired by now; if not, it goes too.
       const r = await raftkvctl(["lease", "revoke", short]);

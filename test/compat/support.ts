@@ -68,6 +68,11 @@ export function hex(decimal: string): string {
   return BigInt(decimal).toString(16);
 }
 
+/** A lease ID (decimal, as in JSON output) the way etcdctl's lease commands print it: %016x. */
+export function leaseHex(decimal: string): string {
+  return BigInt(decimal).toString(16).padStart(16, "0");
+}
+
 /** Rows of an etcdctl table, cells trimmed, border lines dropped. */
 export function tableRows(table: string): string[][] {
   return table

@@ -10,6 +10,7 @@ import { bundleRaftkvctl, type CtlBundle } from "../helpers/ctl-bundle";
 import { ETCDCTL_BIN, startReferenceEtcd, type ReferenceEtcd } from "../helpers/etcd-reference";
 import { cleanCtlEnv, runCli, type CliResult } from "../helpers/run-cli";
 import { runUntil } from "../helpers/stream-cli";
+import { leaseHex } from "../compat/support";
 import { COMMON_GET_CASES, SEED_KEYS, TXN_SCRIPTS } from "../helpers/ctl-fixtures";
 
 describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
@@ -164,7 +165,7 @@ describe("raftkvctl matches etcdctl 3.4 against etcd 3.4", function () {
       await same(["get", "leased"]);
       // The other two leases would expire during a later test and add a raft entry between the
       // two clients' calls there (endpoint status prints the raft index): revoke them now.
-      const others = [idRe.exec(a.stdout)![1]!, BigInt(/"ID":(\d+)/.exec(gj.stdout)![1]!).toString(16)];
+      const others = [idRe.exec(a.stdout)![1]!, leaseHex(/"ID":(\d+)/.exec(gj.stdout)![1]!)];
       for (const l of others) assert.equal((await raftkvctl(["lease", "revoke", l])).stdout, `lease ${l} revoked\n`);
     });
 
