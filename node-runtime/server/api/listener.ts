@@ -270,17 +270,12 @@ export function listenForClients(opts: ClientListenerOptions): Promise<ClientLis
 /**
  * A client's certificate is parsed once per connection: with auth enabled, every call that needs
  * its caller asks grpc-js for it, and each getPeerCertificate() builds the certificate object
- * anew (about 70 µs). It cannot change on the connection: renegotiation is refused, as Go's TLS
- * servers (etcd's) never offer it. Node only reports a refused renegotiation as an error on the
- * socket, so an error ends the connection here (the HTTP servers behind would do the same), and
- * a completed handshake would drop what was parsed.
+ * anew (about 70 µs). It cannot change on the connection: the client port's TLS context refuses
+ * renegotiation (SSL_OP_NO_RENEGOTIATION in contextOptions).
  */
 export function parsePeerCertificateOnce(s: tls.TLSSocket): void {
   const parse = s.getPeerCertificate.bind(s) as (detailed?: boolean) => tls.PeerCertificate | tls.DetailedPeerCertificate;
   const parsed = new Map<boolean, tls.PeerCertificate | tls.DetailedPeerCertificate>();
-  s.disableRenegotiation();
-  s.on("error", () => s.destroy());
-  s.on("secure", () => parsed.clear());
   const once = (detailed?: boolean): tls.PeerCertificate | tls.DetailedPeerCertificate => {
     const key = detailed === true;
     let cert = parsed.get(key);
