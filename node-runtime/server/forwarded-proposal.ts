@@ -10,13 +10,13 @@ import { decodeConfChange } from "../raft/codec";
 import { EntryType, type Entry } from "../raft/types";
 import { decodeCommand } from "../kv";
 import { EntryKind, decodeEnvelope } from "./envelope";
+import { memberContextOf } from "./membership";
 
 /** Why a forwarded entry may not be proposed, or undefined when it may. */
 export function forwardedEntryProblem(e: Entry, from: number): string | undefined {
   try {
     if (e.type === EntryType.ConfChange) {
-      const cc = decodeConfChange(e.data);
-      if (cc.context.length > 0) JSON.parse(Buffer.from(cc.context).toString("utf8"));
+      memberContextOf(decodeConfChange(e.data));
       return undefined;
     }
     // Empty normal entries are raft's own (a new leader's); a member never forwards one.

@@ -33,7 +33,7 @@ import { ConfigError } from "./config";
 import { EntryKind, decodeEnvelope, encodeEnvelope } from "./envelope";
 import { forwardedEntryProblem } from "./forwarded-proposal";
 import { MAX_INCARNATION, RequestIds, hexId, incarnationOfRequestId, memberIdFor } from "./identity";
-import { Membership, foundingMemberIds, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
+import { Membership, foundingMemberIds, memberContextOf, type MemberContext, type MemberInfo, type MembershipState } from "./membership";
 import { queryMembers } from "./transport/members-query";
 import { EtcdError, Errors } from "./errors";
 import { findMismatchedPeers, type HashPeers, type KvHash } from "./corrupt-check";
@@ -296,8 +296,7 @@ export class Member extends EventEmitter {
       // appended but not applied yet (they must connect for that entry to commit).
       directory: () => {
         const list: PeerRecord[] = this.membership.list();
-        for (const [id, url] of this.appendedPeers) if (!list.some((m) => m.id === id)) list.push({ id, name: "", peerURLs: [url] });
-        for (const [id, url] of this.learnedPeers) if (!list.some((m) => m.id === id)) list.push({ id, name: "", peerURLs: [url] });
+        for (const [id, url] of [...this.appendedPeers, ...this.learnedPeers]) if (!list.some((m) => m.id === id)) list.push({ id, name: "", peerURLs: [url] });
         return list;
       },
       isRemovedPeer: (id: number) => this.membership.isRemoved(id),
@@ -744,7 +743,7 @@ export class Member extends EventEmitter {
    */
   private applyConfChange(e: Entry): void {
     const cc = decodeConfChange(e.data);
-    const ctx = cc.context.length > 0 ? (JSON.parse(Buffer.from(cc.context).toString("utf8")) as Partial<MemberContext> & { origin?: number; seq?: number }) : {};
+    const ctx = memberContextOf(cc);
     const cs = this.raft.applyConfChange(cc);
     this.appliedConf = cs;
     const info: MemberContext = { name: ctx.name ?? "", peerURLs: ctx.peerURLs ?? [] };
@@ -800,7 +799,7 @@ export class Member extends EventEmitter {
       try {
         cc = decodeConfChange(e.data);
         if (cc.type === "removeNode" || cc.nodeId === this.id || cc.context.length === 0) continue;
-        url = (JSON.parse(Buffer.from(cc.context).toString("utf8")) as Partial<MemberContext>).peerURLs?.[0];
+        url = memberContextOf(cc).peerURLs?.[0];
       } catch {
         continue;
       }
@@ -1060,7 +1059,7 @@ export class Member extends EventEmitter {
     if (cc.type === "removeNode") return undefined;
     if (this.membership.isRemoved(cc.nodeId)) return `member ${hexId(cc.nodeId)} was removed`;
     // A promote carries no peer URLs (Member.proposeMemberChange); an added voter does.
-    const isPromote = cc.type === "addNode" && cc.context.length > 0 && (JSON.parse(Buffer.from(cc.context).toString("utf8")) as Partial<MemberContext>).peerURLs === undefined;
+    const isPromote = cc.type === "addNode" && cc.context.length > 0 && memberContextOf(cc).peerURLs === undefined;
     if (isPromote && !this.raft.status().learners.includes(cc.nodeId)) return `member ${hexId(cc.nodeId)} is not a learner`;
     return undefined;
   }
@@ -1599,9 +1598,7 @@ function parseClusterView(v: unknown): ClusterView {
 function requestIdOf(e: Entry, self: number): number {
   try {
     if (e.type === EntryType.ConfChange) {
-      const cc = decodeConfChange(e.data);
-      if (cc.context.length === 0) return 0;
-      const ctx = JSON.parse(Buffer.from(cc.context).toString("utf8")) as { origin?: number; seq?: number };
+      const ctx = memberContextOf(decodeConfChange(e.data));
       return ctx.origin === self && typeof ctx.seq === "number" ? ctx.seq : 0;
     }
     if (e.data.length === 0) return 0;

@@ -22,6 +22,11 @@ export interface MemberContext {
   peerURLs: string[];
 }
 
+/** A conf change's context as its proposer wrote it ({} when empty). Throws on malformed JSON. */
+export function memberContextOf(cc: { context: Uint8Array }): Partial<MemberContext> & { origin?: number; seq?: number } {
+  return cc.context.length > 0 ? (JSON.parse(Buffer.from(cc.context).toString("utf8")) as Partial<MemberContext> & { origin?: number; seq?: number }) : {};
+}
+
 export interface MembershipState {
   clusterId: number;
   /** Whether the founding membership has been committed to the log (see EntryKind.ClusterInit). */
