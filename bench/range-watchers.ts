@@ -14,10 +14,11 @@ import { performance } from "node:perf_hooks";
 import { loadEtcdGrpc } from "../node-runtime/server/proto";
 import { rssMiB } from "../test/abuse/support";
 import { RawMember } from "../test/server/cluster/clients";
-import { argValue as arg, forEachServer } from "./lib/servers";
-const WATCHERS = Number(arg("--watchers") ?? "300000");
-const PUTS = Number(arg("--puts") ?? "400");
-const ONLY = arg("--only");
+import { intFlag, stringFlag } from "../test/helpers/int-flag";
+import { forEachServer } from "./lib/servers";
+const WATCHERS = intFlag("watchers") ?? 300_000;
+const PUTS = intFlag("puts") ?? 400;
+const ONLY = stringFlag("only");
 /** Watchers per Watch stream (raftkv allows 1,000 streams per connection). */
 const PER_STREAM = 10_000;
 

@@ -103,8 +103,8 @@ function buildRaftkv(root: string): void {
 
 /**
  * Checks out `ref` (git archive, no work tree touched) into a temp dir that shares this
- * checkout's node_modules, and names the bundle its own build script will write. The
- * build itself runs right before the baseline is measured.
+ * checkout's node_modules, and returns that dir; its own build script writes the bundle there
+ * right before the baseline is measured.
  */
 function baselineTree(ref: string): { info: BaselineInfo; root: string } {
   let commit: string;

@@ -15,9 +15,10 @@ import type { ClientCertPaths } from "../node-runtime/pki";
 import { loadEtcdGrpc } from "../node-runtime/server/proto";
 import { rssMiB, RssSampler, StallProbe } from "../test/abuse/support";
 import { RawMember } from "../test/server/cluster/clients";
-import { argValue as arg, forEachServer } from "./lib/servers";
-const MIB = Number(arg("--mib") ?? "20");
-const ONLY = arg("--only");
+import { intFlag, stringFlag } from "../test/helpers/int-flag";
+import { forEachServer } from "./lib/servers";
+const MIB = intFlag("mib") ?? 20;
+const ONLY = stringFlag("only");
 const VALUE = Buffer.alloc(100 * 1024, "r");
 const OPS = 128;
 
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
   });
 }
 
-const childArgs = arg("--txn-client") !== undefined ? process.argv.slice(process.argv.indexOf("--txn-client") + 1) : undefined;
+const childArgs = stringFlag("txn-client") !== undefined ? process.argv.slice(process.argv.indexOf("--txn-client") + 1) : undefined;
 const run = childArgs
   ? async (): Promise<void> => {
       const [address, ca, key, cert] = childArgs as [string, string, string, string];

@@ -21,12 +21,6 @@ export interface BenchServer {
   pids: number[];
 }
 
-/** The value after `--name` on the command line, if given. */
-export function argValue(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 function credsOf(files: ClientCertPaths): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(fs.readFileSync(files.ca), fs.readFileSync(files.key), fs.readFileSync(files.cert));
 }
